@@ -1,0 +1,96 @@
+"""Global Updates: a news site whose readers decide which optional cookies and scripts run."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from . import articles, bootstrap, consent, errors, features, health
+from .config import PROJECT_ROOT, Defaults
+from .extensions import csrf, db, migrate
+from .sessions import ConsentAwareSessionInterface
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        instance_path=os.environ.get("FLASK_INSTANCE_PATH") or str(PROJECT_ROOT / "instance"),
+        instance_relative_config=True,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+    )
+    app.config.from_object(Defaults)
+    app.config.from_prefixed_env()
+    if test_config:
+        app.config.update(test_config)
+    complete_config(app)
+    app.session_interface = ConsentAwareSessionInterface()
+    register_extensions(app)
+    register_features(app)
+    register_template_globals(app)
+    return app
+
+
+def complete_config(app: Flask) -> None:
+    """Fill in what depends on the instance folder or on other settings."""
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = instance_secret_key(Path(app.instance_path) / "secret_key")
+    if not app.config.get("SQLALCHEMY_DATABASE_URI"):
+        database = Path(app.instance_path) / "globalupdates.sqlite3"
+        app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{database}"
+    lifetime = timedelta(days=int(app.config["CONSENT_LIFETIME_DAYS"]))
+    app.config["CONSENT_LIFETIME_DAYS"] = lifetime.days
+    app.config["PERMANENT_SESSION_LIFETIME"] = min(
+        lifetime, _as_timedelta(app.config["PERMANENT_SESSION_LIFETIME"])
+    )
+
+
+def _as_timedelta(value: Any) -> timedelta:
+    return value if isinstance(value, timedelta) else timedelta(seconds=int(value))
+
+
+def instance_secret_key(path: Path) -> str:
+    """Made once and reused, so that every worker and every restart sign sessions alike."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_text(encoding="ascii").strip()
+        if key:
+            return key
+        raise RuntimeError(f"{path} is empty: delete it or set FLASK_SECRET_KEY") from None
+    key = secrets.token_hex(32)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(key)
+    return key
+
+
+def register_extensions(app: Flask) -> None:
+    db.init_app(app)
+    migrate.init_app(app, db, directory=app.config["MIGRATIONS_DIR"])
+    csrf.init_app(app)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        from .database import tune_sqlite
+
+        with app.app_context():
+            tune_sqlite(db.engine)
+
+
+def register_features(app: Flask) -> None:
+    consent.init_app(app)
+    articles.init_app(app)
+    features.init_app(app)
+    health.init_app(app)
+    errors.init_app(app)
+    bootstrap.init_app(app)
+
+
+def register_template_globals(app: Flask) -> None:
+    @app.context_processor
+    def site_globals() -> dict[str, Any]:
+        return {"site_name": app.config["SITE_NAME"], "current_year": datetime.now(UTC).year}

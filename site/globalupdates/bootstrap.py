@@ -1,0 +1,41 @@
+"""Bring the database up to date and load demo content once, before any worker serves."""
+
+from __future__ import annotations
+
+import fcntl
+from pathlib import Path
+
+import click
+from flask import Flask
+from flask_migrate import upgrade
+
+from .articles.importer import import_paths
+from .articles.models import Article
+from .extensions import db
+
+
+def prepare_site(app: Flask) -> None:
+    """Migrate, then import the demo articles into an empty database.
+
+    Several gunicorn masters on one machine take turns through a lock file in the
+    instance folder; gunicorn itself calls this once, in the master, before forking.
+    """
+    lock_path = Path(app.instance_path) / "prepare.lock"
+    with open(lock_path, "w") as lock, app.app_context():
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        upgrade(directory=app.config["MIGRATIONS_DIR"])
+        if db.session.scalar(db.select(db.func.count(Article.id))) == 0:
+            content = Path(app.config["CONTENT_DIR"])
+            if content.is_dir():
+                created, _ = import_paths([content])
+                app.logger.info("loaded %d demo article(s) from %s", created, content)
+        db.session.remove()
+        db.engine.dispose()
+
+
+def init_app(app: Flask) -> None:
+    @app.cli.command("prepare")
+    def prepare_command() -> None:
+        """Upgrade the database schema and load the demo articles if there are none."""
+        prepare_site(app)
+        click.echo("Database ready.")

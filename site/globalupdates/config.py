@@ -1,0 +1,27 @@
+"""Safe defaults; the environment (``FLASK_*``) and tests override them."""
+
+from datetime import timedelta
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Defaults:
+    SITE_NAME = "Global Updates"
+    SQLALCHEMY_DATABASE_URI = None  # filled in with the instance folder's SQLite file
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    CONSENT_REGISTRY = None  # path to an operator's TOML; None ships the package's own
+    CONSENT_LIFETIME_DAYS = 182
+    CONTENT_DIR = str(PROJECT_ROOT / "content")
+    MIGRATIONS_DIR = str(PROJECT_ROOT / "migrations")
+
+    SESSION_COOKIE_NAME = "gu_session"
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False  # also Secure on any request that arrived over HTTPS
+    PERMANENT_SESSION_LIFETIME = timedelta(days=182)
+
+    WTF_CSRF_TIME_LIMIT = None  # a token lives as long as the session that holds it
+    WTF_CSRF_SSL_STRICT = True
+
+    MAX_CONTENT_LENGTH = 64 * 1024

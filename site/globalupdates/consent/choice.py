@@ -1,0 +1,116 @@
+"""The reader's choice as a value: the only code that reads or writes ``session["consent"]``."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .registry import Registry
+
+SESSION_KEY = "consent"
+
+
+@dataclass(frozen=True)
+class StoredChoice:
+    consent_id: str
+    categories: frozenset[str]
+    made_at: datetime
+    revision: int
+
+
+@dataclass(frozen=True)
+class ConsentState:
+    """What one request may do, resolved once before the view and asked by every later step."""
+
+    granted: frozenset[str]
+    choice: StoredChoice | None
+    gpc: bool
+
+    @property
+    def has_choice(self) -> bool:
+        return self.choice is not None
+
+    @property
+    def show_banner(self) -> bool:
+        return self.choice is None
+
+    @property
+    def consent_id(self) -> str | None:
+        return self.choice.consent_id if self.choice else None
+
+    def is_granted(self, key: str) -> bool:
+        return key in self.granted
+
+
+def gpc_signal(header_value: str | None) -> bool:
+    """Global Privacy Control counts only when the header is exactly "1"."""
+    return header_value == "1"
+
+
+def read_stored_choice(session: MutableMapping[str, Any]) -> StoredChoice | None:
+    raw = session.get(SESSION_KEY)
+    if not isinstance(raw, dict):
+        return None
+    try:
+        categories = raw["categories"]
+        if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
+            return None
+        made_at = datetime.fromtimestamp(int(raw["made_at"]), UTC)
+        return StoredChoice(
+            consent_id=str(uuid.UUID(str(raw["id"]))),
+            categories=frozenset(categories),
+            made_at=made_at,
+            revision=int(raw["revision"]),
+        )
+    except (KeyError, TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def write_stored_choice(session: MutableMapping[str, Any], choice: StoredChoice) -> None:
+    session[SESSION_KEY] = {
+        "id": choice.consent_id,
+        "categories": sorted(choice.categories),
+        "made_at": int(choice.made_at.timestamp()),
+        "revision": choice.revision,
+    }
+
+
+def is_current(
+    choice: StoredChoice, registry: Registry, now: datetime, lifetime: timedelta
+) -> bool:
+    return (
+        choice.revision == registry.revision
+        and now - lifetime < choice.made_at <= now + timedelta(minutes=5)
+    )
+
+
+def resolve(
+    session: MutableMapping[str, Any],
+    registry: Registry,
+    *,
+    now: datetime,
+    lifetime: timedelta,
+    gpc: bool,
+) -> ConsentState:
+    stored = read_stored_choice(session)
+    if stored is not None and not is_current(stored, registry, now, lifetime):
+        stored = None
+    granted = registry.required_keys
+    if stored is not None:
+        granted = granted | (stored.categories & registry.optional_keys)
+    return ConsentState(granted=granted, choice=stored, gpc=gpc)
+
+
+def new_choice(
+    categories: frozenset[str], registry: Registry, now: datetime, consent_id: str | None
+) -> StoredChoice:
+    """A new choice keeps the reader's consent id, so their history stays one thread."""
+    return StoredChoice(
+        consent_id=consent_id or str(uuid.uuid4()),
+        categories=(categories & registry.optional_keys) | registry.required_keys,
+        made_at=now,
+        revision=registry.revision,
+    )

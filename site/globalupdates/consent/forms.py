@@ -1,0 +1,45 @@
+"""The preferences form, built from the registry: one checkbox per optional category."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, HiddenField, StringField
+from wtforms.validators import AnyOf, Length
+
+from .registry import Registry
+
+ACTIONS = ("accept_all", "reject_all", "save")
+CHECKED_VALUES = frozenset({"y", "yes", "on", "1", "true"})
+
+
+class CategoryCheckbox(BooleanField):
+    """A checkbox that refuses any submitted value other than the ones a browser sends."""
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        if not valuelist:
+            self.data = False
+            return
+        if len(valuelist) > 1 or str(valuelist[0]).strip().lower() not in CHECKED_VALUES:
+            self.data = False
+            raise ValueError("A category accepts only a ticked checkbox (value 'on').")
+        self.data = True
+
+
+class PreferencesForm(FlaskForm):
+    action = StringField(validators=[AnyOf(ACTIONS, message="Unknown action.")])
+    next = HiddenField(validators=[Length(max=2048)])
+
+    def category_fields(self) -> list[CategoryCheckbox]:
+        return [field for field in self if isinstance(field, CategoryCheckbox)]
+
+    def checked_categories(self) -> frozenset[str]:
+        return frozenset(field.name for field in self.category_fields() if field.data)
+
+
+def preferences_form_class(registry: Registry) -> type[PreferencesForm]:
+    fields: dict[str, Any] = {
+        category.key: CategoryCheckbox(category.title) for category in registry.optional_categories
+    }
+    return type("RegistryPreferencesForm", (PreferencesForm,), fields)

@@ -1,0 +1,128 @@
+"""Where every page meets the consent engine: before the view, in templates, after the view."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import Flask, Response, current_app, g, request, session, url_for
+from markupsafe import Markup
+
+from .choice import ConsentState, gpc_signal, resolve
+from .forms import PreferencesForm, preferences_form_class
+from .registry import Registry, Script, load_registry
+
+
+@dataclass(frozen=True)
+class ConsentEngine:
+    registry: Registry
+    form_class: type[PreferencesForm]
+    lifetime: timedelta
+
+
+def init_gate(app: Flask) -> None:
+    registry = load_registry(app.config["CONSENT_REGISTRY"])
+    app.extensions["consent"] = ConsentEngine(
+        registry=registry,
+        form_class=preferences_form_class(registry),
+        lifetime=timedelta(days=app.config["CONSENT_LIFETIME_DAYS"]),
+    )
+    app.before_request(resolve_consent)
+    app.context_processor(consent_context)
+    app.after_request(apply_consent_to_response)
+
+
+def engine() -> ConsentEngine:
+    return current_app.extensions["consent"]
+
+
+def current_consent() -> ConsentState:
+    if "consent" not in g:
+        resolve_consent()
+    return g.consent
+
+
+def resolve_consent() -> None:
+    g.consent = resolve(
+        session,
+        engine().registry,
+        now=datetime.now(UTC),
+        lifetime=engine().lifetime,
+        gpc=gpc_signal(request.headers.get("Sec-GPC")),
+    )
+
+
+def csp_nonce() -> str:
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(18)
+    return g.csp_nonce
+
+
+def granted_scripts(state: ConsentState) -> list[tuple[str, Script]]:
+    return [
+        (category.key, script)
+        for category in engine().registry.optional_categories
+        if state.is_granted(category.key)
+        for script in category.scripts
+    ]
+
+
+def script_url(script: Script) -> str:
+    if script.static is not None:
+        return url_for("static", filename=script.static)
+    return script.src or ""
+
+
+def render_gated_scripts() -> Markup:
+    """The one place a gated ``<script>`` is written: category, nonce and src from the registry."""
+    tags = []
+    for key, script in granted_scripts(current_consent()):
+        tags.append(
+            Markup(
+                '<script src="{src}" data-category="{key}" nonce="{nonce}"{defer}></script>'
+            ).format(
+                src=script_url(script),
+                key=key,
+                nonce=csp_nonce(),
+                defer=Markup(" defer") if script.defer else Markup(""),
+            )
+        )
+    return Markup("\n").join(tags)
+
+
+def consent_context() -> dict[str, Any]:
+    return {
+        "consent": current_consent(),
+        "consent_registry": engine().registry,
+        "gated_scripts": render_gated_scripts,
+        "csp_nonce": csp_nonce,
+    }
+
+
+def apply_consent_to_response(response: Response) -> Response:
+    expire_cookies_not_granted(response, current_consent())
+    if response.mimetype == "text/html":
+        response.headers["Cache-Control"] = "private, no-cache"
+        response.vary.add("Cookie")
+    return response
+
+
+def expire_cookies_not_granted(response: Response, state: ConsentState) -> None:
+    """Expire, with the declared path and domain, every cookie the browser sent without a grant."""
+    registry = engine().registry
+    for name in request.cookies:
+        found = registry.find_cookie(name)
+        if found is None:
+            continue
+        category, cookie = found
+        if not state.is_granted(category.key):
+            response.delete_cookie(
+                name,
+                path=cookie.path,
+                domain=cookie.domain,
+                secure=request.is_secure,
+                httponly=True,
+                samesite="Lax",
+            )

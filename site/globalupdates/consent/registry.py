@@ -1,0 +1,278 @@
+"""The consent registry: every category, cookie and script the site may use, declared once.
+
+The banner, the preferences form, the cookie policy, the gating of scripts and the
+clearing of cookies are all derived from this one value, parsed once at start-up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from dataclasses import asdict, dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+BUILTIN_REGISTRY = Path(__file__).with_name("registry.toml")
+KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
+RESERVED_KEYS = {"action", "next", "csrf_token"}
+FIRST_PARTY = "Global Updates (this site)"
+
+
+class RegistryError(ValueError):
+    """The registry file cannot be used; the message names the offending key."""
+
+
+@dataclass(frozen=True)
+class Cookie:
+    name: str
+    description: str
+    max_age: int | None = None
+    path: str = "/"
+    domain: str | None = None
+    provider: str = FIRST_PARTY
+
+    def matches(self, cookie_name: str) -> bool:
+        return fnmatchcase(cookie_name, self.name)
+
+    @property
+    def duration(self) -> str:
+        return describe_duration(self.max_age)
+
+
+@dataclass(frozen=True)
+class Script:
+    src: str | None = None
+    static: str | None = None
+    origins: tuple[str, ...] = ()
+    defer: bool = True
+
+
+@dataclass(frozen=True)
+class Category:
+    key: str
+    title: str
+    description: str
+    required: bool = False
+    gpc_opt_out: bool = False
+    cookies: tuple[Cookie, ...] = ()
+    scripts: tuple[Script, ...] = ()
+
+
+@dataclass(frozen=True)
+class Notice:
+    title: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Registry:
+    revision: int
+    notice: Notice
+    categories: tuple[Category, ...]
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(c.key for c in self.categories)
+
+    @property
+    def optional_categories(self) -> tuple[Category, ...]:
+        return tuple(c for c in self.categories if not c.required)
+
+    @property
+    def optional_keys(self) -> frozenset[str]:
+        return frozenset(c.key for c in self.optional_categories)
+
+    @property
+    def required_keys(self) -> frozenset[str]:
+        return frozenset(c.key for c in self.categories if c.required)
+
+    @property
+    def gpc_opt_out_keys(self) -> frozenset[str]:
+        return frozenset(c.key for c in self.categories if c.gpc_opt_out)
+
+    def category(self, key: str) -> Category:
+        for category in self.categories:
+            if category.key == key:
+                return category
+        raise KeyError(key)
+
+    def in_registry_order(self, keys: frozenset[str] | set[str]) -> list[str]:
+        return [k for k in self.keys if k in keys]
+
+    def find_cookie(self, cookie_name: str) -> tuple[Category, Cookie] | None:
+        for category in self.categories:
+            for cookie in category.cookies:
+                if cookie.matches(cookie_name):
+                    return category, cookie
+        return None
+
+    def cookie(self, cookie_name: str) -> Cookie:
+        found = self.find_cookie(cookie_name)
+        if found is None:
+            raise KeyError(cookie_name)
+        return found[1]
+
+    def category_of_static_script(self, filename: str) -> str:
+        """The category that gates a first-party script, so its endpoints share the gate."""
+        for category in self.categories:
+            if any(script.static == filename for script in category.scripts):
+                return category.key
+        raise KeyError(filename)
+
+    @property
+    def notice_hash(self) -> str:
+        """A digest of everything the reader is shown before choosing."""
+        shown = {"notice": asdict(self.notice), "categories": [asdict(c) for c in self.categories]}
+        encoded = json.dumps(shown, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(encoded).hexdigest()
+
+
+def describe_duration(max_age: int | None) -> str:
+    if max_age is None:
+        return "Until the browser is closed"
+    units = [(365 * 86400, "year"), (30 * 86400, "month"), (86400, "day"), (3600, "hour")]
+    for seconds, unit in units:
+        if max_age >= seconds and max_age % seconds == 0:
+            count = max_age // seconds
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    if max_age >= 86400:
+        days = max_age // 86400
+        return f"{days} day{'s' if days != 1 else ''}"
+    return f"{max_age} seconds"
+
+
+def load_registry(path: str | Path | None = None) -> Registry:
+    source = Path(path) if path else BUILTIN_REGISTRY
+    try:
+        data = tomllib.loads(source.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise RegistryError(f"cannot read consent registry {source}: {error}") from error
+    except tomllib.TOMLDecodeError as error:
+        raise RegistryError(f"consent registry {source} is not valid TOML: {error}") from error
+    try:
+        return parse_registry(data)
+    except RegistryError as error:
+        raise RegistryError(f"consent registry {source}: {error}") from error
+
+
+def parse_registry(data: dict[str, Any]) -> Registry:
+    revision = data.get("revision")
+    if not isinstance(revision, int) or isinstance(revision, bool) or revision < 1:
+        raise RegistryError("'revision' must be a positive integer")
+    notice = data.get("notice")
+    if not isinstance(notice, dict):
+        raise RegistryError("'notice' table with 'title' and 'text' is required")
+    raw_categories = data.get("categories")
+    if not isinstance(raw_categories, list) or not raw_categories:
+        raise RegistryError("at least one [[categories]] entry is required")
+    categories = tuple(
+        _parse_category(raw, f"categories[{i}]") for i, raw in enumerate(raw_categories)
+    )
+    _check_categories(categories)
+    return Registry(
+        revision=revision,
+        notice=Notice(title=_text(notice, "title", "notice"), text=_text(notice, "text", "notice")),
+        categories=categories,
+    )
+
+
+def _check_categories(categories: tuple[Category, ...]) -> None:
+    keys = [c.key for c in categories]
+    duplicates = {k for k in keys if keys.count(k) > 1}
+    if duplicates:
+        raise RegistryError(f"category key {sorted(duplicates)[0]!r} is declared twice")
+    first = categories[0]
+    if first.key != "necessary" or not first.required:
+        raise RegistryError("the first category must be 'necessary' with required = true")
+    for category in categories[1:]:
+        if category.required:
+            raise RegistryError(f"categories.{category.key}: only 'necessary' may be required")
+    if first.scripts:
+        raise RegistryError("categories.necessary: declare no scripts; necessary code is the site")
+    names = [cookie.name for c in categories for cookie in c.cookies]
+    repeated = {n for n in names if names.count(n) > 1}
+    if repeated:
+        raise RegistryError(f"cookie {sorted(repeated)[0]!r} is declared twice")
+
+
+def _parse_category(raw: Any, where: str) -> Category:
+    if not isinstance(raw, dict):
+        raise RegistryError(f"{where} must be a table")
+    key = raw.get("key")
+    if not isinstance(key, str) or not KEY_PATTERN.match(key) or key in RESERVED_KEYS:
+        raise RegistryError(f"{where}.key must be a lowercase identifier, not {key!r}")
+    where = f"categories.{key}"
+    cookies = tuple(
+        _parse_cookie(c, f"{where}.cookies[{i}]") for i, c in enumerate(raw.get("cookies", []))
+    )
+    scripts = tuple(
+        _parse_script(s, f"{where}.scripts[{i}]") for i, s in enumerate(raw.get("scripts", []))
+    )
+    return Category(
+        key=key,
+        title=_text(raw, "title", where),
+        description=_text(raw, "description", where),
+        required=_flag(raw, "required", where),
+        gpc_opt_out=_flag(raw, "gpc_opt_out", where),
+        cookies=cookies,
+        scripts=scripts,
+    )
+
+
+def _parse_cookie(raw: Any, where: str) -> Cookie:
+    if not isinstance(raw, dict):
+        raise RegistryError(f"{where} must be a table")
+    max_age = raw.get("max_age")
+    if max_age is not None and (
+        not isinstance(max_age, int) or isinstance(max_age, bool) or max_age <= 0
+    ):
+        raise RegistryError(f"{where}.max_age must be a positive number of seconds")
+    domain = raw.get("domain")
+    if domain is not None and not isinstance(domain, str):
+        raise RegistryError(f"{where}.domain must be a string")
+    path = raw.get("path", "/")
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise RegistryError(f"{where}.path must start with '/'")
+    return Cookie(
+        name=_text(raw, "name", where),
+        description=_text(raw, "description", where),
+        max_age=max_age,
+        path=path,
+        domain=domain or None,
+        provider=raw.get("provider", FIRST_PARTY),
+    )
+
+
+def _parse_script(raw: Any, where: str) -> Script:
+    if not isinstance(raw, dict):
+        raise RegistryError(f"{where} must be a table")
+    src, static = raw.get("src"), raw.get("static")
+    if (src is None) == (static is None):
+        raise RegistryError(f"{where} needs exactly one of 'src' (a URL) or 'static' (a file)")
+    if src is not None and (not isinstance(src, str) or not src.startswith("https://")):
+        raise RegistryError(f"{where}.src must be an https:// URL")
+    origins = raw.get("origins", [])
+    if not isinstance(origins, list) or not all(
+        isinstance(o, str) and o.startswith("https://") for o in origins
+    ):
+        raise RegistryError(f"{where}.origins must be a list of https:// origins")
+    return Script(
+        src=src, static=static, origins=tuple(origins), defer=_flag(raw, "defer", where, True)
+    )
+
+
+def _text(raw: dict[str, Any], name: str, where: str) -> str:
+    value = raw.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise RegistryError(f"{where}.{name} must be non-empty text")
+    return " ".join(value.split())
+
+
+def _flag(raw: dict[str, Any], name: str, where: str, default: bool = False) -> bool:
+    value = raw.get(name, default)
+    if not isinstance(value, bool):
+        raise RegistryError(f"{where}.{name} must be true or false")
+    return value

@@ -1,0 +1,17 @@
+"""Global Updates' own optional features, declared in the consent registry like any other script."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from . import views
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(views.bp)
+
+    @app.context_processor
+    def text_size() -> dict[str, Any]:
+        return {"text_size": views.reader_text_size}

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+
+
+class PageView(db.Model):  # type: ignore[name-defined]
+    """One counted view, sent by the analytics beacon of a reader who granted analytics."""
+
+    __tablename__ = "page_view"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    path: Mapped[str] = mapped_column(String(300), index=True)
+    reader: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+
+
+class PageTiming(db.Model):  # type: ignore[name-defined]
+    """Navigation Timing figures, in milliseconds, from a reader who granted performance."""
+
+    __tablename__ = "page_timing"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    path: Mapped[str] = mapped_column(String(300), index=True)
+    created_at: Mapped[datetime]
+    time_to_first_byte: Mapped[int]
+    dom_content_loaded: Mapped[int]
+    load_event: Mapped[int]

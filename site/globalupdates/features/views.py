@@ -1,0 +1,170 @@
+"""The site's own optional features. Each endpoint answers only a reader who granted the
+category that the registry gives the feature's script, so the gate is declared once."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, Response, abort, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+
+from ..consent import current_consent, engine
+from ..extensions import db
+from .models import PageTiming, PageView
+
+bp = Blueprint("features", __name__, url_prefix="/features")
+
+TEXT_SIZES = ("small", "normal", "large", "larger")
+TEXT_SIZE_COOKIE = "gu_text_size"
+READER_COOKIE = "gu_reader"
+AD_CAP_COOKIE = "gu_ad_cap"
+AD_CAP_PER_DAY = 3
+MAX_TIMING_MS = 600_000
+HOUSE_AD = {
+    "headline": "Every cookie we use, explained in plain words",
+    "text": (
+        "Our cookie policy lists what each one does and how long it lasts."
+        " Read it in two minutes."
+    ),
+    "href": "/cookie-policy",
+    "label": "Promotion from Global Updates",
+}
+
+
+def gated_by(static_script: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Answer 403 unless the reader granted the category that gates ``static_script``."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            category = engine().registry.category_of_static_script(static_script)
+            if not current_consent().is_granted(category):
+                return jsonify(error=f"This needs your consent to {category} cookies."), 403
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def set_declared_cookie(response: Response, name: str, value: str) -> None:
+    """Set a cookie with exactly the lifetime, path and domain the registry declares for it."""
+    cookie = engine().registry.cookie(name)
+    response.set_cookie(
+        name,
+        value,
+        max_age=cookie.max_age,
+        path=cookie.path,
+        domain=cookie.domain,
+        secure=request.is_secure,
+        httponly=True,
+        samesite="Lax",
+    )
+
+
+def json_body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        abort(400, description="Send a JSON object.")
+    return data
+
+
+def site_path(value: Any) -> str:
+    """A path on this site that a page lives at; anything else is refused."""
+    if not isinstance(value, str) or not value.startswith("/") or len(value) > 300:
+        abort(400, description="'path' must be a path on this site.")
+    if value.startswith("//") or any(ord(ch) < 0x21 or ch == "\x7f" for ch in value):
+        abort(400, description="'path' must be a path on this site.")
+    adapter = current_app.url_map.bind("localhost")
+    try:
+        endpoint, _ = adapter.match(value, method="GET")
+    except (NotFound, MethodNotAllowed):
+        abort(400, description="'path' is not a page of this site.")
+    except Exception:
+        abort(400, description="'path' is not a page of this site.")
+    if endpoint == "static" or endpoint.startswith("features."):
+        abort(400, description="'path' is not a page of this site.")
+    return value
+
+
+def whole_milliseconds(data: dict[str, Any], name: str) -> int:
+    value = data.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        abort(400, description=f"'{name}' must be a number of milliseconds.")
+    if not 0 <= value <= MAX_TIMING_MS:
+        abort(400, description=f"'{name}' must be between 0 and {MAX_TIMING_MS}.")
+    return int(value)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@bp.post("/pageview")
+@gated_by("features/pageviews.js")
+def record_page_view() -> ResponseReturnValue:
+    path = site_path(json_body().get("path"))
+    reader = request.cookies.get(READER_COOKIE, "")
+    new_reader = not (len(reader) == 32 and reader.isalnum())
+    if new_reader:
+        reader = secrets.token_hex(16)
+    db.session.add(PageView(path=path, reader=reader, created_at=utc_now()))
+    db.session.commit()
+    views = db.session.scalar(db.select(db.func.count(PageView.id)).filter_by(path=path))
+    response = jsonify(path=path, views=views)
+    if new_reader:
+        set_declared_cookie(response, READER_COOKIE, reader)
+    return response
+
+
+@bp.post("/timing")
+@gated_by("features/timing.js")
+def record_timing() -> ResponseReturnValue:
+    data = json_body()
+    timing = PageTiming(
+        path=site_path(data.get("path")),
+        created_at=utc_now(),
+        time_to_first_byte=whole_milliseconds(data, "ttfb"),
+        dom_content_loaded=whole_milliseconds(data, "domContentLoaded"),
+        load_event=whole_milliseconds(data, "load"),
+    )
+    db.session.add(timing)
+    db.session.commit()
+    return jsonify(recorded=True, load=timing.load_event), 201
+
+
+@bp.post("/text-size")
+@gated_by("features/textsize.js")
+def choose_text_size() -> ResponseReturnValue:
+    size = json_body().get("size")
+    if size not in TEXT_SIZES:
+        abort(400, description=f"'size' must be one of {', '.join(TEXT_SIZES)}.")
+    response = jsonify(size=size)
+    set_declared_cookie(response, TEXT_SIZE_COOKIE, size)
+    return response
+
+
+@bp.get("/house-ad")
+@gated_by("features/housead.js")
+def house_ad() -> ResponseReturnValue:
+    seen = request.cookies.get(AD_CAP_COOKIE, "0")
+    shown = int(seen) if seen.isdigit() and len(seen) < 4 else 0
+    if shown >= AD_CAP_PER_DAY:
+        return Response(status=204)
+    response = jsonify(HOUSE_AD)
+    set_declared_cookie(response, AD_CAP_COOKIE, str(shown + 1))
+    return response
+
+
+def reader_text_size() -> str:
+    """The text size to render with: the reader's own only while functional is granted."""
+    category = engine().registry.category_of_static_script("features/textsize.js")
+    size = request.cookies.get(TEXT_SIZE_COOKIE, "normal")
+    if not current_consent().is_granted(category) or size not in TEXT_SIZES:
+        return "normal"
+    return size

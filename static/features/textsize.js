@@ -1,0 +1,25 @@
+(function () {
+  "use strict";
+  var sizes = ["small", "normal", "large", "larger"];
+  var tools = document.getElementById("reader-tools");
+  if (!tools) return;
+  var token = document.querySelector('meta[name="csrf-token"]');
+  function step(delta) {
+    var now = sizes.indexOf(document.documentElement.dataset.textSize || "normal");
+    var next = sizes[Math.max(0, Math.min(sizes.length - 1, now + delta))];
+    document.documentElement.dataset.textSize = next;
+    fetch("/features/text-size", {
+      method: "POST", credentials: "same-origin",
+      headers: {"Content-Type": "application/json", "X-CSRFToken": token ? token.content : ""},
+      body: JSON.stringify({size: next})
+    });
+  }
+  [["A\u2212", "Smaller text", -1], ["A+", "Larger text", 1]].forEach(function (spec) {
+    var button = document.createElement("button");
+    button.type = "button";
+    button.textContent = spec[0];
+    button.setAttribute("aria-label", spec[1]);
+    button.addEventListener("click", function () { step(spec[2]); });
+    tools.appendChild(button);
+  });
+})();

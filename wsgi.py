@@ -1,0 +1,3 @@
+from globalupdates import create_app
+
+app = create_app()
