@@ -1,0 +1,116 @@
+"""Fixtures: a real app on a database built by the committed migrations, and helpers that
+act as a reader would (fetch a page, read its form, send it back)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from flask_migrate import upgrade
+
+from globalupdates import create_app
+from globalupdates.articles.importer import import_paths
+from globalupdates.config import PROJECT_ROOT
+
+CONTENT_DIR = PROJECT_ROOT / "content"
+
+
+def app_config(database_uri: str, instance: Path, **extra: object) -> dict[str, object]:
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key-not-for-production",
+        "SQLALCHEMY_DATABASE_URI": database_uri,
+        "CONTENT_DIR": str(CONTENT_DIR),
+        **extra,
+    }
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite file made by running every migration, copied for each test."""
+    folder = tmp_path_factory.mktemp("template-db")
+    path = folder / "template.sqlite3"
+    app = create_app(app_config(f"sqlite:///{path}", folder))
+    with app.app_context():
+        upgrade(directory=app.config["MIGRATIONS_DIR"])
+        from globalupdates.extensions import db
+
+        db.engine.dispose()
+    return path
+
+
+@pytest.fixture
+def database_uri(migrated_sqlite: Path, tmp_path: Path) -> str:
+    path = tmp_path / "site.sqlite3"
+    shutil.copyfile(migrated_sqlite, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def app_factory(database_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Build an app on this test's database; extra settings override the defaults."""
+    monkeypatch.setenv("FLASK_INSTANCE_PATH", str(tmp_path / "instance"))
+    made: list[Flask] = []
+
+    def make(**extra: object) -> Flask:
+        app = create_app(app_config(database_uri, tmp_path, **extra))
+        made.append(app)
+        return app
+
+    yield make
+    from globalupdates.extensions import db
+
+    for app in made:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(app_factory) -> Iterator[Flask]:
+    app = app_factory()
+    with app.app_context():
+        import_paths([CONTENT_DIR])
+    yield app
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def csrf_token(html: str) -> str:
+    match = CSRF_FIELD.search(html)
+    assert match is not None, "the page carries no CSRF token"
+    return match.group(1)
+
+
+def choose(
+    client: FlaskClient,
+    action: str,
+    categories: tuple[str, ...] = (),
+    *,
+    page: str = "/consent",
+    next_path: str | None = None,
+    headers: dict[str, str] | None = None,
+):
+    """Fetch a page as a reader, read its CSRF token and post a consent choice from it."""
+    html = client.get(page, headers=headers).get_data(as_text=True)
+    form: dict[str, str] = {"csrf_token": csrf_token(html), "action": action}
+    form.update({key: "on" for key in categories})
+    if next_path is not None:
+        form["next"] = next_path
+    return client.post("/consent", data=form, headers=headers)
