@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import choose, csrf_token
 
+from conftest import choose, csrf_token
 from globalupdates.consent.records import ConsentRecord
 from globalupdates.extensions import db
 

@@ -7,8 +7,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import choose
 
+from conftest import choose
 from globalupdates.consent.registry import BUILTIN_REGISTRY, RegistryError, load_registry
 
 THIRD_PARTY = """
