@@ -53,18 +53,14 @@ def lock_chain(session: Session) -> None:
 
 def chain_head(session: Session) -> str:
     """The hash the next record links to: the newest record's, or the newest anchor's."""
-    last = session.scalar(
-        db.select(ConsentRecord.hash).order_by(ConsentRecord.id.desc()).limit(1)
-    )
+    last = session.scalar(db.select(ConsentRecord.hash).order_by(ConsentRecord.id.desc()).limit(1))
     if last is not None:
         return last
     return latest_anchor_hash(session) or GENESIS_HASH
 
 
 def latest_anchor_hash(session: Session) -> str | None:
-    return session.scalar(
-        db.select(ChainAnchor.tail_hash).order_by(ChainAnchor.id.desc()).limit(1)
-    )
+    return session.scalar(db.select(ChainAnchor.tail_hash).order_by(ChainAnchor.id.desc()).limit(1))
 
 
 def append_to_chain(
@@ -149,10 +145,14 @@ def broken_link_message(previous: ConsentRecord | None, record: ConsentRecord) -
     if previous is None:
         return f"the records before record {record.id} were removed (no anchor vouches for them)"
     if record.id > previous.id + 1:
-        missing = f"{previous.id + 1}" if record.id == previous.id + 2 else (
-            f"{previous.id + 1} to {record.id - 1}"
+        missing = (
+            f"{previous.id + 1}"
+            if record.id == previous.id + 2
+            else (f"{previous.id + 1} to {record.id - 1}")
         )
-        return f"record {missing} was removed (record {record.id} no longer links to its predecessor)"
+        return (
+            f"record {missing} was removed (record {record.id} no longer links to its predecessor)"
+        )
     return (
         f"record {previous.id} was altered and re-hashed, or a record between "
         f"{previous.id} and {record.id} was removed"

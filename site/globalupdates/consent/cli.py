@@ -31,7 +31,9 @@ class UtcMoment(click.ParamType):
         try:
             moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
         except ValueError:
-            self.fail(f"{value!r} is not a date like 2026-05-01 or 2026-05-01T12:00:00Z", param, ctx)
+            self.fail(
+                f"{value!r} is not a date like 2026-05-01 or 2026-05-01T12:00:00Z", param, ctx
+            )
         return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
@@ -95,9 +97,7 @@ def write_all(lines: Iterator[str], handle: IO[str]) -> None:
 )
 @click.option("--since", type=UTC_MOMENT, help="Only records made at or after this UTC time.")
 @click.option("--until", type=UTC_MOMENT, help="Only records made before this UTC time.")
-def export_command(
-    output: str, fmt: str, since: datetime | None, until: datetime | None
-) -> None:
+def export_command(output: str, fmt: str, since: datetime | None, until: datetime | None) -> None:
     """Stream consent records, oldest first, in constant memory."""
     records = iter_records(since=since, until=until)
     write_lines(csv_lines(records) if fmt == "csv" else json_lines(records), output)
@@ -110,7 +110,9 @@ def show_command(consent_id: str) -> None:
     try:
         wanted = str(uuid.UUID(consent_id))
     except ValueError:
-        raise click.BadParameter("a consent id looks like 3f2c...-...; see the reader's page") from None
+        raise click.BadParameter(
+            "a consent id looks like 3f2c...-...; see the reader's page"
+        ) from None
     found = 0
     for record in iter_records(consent_id=wanted):
         found += 1
