@@ -99,7 +99,9 @@ def test_verify_passes_on_an_untouched_chain(app, runner, five_records):
 
 
 def test_verify_names_an_altered_record(app, runner, five_records):
-    sql(app, "UPDATE consent_record SET categories = :c WHERE id = 3", c='["necessary","analytics"]')
+    sql(
+        app, "UPDATE consent_record SET categories = :c WHERE id = 3", c='["necessary","analytics"]'
+    )
     result = verify(runner)
     assert result.exit_code != 0
     assert "record 3 was altered" in result.output

@@ -62,14 +62,18 @@ def test_configured_lifetime_is_used_for_expiry_and_for_the_session_cookie(app_f
     assert shows_banner(client)
     response = choose(client, "reject_all")
     cookie = response.headers["Set-Cookie"]
-    expires = datetime.strptime(cookie.split("Expires=")[1].split(";")[0], "%a, %d %b %Y %H:%M:%S GMT")
+    expires = datetime.strptime(
+        cookie.split("Expires=")[1].split(";")[0], "%a, %d %b %Y %H:%M:%S GMT"
+    )
     assert expires.replace(tzinfo=UTC) <= datetime.now(UTC) + timedelta(days=30, minutes=1)
 
 
 def test_session_cookie_never_outlives_182_days_by_default(client):
     response = choose(client, "accept_all")
     cookie = response.headers["Set-Cookie"]
-    expires = datetime.strptime(cookie.split("Expires=")[1].split(";")[0], "%a, %d %b %Y %H:%M:%S GMT")
+    expires = datetime.strptime(
+        cookie.split("Expires=")[1].split(";")[0], "%a, %d %b %Y %H:%M:%S GMT"
+    )
     assert expires.replace(tzinfo=UTC) <= datetime.now(UTC) + timedelta(days=182, minutes=1)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -130,14 +131,15 @@ def verify_chain(batch_size: int = 500) -> ChainReport:
         expected = latest_anchor_hash(session) or GENESIS_HASH
     previous: ConsentRecord | None = None
     checked = 0
-    for record in iter_records(batch_size=batch_size):
-        if record_hash(record) != record.hash:
-            return ChainReport(checked, f"record {record.id} was altered", record.id)
-        if record.prev_hash != expected:
-            return ChainReport(checked, broken_link_message(previous, record), record.id)
-        expected = record.hash
-        previous = record
-        checked += 1
+    with closing(iter_records(batch_size=batch_size)) as chain:
+        for record in chain:
+            if record_hash(record) != record.hash:
+                return ChainReport(checked, f"record {record.id} was altered", record.id)
+            if record.prev_hash != expected:
+                return ChainReport(checked, broken_link_message(previous, record), record.id)
+            expected = record.hash
+            previous = record
+            checked += 1
     return ChainReport(checked)
 
 
