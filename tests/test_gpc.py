@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
-from conftest import choose
 from consent_support import (
     ARTICLE,
     GPC,
@@ -16,6 +14,8 @@ from consent_support import (
     store_choice,
     stored_choice,
 )
+
+from conftest import choose
 
 HONOURED = 'class="consent-gpc"'
 

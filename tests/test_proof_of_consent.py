@@ -10,9 +10,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from consent_support import records, stored_choice
 
 from conftest import choose
-from consent_support import records, stored_choice
 from globalupdates.consent.chain import GENESIS_HASH, append_to_chain, record_hash
 from globalupdates.consent.records import ChainAnchor, ConsentRecord
 from globalupdates.extensions import db

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
-from conftest import choose
 from consent_support import ARTICLE, OPTIONAL, gated_categories, store_choice, stored_choice
 from test_registry import operator_registry
+
+from conftest import choose
 
 
 def shows_banner(client, path: str = ARTICLE) -> bool:
