@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from .csp import REPORT_PATH
@@ -56,21 +56,26 @@ def summary(body: dict[str, Any]) -> str:
     return " ".join(parts) or "(empty report)"
 
 
+def refuse(status: int, message: str) -> ResponseReturnValue:
+    return jsonify(error=message), status
+
+
 @bp.post(REPORT_PATH)
 def receive_report() -> ResponseReturnValue:
     if request.mimetype not in REPORT_TYPES:
-        abort(415, description="Send a CSP violation report as JSON.")
+        return refuse(415, "Send a CSP violation report as JSON.")
+    too_large = (413, "A CSP report may be at most 16 KB.")
     if (request.content_length or 0) > MAX_REPORT_BYTES:
-        abort(413, description="A CSP report may be at most 16 KB.")
+        return refuse(*too_large)
     raw = request.get_data(cache=False)
     if len(raw) > MAX_REPORT_BYTES:
-        abort(413, description="A CSP report may be at most 16 KB.")
+        return refuse(*too_large)
     try:
         found = violations(json.loads(raw))
     except (ValueError, RecursionError):
-        abort(400, description="The CSP report is not valid JSON.")
+        return refuse(400, "The CSP report is not valid JSON.")
     if not found:
-        abort(400, description="The body holds no CSP violation report.")
+        return refuse(400, "The body holds no CSP violation report.")
     for body in found:
         current_app.logger.warning("CSP violation: %s", summary(body))
     return Response(status=204)
