@@ -8,10 +8,10 @@ import logging
 from typing import Any
 
 import pytest
+from consent_support import ARTICLE, OPTIONAL, store_choice
 from flask import Flask, Response
 
 from conftest import csrf_token
-from consent_support import ARTICLE, OPTIONAL, store_choice
 from globalupdates.consent.firewall import expires_cookie
 
 STATES = [

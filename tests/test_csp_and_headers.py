@@ -7,10 +7,10 @@ import logging
 import re
 
 import pytest
-
-from conftest import choose
 from consent_support import ARTICLE, OPTIONAL, store_choice
 from test_registry import THIRD_PARTY, operator_registry
+
+from conftest import choose
 
 HTML_PAGES = ["/", ARTICLE, "/consent", "/cookie-policy", "/articles/missing"]
 

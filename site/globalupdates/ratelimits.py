@@ -27,13 +27,17 @@ REPORT_MESSAGE = "Too many CSP reports from this address; they are being dropped
 
 
 def reader_key() -> str:
-    """The reader's consent id, else their session's CSRF secret (hashed), else their address."""
-    consent_id = current_consent().consent_id
-    if consent_id:
-        return f"reader:{consent_id}"
+    """The reader's session (its CSRF secret, hashed), else their consent id, else their address.
+
+    The CSRF secret is made on the first page with a form and lives as long as the session,
+    so a reader keeps one key from before their first choice to after it.
+    """
     token = session.get("csrf_token")
     if isinstance(token, str) and token:
         return "session:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+    consent_id = current_consent().consent_id
+    if consent_id:
+        return f"reader:{consent_id}"
     return address_key()
 
 
