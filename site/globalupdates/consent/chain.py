@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -110,7 +110,7 @@ def iter_records(
     until: datetime | None = None,
     consent_id: str | None = None,
     batch_size: int = 500,
-) -> Iterator[ConsentRecord]:
+) -> Generator[ConsentRecord, None, None]:
     """Records oldest first, streamed from the database in batches of ``batch_size``."""
     query = db.select(ConsentRecord).order_by(ConsentRecord.id)
     if since is not None:
