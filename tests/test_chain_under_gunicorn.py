@@ -160,3 +160,42 @@ def test_concurrent_choices_keep_one_chain_on_sqlite(tmp_path, monkeypatch):
 
 def test_concurrent_choices_keep_one_chain_on_postgresql(postgres_uri, tmp_path, monkeypatch):
     run_chain_race(postgres_uri, tmp_path, monkeypatch)
+
+
+def test_verify_and_prune_on_postgresql(postgres_uri, tmp_path, monkeypatch):
+    """The operator's commands behave the same on PostgreSQL as on SQLite."""
+    from datetime import UTC, datetime, timedelta
+
+    from flask_migrate import upgrade
+
+    from globalupdates.consent.chain import append_to_chain
+
+    monkeypatch.setenv("FLASK_INSTANCE_PATH", str(tmp_path / "instance"))
+    app = create_app({"SQLALCHEMY_DATABASE_URI": postgres_uri, "SECRET_KEY": "k"})
+    runner = app.test_cli_runner()
+    try:
+        with app.app_context():
+            upgrade(directory=app.config["MIGRATIONS_DIR"])
+            start = datetime(2026, 3, 1, tzinfo=UTC)
+            for day in range(4):
+                append_to_chain(
+                    consent_id=str(uuid.uuid4()),
+                    created_at=start + timedelta(days=day),
+                    action="reject_all",
+                    categories=["necessary"],
+                    revision=1,
+                    notice_hash="b" * 64,
+                    gpc=day % 2 == 0,
+                )
+        pruned = runner.invoke(args=["consent", "prune", "--before", "2026-03-02T12:00", "--yes"])
+        assert "Pruned 2 record(s)" in pruned.output, pruned.output
+        assert runner.invoke(args=["consent", "verify"]).exit_code == 0
+        with app.app_context():
+            db.session.execute(db.text("UPDATE consent_record SET gpc = NOT gpc WHERE id = 4"))
+            db.session.commit()
+        broken = runner.invoke(args=["consent", "verify"])
+        assert broken.exit_code != 0 and "record 4 was altered" in broken.output
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()

@@ -68,7 +68,8 @@ def test_gpc_opt_out_revises_a_grant_made_without_the_signal_and_records_it_once
     assert "advertisement" not in choice["categories"] and choice["id"] == consent_id
     assert "analytics" in choice["categories"]
     client.get("/", headers=GPC)
-    client.get("/consent", headers=GPC)
+    preferences = client.get("/consent", headers=GPC).get_data(as_text=True)
+    assert checked_boxes(preferences) == set(OPTIONAL) - {"advertisement"}
     actions = [(r.action, r.gpc, r.consent_id) for r in records(app)]
     assert actions == [("accept_all", False, consent_id), ("gpc_opt_out", True, consent_id)]
     assert "advertisement" not in records(app)[-1].categories

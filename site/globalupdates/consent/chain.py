@@ -120,9 +120,13 @@ def iter_records(
     if consent_id is not None:
         query = query.where(ConsentRecord.consent_id == consent_id)
     with Session(db.engine) as session:
-        for record in session.scalars(query.execution_options(yield_per=batch_size)):
-            yield record
-            session.expunge(record)
+        result = session.scalars(query.execution_options(yield_per=batch_size))
+        try:
+            for record in result:
+                yield record
+                session.expunge(record)
+        finally:
+            result.close()
 
 
 def verify_chain(batch_size: int = 500) -> ChainReport:
