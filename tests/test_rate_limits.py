@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 
 import pytest
@@ -94,3 +95,15 @@ def test_limits_are_shared_through_redis_when_configured(app_factory, monkeypatc
         assert list(server.scan_iter(f"*{redis_prefix}*"))
     finally:
         server.close()
+
+
+def test_an_unreachable_limit_store_never_blocks_a_choice(app_factory, monkeypatch):
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()
+    monkeypatch.setenv("FLASK_RATELIMIT_STORAGE_URI", f"redis://127.0.0.1:{port}/0")
+    app = app_factory()
+    client = app.test_client()
+    assert choose(client, "reject_all").status_code == 303
+    assert stored_choice(client)["categories"] == ["necessary"]

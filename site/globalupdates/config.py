@@ -36,6 +36,8 @@ class Defaults:
     RATELIMIT_ENABLED = True
     RATELIMIT_STORAGE_URI = "memory://"  # e.g. redis://host:6379/0 when several hosts serve
     RATELIMIT_HEADERS_ENABLED = True
+    RATELIMIT_SWALLOW_ERRORS = True  # a storage outage must not turn a choice into a 500
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True  # and limits go on per worker meanwhile
     RATELIMIT_CONSENT_PER_READER = "10 per minute"
     RATELIMIT_CONSENT_PER_ADDRESS = "600 per minute"
     RATELIMIT_BEACON_PER_READER = "60 per minute"
