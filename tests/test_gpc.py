@@ -75,6 +75,13 @@ def test_gpc_opt_out_revises_a_grant_made_without_the_signal_and_records_it_once
     assert "advertisement" not in records(app)[-1].categories
 
 
+def test_static_files_never_apply_the_opt_out(app, client):
+    store_choice(client, OPTIONAL)
+    client.get("/static/css/site.css", headers=GPC).close()
+    assert records(app) == []
+    assert "advertisement" in stored_choice(client)["categories"]
+
+
 def test_gpc_changes_nothing_and_records_nothing_when_advertisement_was_not_granted(app, client):
     choose(client, "save", ("analytics",))
     client.get("/", headers=GPC)
@@ -96,6 +103,7 @@ def test_well_known_gpc_resource(client):
     assert response.mimetype == "application/json"
     body = response.get_json()
     assert body["gpc"] is True
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
     from datetime import date
 
     date.fromisoformat(body["lastUpdate"])

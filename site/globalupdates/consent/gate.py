@@ -51,11 +51,15 @@ def current_consent() -> ConsentState:
 
 
 def resolve_consent() -> None:
+    """Resolve the reader's choice once; a GPC signal may revise it (never on static files,
+    whose parallel requests would otherwise race to record the same opt-out)."""
     now = datetime.now(UTC)
     registry = engine().registry
     gpc = gpc_signal(request.headers.get("Sec-GPC"))
     state = resolve(session, registry, now=now, lifetime=engine().lifetime, gpc=gpc)
-    revised = apply_gpc_to_stored_choice(state, registry, now)
+    revised = (
+        None if request.endpoint == "static" else apply_gpc_to_stored_choice(state, registry, now)
+    )
     if revised is not None:
         granted = registry.required_keys | (revised.categories & registry.optional_keys)
         state = ConsentState(granted=granted, choice=revised, gpc=gpc)

@@ -51,7 +51,9 @@ def apply_gpc_to_stored_choice(
 
 @bp.get("/.well-known/gpc.json")
 def gpc_support() -> ResponseReturnValue:
-    """The GPC specification's support resource."""
+    """The GPC specification's support resource, readable by any site or tool that asks."""
     response = jsonify(gpc=True, lastUpdate=current_app.config["GPC_LAST_UPDATE"])
     response.headers["Cache-Control"] = "public, max-age=86400"
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
     return response
