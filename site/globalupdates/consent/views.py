@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, g, redirect, render_template, request, session
+from flask import Blueprint, g, jsonify, redirect, render_template, request, session
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
 
-from .choice import ConsentState, new_choice, read_stored_choice, resolve, write_stored_choice
+from .choice import (
+    ConsentState,
+    gpc_signal,
+    new_choice,
+    read_stored_choice,
+    resolve,
+    write_stored_choice,
+)
 from .forms import PreferencesForm
-from .gate import current_consent, engine
+from .gate import csp_nonce, current_consent, engine, granted_scripts, script_url
 from .records import append_record
 
 bp = Blueprint("consent", __name__)
 WITHDRAWAL = "withdrawal"
+
+SCRIPT_GPC_HEADER = "X-GPC"
+PAGE_NONCE_HEADER = "X-CSP-Nonce"
+NONCE_SHAPE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
 
 def safe_next(target: str | None) -> str:
@@ -57,13 +71,73 @@ def preferences() -> ResponseReturnValue:
 def choose() -> ResponseReturnValue:
     form = preferences_form(current_consent(), formdata=request.form)
     if not form.validate():
+        if wants_json():
+            return json_refusal("Nothing was changed: the choice sent could not be understood.")
         return render_preferences(
             form, 400, "Nothing was changed: the form you sent could not be understood."
         )
-    state = current_consent()
+    state = honour_script_gpc(current_consent())
     granted = granted_for_action(form, state)
     store_choice(form.action.data, granted, state)
+    if wants_json():
+        return choice_answer(previously_granted=state.granted)
     return redirect(safe_next(form.next.data), code=303)
+
+
+def wants_json() -> bool:
+    """The consent script asks for JSON; a browser's own form post prefers HTML."""
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+def json_refusal(message: str) -> ResponseReturnValue:
+    response = jsonify(error=message)
+    response.headers["Cache-Control"] = "no-store"
+    return response, 400
+
+
+def honour_script_gpc(state: ConsentState) -> ConsentState:
+    """Count the consent script's report of ``navigator.globalPrivacyControl`` as ``Sec-GPC``.
+
+    ``fetch`` may not set any ``Sec-`` header, so the script sends ``X-GPC: 1`` instead.
+    The signal can only take permissions away, so trusting it needs no proof.
+    """
+    if state.gpc or not gpc_signal(request.headers.get(SCRIPT_GPC_HEADER)):
+        return state
+    g.consent = replace(state, gpc=True)
+    return g.consent
+
+
+def page_nonce() -> str:
+    """The CSP nonce of the page that sent the choice, when it says which one it has.
+
+    A script the page creates is checked against the policy the page was served with,
+    so the scripts in the answer must carry that page's nonce, not a new one.
+    """
+    claimed = request.headers.get(PAGE_NONCE_HEADER, "")
+    return claimed if NONCE_SHAPE.match(claimed) else csp_nonce()
+
+
+def choice_answer(previously_granted: frozenset[str]) -> ResponseReturnValue:
+    """What the page must do now: run every script of the granted categories that it is not
+    running yet, and reload if anything it had was withdrawn (the cookies expire with this
+    very response)."""
+    state = current_consent()
+    registry = engine().registry
+    nonce = page_nonce()
+    scripts: list[dict[str, Any]] = [
+        {"src": script_url(script), "category": key, "nonce": nonce}
+        for key, script in granted_scripts(state)
+    ]
+    response = jsonify(
+        granted=registry.in_registry_order(state.granted),
+        withdrawn=registry.in_registry_order(previously_granted - state.granted),
+        consent_id=state.consent_id,
+        gpc=state.gpc,
+        scripts=scripts,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def granted_for_action(form: PreferencesForm, state: ConsentState) -> frozenset[str]:
@@ -110,6 +184,10 @@ def cookie_policy() -> ResponseReturnValue:
 
 def handle_csrf_error(error: CSRFError) -> ResponseReturnValue:
     """A stale or missing token changes nothing; the reader's ticks are kept for one more click."""
+    if request.endpoint == "consent.choose" and wants_json():
+        return json_refusal(
+            "Nothing was changed: the security token had expired or did not come from this site."
+        )
     if request.endpoint == "consent.choose":
         form = preferences_form(current_consent(), formdata=request.form)
         form.validate()

@@ -1,0 +1,114 @@
+/* Global Updates consent script. The banner and the preferences page work without it;
+   with it, Customize and Cookie settings open the same form in a modal <dialog>, and a
+   choice is sent with fetch and applied without leaving the page. */
+(function () {
+  "use strict";
+  var nonce = document.currentScript.nonce;
+  var dialog = null;
+  var opener = null;
+  var status = document.createElement("p");
+  status.className = "visually-hidden";
+  status.setAttribute("role", "status");
+  document.body.append(status);
+
+  function focusables() {
+    return dialog.querySelectorAll("a[href],button,input:not([type=hidden]),[tabindex='0']");
+  }
+
+  function keepTabInside(event) {
+    if (event.key !== "Tab") return;
+    var all = focusables();
+    var edge = event.shiftKey ? all[0] : all[all.length - 1];
+    if (document.activeElement === edge) {
+      event.preventDefault();
+      (event.shiftKey ? all[all.length - 1] : all[0]).focus();
+    }
+  }
+
+  function closed() {
+    dialog.remove();
+    dialog = null;
+    if (opener && opener.isConnected) opener.focus();
+    else document.getElementById("content").focus({preventScroll: true});
+  }
+
+  function show(html) {
+    var preferences = new DOMParser().parseFromString(html, "text/html").querySelector(".preferences");
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "dialog-close";
+    close.textContent = "Close";
+    close.addEventListener("click", function () { dialog.close(); });
+    dialog = document.createElement("dialog");
+    dialog.className = "consent-dialog";
+    dialog.setAttribute("aria-labelledby", "preferences-title");
+    dialog.append(close, document.adoptNode(preferences));
+    dialog.addEventListener("keydown", keepTabInside);
+    dialog.addEventListener("close", closed);
+    document.body.append(dialog);
+    dialog.showModal();
+  }
+
+  function open(link) {
+    opener = link;
+    fetch(link.href, {credentials: "same-origin"})
+      .then(function (r) { return r.ok ? r.text() : Promise.reject(r); })
+      .then(show)
+      .catch(function () { location.href = link.href; });
+  }
+
+  function start(spec, token) {
+    if (!document.querySelector('meta[name="csrf-token"]')) {
+      var meta = document.createElement("meta");
+      meta.name = "csrf-token";
+      meta.content = token;
+      document.head.append(meta);
+    }
+    if (document.querySelector('script[src="' + spec.src + '"]')) return;
+    var script = document.createElement("script");
+    script.src = spec.src;
+    script.nonce = spec.nonce;
+    script.dataset.category = spec.category;
+    document.body.append(script);
+  }
+
+  function apply(answer, token) {
+    var running = document.querySelectorAll("script[data-category]");
+    var stopped = [].some.call(running, function (s) {
+      return answer.granted.indexOf(s.dataset.category) < 0;
+    });
+    if (stopped || answer.withdrawn.length) return location.reload();
+    var banner = document.getElementById("consent-banner");
+    if (banner) banner.remove();
+    if (dialog) dialog.close();
+    answer.scripts.forEach(function (spec) { start(spec, token); });
+    status.textContent = "Your cookie choices are saved.";
+  }
+
+  function send(form, submitter) {
+    var data = new FormData(form, submitter);
+    var headers = {"Accept": "application/json", "X-CSRFToken": data.get("csrf_token"), "X-CSP-Nonce": nonce};
+    if (navigator.globalPrivacyControl === true) headers["X-GPC"] = "1";
+    fetch(form.getAttribute("action"), {method: "POST", credentials: "same-origin", headers: headers, body: new URLSearchParams(data)})
+      .then(function (r) { return r.ok ? r.json() : Promise.reject(r); })
+      .then(function (answer) { apply(answer, data.get("csrf_token")); })
+      .catch(function () {
+        form.sendNatively = true;
+        form.requestSubmit(submitter);
+      });
+  }
+
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest("[data-consent-dialog]");
+    if (!link || event.ctrlKey || event.metaKey || event.shiftKey || document.querySelector(".preferences")) return;
+    event.preventDefault();
+    open(link);
+  });
+
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form.sendNatively || !form.closest("#consent-banner,.consent-dialog")) return;
+    event.preventDefault();
+    send(form, event.submitter);
+  });
+})();

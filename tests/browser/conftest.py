@@ -1,0 +1,127 @@
+"""A real Chromium against the real site: gunicorn on a free loopback port, one per test session,
+and a fresh browser context (no cookies) for every test."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Request, sync_playwright
+from siteserver import ServedSite, served_site
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 320, "height": 640}
+ARTICLE = "/articles/newsrooms-rethink-reader-privacy-and-consent"
+NECESSARY_COOKIES = {"gu_session"}
+FEATURE_TIMEOUT_MS = 10_000
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedSite]:
+    with served_site(tmp_path_factory.mktemp("served-site")) as served:
+        yield served
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def new_context(browser: Browser, site: ServedSite) -> Iterator[Any]:
+    """Open fresh contexts on the served site; every one is closed after the test."""
+    opened: list[BrowserContext] = []
+
+    def make(**options: Any) -> BrowserContext:
+        options.setdefault("viewport", DESKTOP)
+        context = browser.new_context(base_url=site.base_url, **options)
+        context.set_default_timeout(FEATURE_TIMEOUT_MS)
+        opened.append(context)
+        return context
+
+    yield make
+    for context in opened:
+        context.close()
+
+
+@dataclass
+class Reader:
+    """One reader's tab, with every request it made to the site's optional features."""
+
+    page: Page
+    context: BrowserContext
+    feature_requests: list[str] = field(default_factory=list)
+
+    def watch(self, request: Request) -> None:
+        path = request.url.split("/", 3)[3]
+        if path.startswith("features/"):
+            self.feature_requests.append(path.removeprefix("features/"))
+
+    def cookie_names(self) -> set[str]:
+        return {cookie["name"] for cookie in self.context.cookies()}
+
+    def optional_cookies(self) -> set[str]:
+        return self.cookie_names() - NECESSARY_COOKIES
+
+    def running_categories(self) -> list[str]:
+        return self.page.eval_on_selector_all(
+            "script[data-category]", "nodes => nodes.map(n => n.dataset.category)"
+        )
+
+    def mark_document(self) -> None:
+        """Tag the current document, so a later check can tell whether the page reloaded."""
+        self.page.evaluate("window.__sameDocument = true")
+
+    def same_document(self) -> bool:
+        return bool(self.page.evaluate("window.__sameDocument === true"))
+
+    def settle(self) -> None:
+        """Wait until the page has loaded and made no request for a moment."""
+        self.page.wait_for_load_state("networkidle")
+
+
+@pytest.fixture
+def open_reader(new_context) -> Any:
+    def make(**options: Any) -> Reader:
+        context = new_context(**options)
+        page = context.new_page()
+        reader = Reader(page=page, context=context)
+        page.on("request", reader.watch)
+        return reader
+
+    return make
+
+
+@pytest.fixture
+def reader(open_reader) -> Reader:
+    return open_reader()
+
+
+@pytest.fixture
+def count_rows(site: ServedSite) -> Any:
+    """Count rows in the served site's database, as the newsroom would see them."""
+
+    def count(table: str, **where: str) -> int:
+        clause = " AND ".join(f"{column} = ?" for column in where) or "1 = 1"
+        with closing(sqlite3.connect(site.database)) as connection:
+            query = f"SELECT COUNT(*) FROM {table} WHERE {clause}"
+            return int(connection.execute(query, tuple(where.values())).fetchone()[0])
+
+    return count
