@@ -99,7 +99,7 @@
   }
 
   document.addEventListener("click", function (event) {
-    var link = event.target.closest("[data-consent-dialog]");
+    var link = event.target.closest('a[href^="/consent"]');
     if (!link || event.ctrlKey || event.metaKey || event.shiftKey || document.querySelector(".preferences")) return;
     event.preventDefault();
     open(link);

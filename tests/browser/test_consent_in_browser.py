@@ -4,8 +4,9 @@ choices applied without a reload, withdrawal that really stops a feature."""
 from __future__ import annotations
 
 import pytest
-from conftest import ARTICLE, Reader
 from playwright.sync_api import expect
+
+from .browsing import ARTICLE, Reader
 
 pytestmark = pytest.mark.browser
 

@@ -1,0 +1,59 @@
+"""What the browser tests share: Chromium's settings, the pages and a reader's tab."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from playwright.sync_api import BrowserContext, Page, Request
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 320, "height": 640}
+ARTICLE = "/articles/newsrooms-rethink-reader-privacy-and-consent"
+NECESSARY_COOKIES = {"gu_session"}
+FEATURE_TIMEOUT_MS = 10_000
+
+
+@dataclass
+class Reader:
+    """One reader's tab, with every request it made to the site's optional features."""
+
+    page: Page
+    context: BrowserContext
+    feature_requests: list[str] = field(default_factory=list)
+
+    def watch(self, request: Request) -> None:
+        path = request.url.split("/", 3)[3]
+        if path.startswith("features/"):
+            self.feature_requests.append(path.removeprefix("features/"))
+
+    def cookie_names(self) -> set[str]:
+        return {cookie["name"] for cookie in self.context.cookies()}
+
+    def optional_cookies(self) -> set[str]:
+        return self.cookie_names() - NECESSARY_COOKIES
+
+    def running_categories(self) -> list[str]:
+        return self.page.eval_on_selector_all(
+            "script[data-category]", "nodes => nodes.map(n => n.dataset.category)"
+        )
+
+    def mark_document(self) -> None:
+        """Tag the current document, so a later check can tell whether the page reloaded."""
+        self.page.evaluate("window.__sameDocument = true")
+
+    def same_document(self) -> bool:
+        return bool(self.page.evaluate("window.__sameDocument === true"))
+
+    def settle(self) -> None:
+        """Wait until the page has loaded and made no request for a moment."""
+        self.page.wait_for_load_state("networkidle")
