@@ -1,0 +1,214 @@
+"""WCAG 2.2 AA and the WAI-ARIA dialog pattern, checked in Chromium: axe-core on every page in
+every state, a keyboard-only walk, target sizes, equal choices, narrow and zoomed viewports."""
+
+from __future__ import annotations
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Locator, Page, expect
+
+from .browsing import ARTICLE, DESKTOP, PHONE, Reader
+
+pytestmark = pytest.mark.browser
+
+PAGES = ["/", ARTICLE, "/consent", "/cookie-policy"]
+ZOOMED_200 = {"width": DESKTOP["width"] // 2, "height": DESKTOP["height"] // 2}
+WIDTHS = {"desktop": DESKTOP, "320px": PHONE}
+MAX_TABS = 80
+
+
+def axe_report(page: Page) -> str:
+    results = Axe().run(page)
+    return "" if results.violations_count == 0 else results.generate_report()
+
+
+def accept_all_from_banner(reader: Reader) -> None:
+    reader.page.goto("/")
+    reader.page.get_by_role("button", name="Accept All").click()
+    expect(reader.page.locator("#consent-banner")).to_have_count(0)
+
+
+def open_dialog(page: Page) -> Locator:
+    page.get_by_role("link", name="Customize").click()
+    dialog = page.get_by_role("dialog", name="Cookie settings")
+    expect(dialog).to_be_visible()
+    return dialog
+
+
+def focus_in(page: Page, selector: str) -> bool:
+    return bool(page.evaluate("s => !!document.activeElement.closest(s)", selector))
+
+
+def tab_until(page: Page, condition: str) -> None:
+    for _ in range(MAX_TABS):
+        page.keyboard.press("Tab")
+        if page.evaluate(f"() => {{ const el = document.activeElement; return {condition}; }}"):
+            return
+    raise AssertionError(f"Tab never reached an element where {condition}")
+
+
+@pytest.mark.parametrize("width", WIDTHS, ids=list(WIDTHS))
+@pytest.mark.parametrize("state", ["before consent", "after consent"])
+def test_axe_finds_no_violation_on_any_page(open_reader, state: str, width: str) -> None:
+    reader = open_reader(viewport=WIDTHS[width])
+    if state == "after consent":
+        accept_all_from_banner(reader)
+    reports = {}
+    for path in PAGES:
+        reader.page.goto(path)
+        reader.settle()
+        reports[path] = axe_report(reader.page)
+    assert {path: report for path, report in reports.items() if report} == {}
+
+
+@pytest.mark.parametrize("width", WIDTHS, ids=list(WIDTHS))
+def test_axe_finds_no_violation_in_the_open_dialog(open_reader, width: str) -> None:
+    reader = open_reader(viewport=WIDTHS[width])
+    reader.page.goto(ARTICLE)
+    open_dialog(reader.page)
+    assert axe_report(reader.page) == ""
+
+
+def test_keyboard_only_reader_uses_the_dialog(reader: Reader) -> None:
+    page = reader.page
+    page.goto(ARTICLE)
+    tab_until(page, "el.matches('.consent-customize')")
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog", name="Cookie settings")
+    expect(dialog).to_be_visible()
+    assert focus_in(page, "dialog"), "focus must move into the dialog"
+
+    stops = dialog.evaluate(
+        "d => d.querySelectorAll('a[href],button,input:not([type=hidden])').length"
+    )
+    first = page.evaluate("document.activeElement.outerHTML")
+    for _ in range(stops):
+        page.keyboard.press("Tab")
+        assert focus_in(page, "dialog"), "Tab must stay inside the modal dialog"
+    assert page.evaluate("document.activeElement.outerHTML") == first, "Tab must cycle"
+    page.keyboard.press("Shift+Tab")
+    expect(dialog.get_by_role("button", name="Reject All")).to_be_focused()
+    outline = page.evaluate(
+        "() => { const s = getComputedStyle(document.activeElement);"
+        " return [s.outlineStyle, parseFloat(s.outlineWidth)]; }"
+    )
+    assert outline[0] != "none" and outline[1] >= 2, "the focus ring must be visible"
+
+    page.keyboard.press("Escape")
+    expect(page.locator("dialog")).to_have_count(0)
+    expect(page.locator(".consent-customize")).to_be_focused()
+    assert reader.optional_cookies() == set()
+    assert reader.running_categories() == []
+
+    page.keyboard.press("Enter")
+    expect(dialog).to_be_visible()
+    tab_until(page, "el.name === 'analytics'")
+    page.keyboard.press("Space")
+    analytics = dialog.get_by_role("checkbox", name="Allow analytics cookies and scripts")
+    expect(analytics).to_be_checked()
+    tab_until(page, "el.value === 'save'")
+    page.keyboard.press("Enter")
+    expect(page.locator("#page-views")).to_be_visible()
+    assert reader.running_categories() == ["analytics"]
+    assert focus_in(page, "main"), "focus returns to the page when the opener has gone"
+
+
+def test_banner_does_not_trap_or_hide_keyboard_focus(reader: Reader) -> None:
+    """Every control can be reached with Tab, and none is hidden under the banner (WCAG 2.4.11)."""
+    page = reader.page
+    page.goto(ARTICLE)
+    seen = 0
+    for _ in range(MAX_TABS):
+        page.keyboard.press("Tab")
+        place = page.evaluate(
+            """() => {
+                const el = document.activeElement;
+                const banner = document.getElementById('consent-banner');
+                const box = el.getBoundingClientRect(), top = banner.getBoundingClientRect().top;
+                return {inBanner: banner.contains(el), hidden: box.bottom > top + 1 || box.top < 0,
+                        footer: !!el.closest('footer'), text: el.textContent.trim()};
+            }"""
+        )
+        seen += 1
+        assert place["inBanner"] or not place["hidden"], f"{place['text']!r} is under the banner"
+        if place["footer"] and place["text"] == "Cookie policy":
+            break
+    else:
+        raise AssertionError("Tab never left the article and the banner for the footer")
+    assert seen > 5
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE, ZOOMED_200], ids=["desktop", "320px", "200%"])
+def test_accept_and_reject_are_equal_and_every_target_is_big_enough(open_reader, viewport) -> None:
+    reader = open_reader(viewport=viewport)
+    page = reader.page
+    page.goto(ARTICLE)
+    looks = page.evaluate(
+        """() => [...document.querySelectorAll('#consent-banner button')].map(b => {
+            const s = getComputedStyle(b), r = b.getBoundingClientRect();
+            return {w: Math.round(r.width), h: Math.round(r.height), font: s.fontSize,
+                    weight: s.fontWeight, color: s.color, background: s.backgroundColor,
+                    border: s.borderColor};
+        })"""
+    )
+    assert len(looks) == 2
+    assert looks[0] == looks[1], "Accept All and Reject All must look the same"
+    for box in target_boxes(page, "#consent-banner"):
+        assert box["w"] >= 24 and box["h"] >= 24, box
+    open_dialog(page)
+    for box in target_boxes(page, "dialog"):
+        assert box["w"] >= 24 and box["h"] >= 24, box
+
+
+def target_boxes(page: Page, scope: str) -> list[dict]:
+    """Size of every control, except links inside running text (which WCAG 2.5.8 exempts)."""
+    return page.evaluate(
+        """scope => [...document.querySelector(scope).querySelectorAll(
+                'button, input:not([type=hidden]), a[href]:not(p a)')].map(el => {
+            const r = el.getBoundingClientRect();
+            return {w: r.width, h: r.height, text: el.textContent.trim() || el.name};
+        })""",
+        scope,
+    )
+
+
+@pytest.mark.parametrize("viewport", [PHONE, ZOOMED_200], ids=["320px", "200%"])
+def test_narrow_and_zoomed_readers_see_every_choice(open_reader, viewport) -> None:
+    reader = open_reader(viewport=viewport)
+    page = reader.page
+    page.goto(ARTICLE)
+    assert no_horizontal_scroll(page)
+    for name in ("Accept All", "Reject All", "Customize"):
+        expect(page.locator("#consent-banner").get_by_text(name)).to_be_in_viewport()
+    dialog = open_dialog(page)
+    assert no_horizontal_scroll(page)
+    expect(dialog.get_by_role("button", name="Save my choices")).to_be_in_viewport()
+    expect(dialog.get_by_role("button", name="Close")).to_be_in_viewport()
+    dialog.get_by_role("checkbox", name="Allow analytics cookies and scripts").check()
+    dialog.get_by_role("button", name="Save my choices").click()
+    expect(page.locator("#page-views")).to_be_visible()
+
+
+def no_horizontal_scroll(page: Page) -> bool:
+    return bool(
+        page.evaluate(
+            "() => [document.documentElement, ...document.querySelectorAll('dialog')]"
+            ".every(el => el.scrollWidth <= el.clientWidth)"
+        )
+    )
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "320px"])
+def test_banner_causes_no_layout_shift(open_reader, viewport) -> None:
+    reader = open_reader(viewport=viewport)
+    reader.page.add_init_script(
+        """window.__shifts = [];
+        new PerformanceObserver(list => {
+            window.__shifts.push(...list.getEntries().map(e => e.value));
+        }).observe({type: 'layout-shift', buffered: true});"""
+    )
+    reader.page.goto(ARTICLE)
+    reader.settle()
+    reader.page.wait_for_timeout(300)
+    expect(reader.page.locator("#consent-banner")).to_be_visible()
+    assert reader.page.evaluate("window.__shifts") == []
