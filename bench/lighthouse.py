@@ -1,0 +1,121 @@
+"""Lighthouse on an article, before and after consent, against the site served by gunicorn.
+
+    .venv/bin/python bench/lighthouse.py
+
+It installs the pinned Lighthouse (bench/package.json) into bench/node_modules when it is
+missing, runs it with Debian's Chromium (default mobile emulation and simulated throttling),
+keeps the JSON reports in bench/results/ and prints the four category scores, the main
+timings and the gzipped weight of the consent JavaScript and CSS.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from first_view import ARTICLE, CONSENT_JS, consent_css, gzipped_size
+from siteserver import served_site
+
+BENCH = Path(__file__).resolve().parent
+LIGHTHOUSE = BENCH / "node_modules" / ".bin" / "lighthouse"
+RESULTS = BENCH / "results"
+CATEGORIES = ("performance", "accessibility", "best-practices", "seo")
+AUDITS = (
+    "first-contentful-paint",
+    "largest-contentful-paint",
+    "total-blocking-time",
+    "cumulative-layout-shift",
+)
+CHROME_FLAGS = "--headless --no-sandbox --disable-gpu --no-first-run"
+
+
+def install_lighthouse() -> None:
+    if LIGHTHOUSE.exists():
+        return
+    print("installing the pinned Lighthouse into bench/node_modules", file=sys.stderr)
+    subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=BENCH, check=True
+    )
+
+
+def consent_cookie(base_url: str) -> str:
+    """Accept All as a reader would (the banner's form), and return the session cookie."""
+    jar = http.cookiejar.CookieJar()
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    with browser.open(base_url + ARTICLE) as page:
+        html = page.read().decode()
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)
+    if token is None:
+        raise SystemExit("the article carries no consent form")
+    form = urllib.parse.urlencode({"csrf_token": token.group(1), "action": "accept_all"})
+    with browser.open(base_url + "/consent", data=form.encode()):
+        pass
+    return "; ".join(f"{c.name}={c.value}" for c in jar if c.name == "gu_session")
+
+
+def run_lighthouse(url: str, report: Path, cookie: str | None) -> dict:
+    command = [
+        str(LIGHTHOUSE),
+        url,
+        f"--chrome-flags={CHROME_FLAGS}",
+        "--output=json",
+        f"--output-path={report}",
+        "--quiet",
+        f"--only-categories={','.join(CATEGORIES)}",
+    ]
+    if cookie:
+        command.append(f"--extra-headers={json.dumps({'Cookie': cookie})}")
+    environment = {**os.environ, "CHROME_PATH": "/usr/bin/chromium"}
+    subprocess.run(command, check=True, env=environment, timeout=180)
+    return json.loads(report.read_text())
+
+
+def summary(result: dict) -> dict:
+    return {
+        "scores": {c: round(result["categories"][c]["score"] * 100) for c in CATEGORIES},
+        "timings": {a: result["audits"][a]["displayValue"] for a in AUDITS},
+        "failed": sorted(
+            audit_id
+            for category in CATEGORIES
+            for ref in result["categories"][category]["auditRefs"]
+            if ref["weight"] > 0
+            and (audit_id := ref["id"])
+            and result["audits"][audit_id]["score"] is not None
+            and result["audits"][audit_id]["score"] < 1
+        ),
+    }
+
+
+def main() -> int:
+    install_lighthouse()
+    RESULTS.mkdir(exist_ok=True)
+    figures = {}
+    with tempfile.TemporaryDirectory() as workdir, served_site(Path(workdir)) as site:
+        for state, cookie in (
+            ("before consent", None),
+            ("after consent", consent_cookie(site.base_url)),
+        ):
+            report = RESULTS / f"lighthouse-{state.replace(' ', '-')}.json"
+            figures[state] = summary(run_lighthouse(site.base_url + ARTICLE, report, cookie))
+    print(f"Lighthouse {ARTICLE} (mobile, simulated throttling)")
+    for state, found in figures.items():
+        scores = "  ".join(f"{name} {score}" for name, score in found["scores"].items())
+        print(f"  {state:<15} {scores}")
+        print(f"  {'':<15} " + "  ".join(f"{k} {v}" for k, v in found["timings"].items()))
+        if found["failed"]:
+            print(f"  {'':<15} audits below 1: {', '.join(found['failed'])}")
+    print(f"consent JS  {gzipped_size(CONSENT_JS.read_bytes())} B gzipped")
+    print(f"consent CSS {gzipped_size(consent_css())} B gzipped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
