@@ -1,0 +1,121 @@
+"""POST /consent for the consent script: the same form, answered in JSON when JSON is preferred."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import choose, csrf_token
+from globalupdates.consent.records import ConsentRecord
+from globalupdates.extensions import db
+
+JSON = {"Accept": "application/json"}
+OPTIONAL = ["functional", "analytics", "performance", "advertisement"]
+FEATURE_SCRIPTS = {
+    "functional": "/static/features/textsize.js",
+    "analytics": "/static/features/pageviews.js",
+    "performance": "/static/features/timing.js",
+    "advertisement": "/static/features/housead.js",
+}
+PAGE_NONCE = "AbCdEfGhIjKlMnOpQrStUvWx"
+
+
+def record_count(app) -> int:
+    with app.app_context():
+        return db.session.scalar(db.select(db.func.count(ConsentRecord.id)))
+
+
+def send_choice(client, action: str, categories=(), headers=None):
+    token = csrf_token(client.get("/consent").get_data(as_text=True))
+    form = {"csrf_token": token, "action": action, **{key: "on" for key in categories}}
+    return client.post(
+        "/consent", data=form, headers={**JSON, "X-CSRFToken": token, **(headers or {})}
+    )
+
+
+def test_accept_all_answers_the_grant_and_every_script_to_start(client):
+    response = send_choice(client, "accept_all", headers={"X-CSP-Nonce": PAGE_NONCE})
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    assert response.headers["Cache-Control"] == "no-store"
+    answer = response.get_json()
+    assert answer["granted"] == ["necessary", *OPTIONAL]
+    assert answer["withdrawn"] == []
+    assert len(answer["consent_id"]) == 36
+    assert answer["scripts"] == [
+        {"src": FEATURE_SCRIPTS[key], "category": key, "nonce": PAGE_NONCE} for key in OPTIONAL
+    ]
+    with client.session_transaction() as session:
+        assert session["consent"]["id"] == answer["consent_id"]
+
+
+def test_a_custom_choice_answers_only_its_categories_scripts(client):
+    answer = send_choice(client, "save", ["analytics"]).get_json()
+    assert answer["granted"] == ["necessary", "analytics"]
+    assert [script["src"] for script in answer["scripts"]] == [FEATURE_SCRIPTS["analytics"]]
+
+
+def test_reject_all_answers_no_script(client):
+    answer = send_choice(client, "reject_all").get_json()
+    assert answer["granted"] == ["necessary"]
+    assert answer["scripts"] == []
+
+
+def test_a_withdrawal_is_named_and_its_cookie_expired_in_the_same_answer(client):
+    send_choice(client, "save", ["analytics", "functional"])
+    client.set_cookie("gu_reader", "a" * 32)
+    response = send_choice(client, "save", ["functional"])
+    answer = response.get_json()
+    assert answer["withdrawn"] == ["analytics"]
+    assert answer["granted"] == ["necessary", "functional"]
+    expired = [h for h in response.headers.getlist("Set-Cookie") if h.startswith("gu_reader=")]
+    assert len(expired) == 1 and "Max-Age=0" in expired[0]
+
+
+def test_a_nonce_of_the_wrong_shape_is_replaced_by_the_answers_own(client):
+    answer = send_choice(
+        client, "save", ["analytics"], headers={"X-CSP-Nonce": '"><script>'}
+    ).get_json()
+    nonce = answer["scripts"][0]["nonce"]
+    assert nonce != '"><script>'
+    assert len(nonce) >= 16 and nonce.replace("-", "").replace("_", "").isalnum()
+
+
+def test_the_scripts_gpc_report_counts_like_the_header(app, client):
+    answer = send_choice(client, "accept_all", headers={"X-GPC": "1"}).get_json()
+    assert "advertisement" not in answer["granted"]
+    assert answer["gpc"] is True
+    with app.app_context():
+        record = db.session.scalars(db.select(ConsentRecord)).one()
+        assert record.gpc is True
+
+
+@pytest.mark.parametrize("value", ["0", "true", "", "1 "])
+def test_only_the_exact_gpc_value_counts(client, value):
+    answer = send_choice(client, "accept_all", headers={"X-GPC": value}).get_json()
+    assert "advertisement" in answer["granted"]
+    assert answer["gpc"] is False
+
+
+def test_a_browser_form_post_still_gets_the_redirect(client):
+    response = choose(client, "accept_all", next_path="/cookie-policy")
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/cookie-policy"
+
+
+def test_a_malformed_json_choice_is_a_clear_400_and_stores_nothing(app, client):
+    response = send_choice(client, "grant_everything_forever")
+    assert response.status_code == 400
+    assert response.get_json() == {
+        "error": "Nothing was changed: the choice sent could not be understood."
+    }
+    assert record_count(app) == 0
+    with client.session_transaction() as session:
+        assert "consent" not in session
+
+
+def test_a_json_choice_without_a_token_is_a_clear_400_and_stores_nothing(app, client):
+    client.get("/")
+    response = client.post("/consent", data={"action": "accept_all"}, headers=JSON)
+    assert response.status_code == 400
+    assert "security token" in response.get_json()["error"]
+    assert record_count(app) == 0
