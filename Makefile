@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export FLASK_APP := wsgi
 
-.PHONY: run test lint typecheck check browser clean
+.PHONY: run test lint typecheck check browser screenshots clean
 
 run: $(STAMP)
 	$(BIN)/gunicorn -c gunicorn.conf.py
@@ -35,6 +35,10 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 		echo "Installing Debian's chromium for the browser tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+# Retake the README's pictures of the banner and the dialog from the real site.
+screenshots: $(STAMP) browser
+	GU_SCREENSHOT_DIR=docs/screenshots $(BIN)/python -m pytest -q tests/browser/test_screenshots.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
