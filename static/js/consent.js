@@ -50,11 +50,14 @@
   }
 
   function open(link) {
+    if (link.dataset.loading) return;
     opener = link;
+    link.dataset.loading = "1";
     fetch(link.href, {credentials: "same-origin"})
       .then(function (r) { return r.ok ? r.text() : Promise.reject(r); })
       .then(show)
-      .catch(function () { location.href = link.href; });
+      .catch(function () { location.href = link.href; })
+      .finally(function () { delete link.dataset.loading; });
   }
 
   function start(spec, token) {
