@@ -6,6 +6,7 @@ import pytest
 
 from conftest import choose, csrf_token
 from globalupdates.consent.records import ConsentRecord
+from globalupdates.consent.registry import BUILTIN_REGISTRY
 from globalupdates.extensions import db
 
 JSON = {"Accept": "application/json"}
@@ -40,6 +41,7 @@ def test_accept_all_answers_the_grant_and_every_script_to_start(client):
     answer = response.get_json()
     assert answer["granted"] == ["necessary", *OPTIONAL]
     assert answer["withdrawn"] == []
+    assert answer["reload"] is False
     assert len(answer["consent_id"]) == 36
     assert answer["scripts"] == [
         {"src": FEATURE_SCRIPTS[key], "category": key, "nonce": PAGE_NONCE} for key in OPTIONAL
@@ -66,6 +68,7 @@ def test_a_withdrawal_is_named_and_its_cookie_expired_in_the_same_answer(client)
     response = send_choice(client, "save", ["functional"])
     answer = response.get_json()
     assert answer["withdrawn"] == ["analytics"]
+    assert answer["reload"] is True
     assert answer["granted"] == ["necessary", "functional"]
     expired = [h for h in response.headers.getlist("Set-Cookie") if h.startswith("gu_reader=")]
     assert len(expired) == 1 and "Max-Age=0" in expired[0]
@@ -119,3 +122,24 @@ def test_a_json_choice_without_a_token_is_a_clear_400_and_stores_nothing(app, cl
     assert response.status_code == 400
     assert "security token" in response.get_json()["error"]
     assert record_count(app) == 0
+
+
+def registry_with_a_third_party_analytics_script(tmp_path) -> str:
+    marker = '  static = "features/pageviews.js"\n'
+    extra = '\n  [[categories.scripts]]\n  src = "https://stats.example.net/tag.js"\n'
+    path = tmp_path / "registry.toml"
+    path.write_text(BUILTIN_REGISTRY.read_text().replace(marker, marker + extra, 1))
+    return str(path)
+
+
+def test_a_newly_granted_script_from_another_site_asks_for_a_new_page(app_factory, tmp_path):
+    app = app_factory(CONSENT_REGISTRY=registry_with_a_third_party_analytics_script(tmp_path))
+    client = app.test_client()
+    first = send_choice(client, "save", ["functional"]).get_json()
+    assert first["reload"] is False
+    answer = send_choice(client, "save", ["functional", "analytics"]).get_json()
+    assert answer["reload"] is True
+    assert answer["withdrawn"] == []
+    assert "https://stats.example.net/tag.js" in [script["src"] for script in answer["scripts"]]
+    again = send_choice(client, "save", ["functional", "analytics"]).get_json()
+    assert again["reload"] is False

@@ -80,7 +80,7 @@
     var stopped = [].some.call(running, function (s) {
       return answer.granted.indexOf(s.dataset.category) < 0;
     });
-    if (stopped || answer.withdrawn.length) return location.reload();
+    if (stopped || answer.reload) return location.reload();
     var banner = document.getElementById("consent-banner");
     if (banner) banner.remove();
     if (dialog) dialog.close();

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, g, jsonify, redirect, render_template, request, session
@@ -120,21 +119,29 @@ def page_nonce() -> str:
 
 def choice_answer(previously_granted: frozenset[str]) -> ResponseReturnValue:
     """What the page must do now: run every script of the granted categories that it is not
-    running yet, and reload if anything it had was withdrawn (the cookies expire with this
-    very response)."""
+    running yet, or reload.
+
+    It reloads when something was withdrawn (its cookies expire with this very response),
+    and when a newly granted script comes from another site: the page's Content-Security-Policy
+    was written before that origin was granted, so only a new page may load it.
+    """
     state = current_consent()
     registry = engine().registry
+    withdrawn = previously_granted - state.granted
     nonce = page_nonce()
-    scripts: list[dict[str, Any]] = [
-        {"src": script_url(script), "category": key, "nonce": nonce}
-        for key, script in granted_scripts(state)
-    ]
+    granted = granted_scripts(state)
+    newly_third_party = any(
+        script.static is None for key, script in granted if key not in previously_granted
+    )
     response = jsonify(
         granted=registry.in_registry_order(state.granted),
-        withdrawn=registry.in_registry_order(previously_granted - state.granted),
+        withdrawn=registry.in_registry_order(withdrawn),
+        reload=bool(withdrawn) or newly_third_party,
         consent_id=state.consent_id,
         gpc=state.gpc,
-        scripts=scripts,
+        scripts=[
+            {"src": script_url(script), "category": key, "nonce": nonce} for key, script in granted
+        ],
     )
     response.headers["Cache-Control"] = "no-store"
     return response
