@@ -143,3 +143,13 @@ def test_a_newly_granted_script_from_another_site_asks_for_a_new_page(app_factor
     assert "https://stats.example.net/tag.js" in [script["src"] for script in answer["scripts"]]
     again = send_choice(client, "save", ["functional", "analytics"]).get_json()
     assert again["reload"] is False
+
+
+@pytest.mark.parametrize("field", ["action", "next"])
+def test_a_field_sent_twice_is_refused_and_stores_nothing(app, client, field):
+    token = csrf_token(client.get("/consent").get_data(as_text=True))
+    form = {"csrf_token": token, "action": "accept_all", "next": "/"}
+    form[field] = [form[field], ""]
+    response = client.post("/consent", data=form, headers=JSON)
+    assert response.status_code == 400
+    assert record_count(app) == 0

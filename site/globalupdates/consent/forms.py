@@ -27,9 +27,22 @@ class CategoryCheckbox(BooleanField):
         self.data = True
 
 
+class OneValueField(StringField):
+    """A text field sent once: two values (``action=accept_all&action=``) are ambiguous."""
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        if len(valuelist) > 1:
+            raise ValueError("This field may be sent only once.")
+        super().process_formdata(valuelist)
+
+
+class OneHiddenValueField(OneValueField, HiddenField):
+    pass
+
+
 class PreferencesForm(FlaskForm):
-    action = StringField(validators=[AnyOf(ACTIONS, message="Unknown action.")])
-    next = HiddenField(validators=[Length(max=2048)])
+    action = OneValueField(validators=[AnyOf(ACTIONS, message="Unknown action.")])
+    next = OneHiddenValueField(validators=[Length(max=2048)])
 
     def category_fields(self) -> list[CategoryCheckbox]:
         return [field for field in self if isinstance(field, CategoryCheckbox)]
