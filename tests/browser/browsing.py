@@ -20,6 +20,12 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 320, "height": 640}
 ARTICLE = "/articles/newsrooms-rethink-reader-privacy-and-consent"
 NECESSARY_COOKIES = {"gu_session"}
+RECORD_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", event => {
+    (window.__cspViolations = window.__cspViolations || []).push(
+        `${event.effectiveDirective} blocked ${event.blockedURI}`);
+});
+"""
 FEATURE_TIMEOUT_MS = 10_000
 
 
@@ -46,6 +52,9 @@ class Reader:
         return self.page.eval_on_selector_all(
             "script[data-category]", "nodes => nodes.map(n => n.dataset.category)"
         )
+
+    def csp_violations(self) -> list[str]:
+        return self.page.evaluate("window.__cspViolations || []")
 
     def mark_document(self) -> None:
         """Tag the current document, so a later check can tell whether the page reloaded."""

@@ -12,7 +12,14 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, sync_playwright
 from siteserver import ServedSite, served_site
 
-from .browsing import CHROMIUM, CHROMIUM_FLAGS, DESKTOP, FEATURE_TIMEOUT_MS, Reader
+from .browsing import (
+    CHROMIUM,
+    CHROMIUM_FLAGS,
+    DESKTOP,
+    FEATURE_TIMEOUT_MS,
+    RECORD_CSP_VIOLATIONS,
+    Reader,
+)
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +58,7 @@ def open_reader(new_context) -> Any:
     def make(**options: Any) -> Reader:
         context = new_context(**options)
         page = context.new_page()
+        page.add_init_script(RECORD_CSP_VIOLATIONS)
         reader = Reader(page=page, context=context)
         page.on("request", reader.watch)
         return reader

@@ -66,12 +66,15 @@ def test_accept_all_runs_every_feature_without_a_reload(reader: Reader, count_ro
     assert {"gu_reader", "gu_ad_cap", "gu_text_size"} <= reader.optional_cookies()
     assert count_rows("page_view", path=ARTICLE) == views_before + 1
     assert {"pageview", "timing", "house-ad", "text-size"} <= set(reader.feature_requests)
+    assert reader.csp_violations() == []
 
 
 def test_started_scripts_carry_the_page_nonce(reader: Reader) -> None:
     reader.page.goto(ARTICLE)
     choose_in_banner(reader, "Accept All")
     expect(reader.page.locator("#page-views")).to_be_visible()
+    response = reader.page.request.get(ARTICLE)
+    assert "script-src 'nonce-" in response.headers["content-security-policy"]
     nonces = reader.page.evaluate(
         """() => ({
             page: document.querySelector('script[src$="/js/consent.js"]').nonce,
@@ -125,6 +128,7 @@ def test_customize_and_grant_analytics_only(reader: Reader, count_rows) -> None:
     assert reader.feature_requests == ["pageview"]
     assert count_rows("page_view", path=ARTICLE) == views_before + 1
     expect(reader.page.get_by_role("status")).to_have_text("Your cookie choices are saved.")
+    assert reader.csp_violations() == []
 
 
 def test_cookie_settings_withdraws_analytics(reader: Reader, count_rows) -> None:
