@@ -25,3 +25,7 @@ class Defaults:
     WTF_CSRF_SSL_STRICT = True
 
     MAX_CONTENT_LENGTH = 64 * 1024
+
+    CANONICAL_ORIGIN = None  # e.g. "https://news.example"; None uses the host of each request
+    ARTICLES_PER_PAGE = 10
+    SITEMAP_URLS = 50000  # past this many URLs, /sitemap.xml becomes a sitemap index
