@@ -6,7 +6,6 @@ import copy
 import tomllib
 
 import pytest
-
 from globalupdates.consent.providers import (
     allow_provider_once,
     frame_origins,
@@ -68,7 +67,7 @@ def test_providers_are_part_of_the_notice_hash(registry_data):
         ({"embed_url": "https://elsewhere.example/embed/{id}"}, "providers.vidmoor.embed_url"),
         ({"embed_url": "https://player.vidmoor.example/embed"}, "providers.vidmoor.embed_url"),
         ({"embed_url": "javascript:alert(1)//{id}"}, "providers.vidmoor.embed_url"),
-        ({"page_url": "https://vidmoor.example/watch/{id}\"><x"}, "providers.vidmoor.page_url"),
+        ({"page_url": 'https://vidmoor.example/watch/{id}"><x'}, "providers.vidmoor.page_url"),
         ({"name": ""}, "providers.vidmoor.name"),
         ({"cookies": [{"name": "x"}]}, "providers.vidmoor.cookies[0].description"),
     ],

@@ -6,9 +6,8 @@ import re
 from html.parser import HTMLParser
 
 import pytest
-from conftest import choose, csrf_token
-
 from article_factory import import_articles
+from conftest import choose, csrf_token
 from globalupdates.articles.importer import ArticleImportError, render_body
 
 ARTICLE = "/articles/harrowmere-tidal-lagoon-switches-on"
@@ -76,7 +75,8 @@ def test_allowing_once_shows_the_frame_for_that_response_and_stores_nothing(clie
 
 
 @pytest.mark.parametrize(
-    "value", ["vidmoor:other-video", "nowhere:harrowmere-first-cycle", "vidmoor", "<script>", "x" * 500]
+    "value",
+    ["vidmoor:other-video", "nowhere:harrowmere-first-cycle", "vidmoor", "<script>", "x" * 500],
 )
 def test_an_allow_once_value_for_no_embed_on_the_page_shows_nothing(client, value):
     response = client.get(ARTICLE, query_string={"embed": value})
@@ -151,8 +151,6 @@ def test_the_directive_becomes_a_marker_that_sanitising_cannot_forge(app):
         ("{{embed vidmoor abc | " + "x" * 201 + "}}", "caption is over 200"),
     ],
 )
-def test_a_bad_directive_stops_the_import_and_names_the_file_and_line(
-    app, tmp_path, line, message
-):
+def test_a_bad_directive_stops_the_import_and_names_the_file_and_line(app, tmp_path, line, message):
     with pytest.raises(ArticleImportError, match=rf"bad\.md: line 3: .*{message}"):
         import_articles(app, tmp_path, ("bad", {"body": f"One.\n\n{line}\n"}))

@@ -8,7 +8,7 @@ from flask import Flask
 from . import cli, feeds, views
 from .conditional import render_version
 from .listing import SectionCache, all_sections
-from .seo import absolute_url
+from .seo import absolute_url, default_page_meta
 
 
 @dataclass
@@ -28,5 +28,6 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(feeds.bp)
     app.register_blueprint(cli.bp)
     app.add_template_global(absolute_url)
+    app.add_template_global(default_page_meta)
     app.add_template_global(views.page_url)
     app.add_template_global(all_sections, "site_sections")

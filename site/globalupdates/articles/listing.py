@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from flask import current_app
 from sqlalchemy import Select, func
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..extensions import db
 from .models import Article, ArticleTag
@@ -43,9 +44,16 @@ def all_sections() -> tuple[Section, ...]:
     cache: SectionCache = current_app.extensions["articles"].sections
     now = time.monotonic()
     if now - cache.fetched_at > SECTIONS_TTL_SECONDS:
-        names = db.session.scalars(
-            db.select(Article.section).where(Article.section != "").distinct()
-        )
+        try:
+            names = list(
+                db.session.scalars(
+                    db.select(Article.section).where(Article.section != "").distinct()
+                )
+            )
+        except SQLAlchemyError:
+            # The navigation is also drawn on the "database unavailable" page.
+            db.session.rollback()
+            return cache.sections
         cache.sections = tuple(sorted((Section(n, slugify(n)) for n in names), key=_by_name))
         cache.fetched_at = now
     return cache.sections

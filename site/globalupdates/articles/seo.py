@@ -35,6 +35,15 @@ class PageMeta:
     article: Article | None = None
 
 
+def default_page_meta(title: str, description: str, indexable: bool) -> PageMeta:
+    """For pages whose view passes no metadata: the consent pages, error pages."""
+    return PageMeta(
+        title=" ".join(title.split()),
+        description=" ".join(description.split()),
+        canonical=absolute_url(request.path) if indexable else None,
+    )
+
+
 def site_origin() -> str:
     """The configured public origin, or the one the request came to."""
     configured = current_app.config.get("CANONICAL_ORIGIN")

@@ -28,11 +28,15 @@ bp = Blueprint("articles", __name__)
 TAG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
+MAX_PAGE_DIGITS = 6
+
+
 def paginate(statement: Select) -> Pagination:
     """A page of articles from ``?page=N``; a page that does not exist is a 404."""
-    return db.paginate(
-        statement, per_page=current_app.config["ARTICLES_PER_PAGE"], max_per_page=100
-    )
+    raw = request.args.get("page", "1")
+    if not raw.isascii() or not raw.isdigit() or len(raw) > MAX_PAGE_DIGITS:
+        abort(404, "There is no such page.")
+    return db.paginate(statement, page=int(raw), per_page=current_app.config["ARTICLES_PER_PAGE"])
 
 
 def listing_meta(title: str, description: str, endpoint: str, page: int, **values: str) -> PageMeta:
