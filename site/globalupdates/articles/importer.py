@@ -167,7 +167,7 @@ def save_article(data: ArticleData) -> bool:
             changed = True
     changed = sync_tag_rows(article, data.tags) or changed
     if changed:
-        article.modified_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        article.modified_at = datetime.now(UTC).replace(tzinfo=None)
     return created
 
 
