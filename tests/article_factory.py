@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Flask
+
 from globalupdates.articles.importer import import_paths
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from article_factory import import_articles
+
 from conftest import choose
 from globalupdates.articles.models import Article
 from globalupdates.extensions import db

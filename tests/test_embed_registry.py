@@ -6,6 +6,7 @@ import copy
 import tomllib
 
 import pytest
+
 from globalupdates.consent.providers import (
     allow_provider_once,
     frame_origins,

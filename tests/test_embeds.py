@@ -7,6 +7,7 @@ from html.parser import HTMLParser
 
 import pytest
 from article_factory import import_articles
+
 from conftest import choose, csrf_token
 from globalupdates.articles.importer import ArticleImportError, render_body
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from article_factory import import_articles
+
 from globalupdates.config import PROJECT_ROOT
 
 HARROWMERE = "/articles/harrowmere-tidal-lagoon-switches-on"

@@ -7,6 +7,7 @@ import re
 
 import pytest
 from article_factory import import_articles
+
 from globalupdates.articles.models import Article
 from globalupdates.extensions import db
 

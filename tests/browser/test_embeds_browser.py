@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+
 from globalupdates.config import PROJECT_ROOT
 
 pytestmark = pytest.mark.browser
