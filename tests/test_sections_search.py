@@ -184,3 +184,10 @@ def test_hostile_searches_get_an_answer_and_never_a_500(client, query):
 def test_search_results_are_kept_out_of_search_engines(client):
     html = client.get("/search?q=tidal").get_data(as_text=True)
     assert '<meta name="robots" content="noindex">' in html
+
+
+def test_a_section_imported_after_the_first_request_has_its_page_at_once(app, client, tmp_path):
+    assert client.get("/sections/science").status_code == 404
+    import_articles(app, tmp_path, ("discovery", {"section": "Science"}))
+    assert client.get("/sections/science").status_code == 200
+    assert client.get("/sections/science/feed.atom").status_code == 200

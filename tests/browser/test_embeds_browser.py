@@ -230,3 +230,32 @@ def test_without_javascript_the_placeholder_links_to_the_provider_and_still_work
     assert seen["href"] == "https://vidmoor.example/watch/harrowmere-first-cycle"
     assert seen["early"] == []
     assert seen["iframes"] == 1
+
+
+@pytest.mark.parametrize("path", ["/", ARTICLE, "/search?q=tidal", "/sections/world"])
+def test_pages_fit_a_320_px_screen_and_follow_the_dark_preference(served, path):
+    """The same browser, at phone width: no sideways scrolling, dark colours when asked for,
+    and a print layout without navigation, banner or embed controls."""
+
+    def scenario(page: Any, traffic: Traffic) -> dict:
+        page.goto(path)
+        layout = page.evaluate(
+            """() => ({
+                scrollWidth: document.scrollingElement.scrollWidth,
+                background: getComputedStyle(document.body).backgroundColor,
+                fontSize: parseFloat(getComputedStyle(document.body).fontSize),
+            })"""
+        )
+        page.emulate_media(media="print")
+        layout["printed"] = page.evaluate(
+            """() => ['.site-nav', '.consent-banner', '.embed-placeholder form']
+                .flatMap(s => [...document.querySelectorAll(s)])
+                .map(e => getComputedStyle(e).display)"""
+        )
+        return layout
+
+    seen = in_browser(served, scenario, viewport={"width": 320, "height": 640}, color_scheme="dark")
+    assert seen["scrollWidth"] <= 320
+    assert seen["background"] == "rgb(19, 19, 19)"
+    assert seen["fontSize"] >= 16
+    assert seen["printed"] and set(seen["printed"]) == {"none"}

@@ -48,10 +48,14 @@ class Validators:
 
 
 def render_version(template_folder: Path, static_folder: Path) -> str:
-    """A digest of what shapes every page, so a deploy changes every validator."""
+    """A digest of the templates, styles and scripts, so a deploy changes every validator."""
     digest = hashlib.sha256()
-    for folder in (template_folder, static_folder):
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    for folder, pattern in (
+        (template_folder, "*"),
+        (static_folder, "*.css"),
+        (static_folder, "*.js"),
+    ):
+        for path in sorted(p for p in folder.rglob(pattern) if p.is_file()):
             digest.update(path.relative_to(folder).as_posix().encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]

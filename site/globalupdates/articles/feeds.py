@@ -91,7 +91,8 @@ def atom_entry(article: Article) -> Element:
 def conditional_xml(body: bytes, last_modified: datetime, mimetype: str) -> BaseResponse:
     response = make_response(body)
     response.mimetype = mimetype
-    response.headers["Cache-Control"] = "public, max-age=300"
+    # Not "public": a reader's session cookie may be renewed on any response.
+    response.headers["Cache-Control"] = "private, max-age=300"
     content_validators(body, last_modified).apply(response)
     return response.make_conditional(request)
 

@@ -40,10 +40,10 @@ def newest_first(statement: Select) -> Select:
     return statement.order_by(Article.published_at.desc(), Article.id.desc())
 
 
-def all_sections() -> tuple[Section, ...]:
+def all_sections(refresh: bool = False) -> tuple[Section, ...]:
     cache: SectionCache = current_app.extensions["articles"].sections
     now = time.monotonic()
-    if now - cache.fetched_at > SECTIONS_TTL_SECONDS:
+    if refresh or now - cache.fetched_at > SECTIONS_TTL_SECONDS:
         try:
             names = list(
                 db.session.scalars(
@@ -64,7 +64,13 @@ def _by_name(section: Section) -> str:
 
 
 def find_section(slug: str) -> Section | None:
-    return next((s for s in all_sections() if s.slug == slug), None)
+    """A section by its slug; a miss asks the database again, so a new section is found
+    as soon as it is imported, not a minute later."""
+    for sections in (all_sections(), all_sections(refresh=True)):
+        found = next((s for s in sections if s.slug == slug), None)
+        if found is not None:
+            return found
+    return None
 
 
 def section_articles(section: Section) -> Select:
