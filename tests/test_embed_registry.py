@@ -115,3 +115,20 @@ def test_allowing_once_lasts_for_one_request_only(app):
     with app.test_request_context("/"):
         assert not provider_allowed("vidmoor")
         assert frame_origins() == ()
+
+
+def test_the_csp_helper_sees_what_the_article_page_allowed(app):
+    """The compliance step runs after the view, so it must see a one-off allowance too."""
+    seen: list[tuple[str, ...]] = []
+
+    @app.after_request
+    def record(response):
+        seen.append(frame_origins())
+        return response
+
+    client = app.test_client()
+    article = "/articles/harrowmere-tidal-lagoon-switches-on"
+    client.get(article)
+    client.get(article, query_string={"embed": "vidmoor:harrowmere-first-cycle"})
+    client.get(article, query_string={"embed": "vidmoor:not-on-this-page"})
+    assert seen == [(), (PLAYER,), ()]

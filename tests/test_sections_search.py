@@ -191,3 +191,24 @@ def test_a_section_imported_after_the_first_request_has_its_page_at_once(app, cl
     import_articles(app, tmp_path, ("discovery", {"section": "Science"}))
     assert client.get("/sections/science").status_code == 200
     assert client.get("/sections/science/feed.atom").status_code == 200
+
+
+def test_the_search_index_survives_every_migration(app):
+    """A later migration that rebuilds the article table on SQLite would drop the triggers
+    that keep the index current; this names the loss before readers notice it."""
+    with app.app_context():
+        connection = db.session.connection()
+        if connection.dialect.name == "sqlite":
+            found = connection.exec_driver_sql(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'article'"
+            )
+            assert {row[0] for row in found} == {
+                "article_search_insert",
+                "article_search_update",
+                "article_search_delete",
+            }
+        else:
+            found = connection.exec_driver_sql(
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'article'"
+            )
+            assert "ix_article_search_vector" in {row[0] for row in found}
