@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -83,7 +83,9 @@ class EmbedView:
         return Markup(self.embed.caption) or escape(f"Content from {self.provider.name}")
 
 
-def replace_directives(markdown_text: str, is_declared: Callable[[str], bool]) -> tuple[str, dict]:
+def replace_directives(
+    markdown_text: str, is_declared: Callable[[str], bool]
+) -> tuple[str, dict[str, str]]:
     """Swap each directive line for a unique placeholder paragraph, outside code blocks.
 
     Returns the new Markdown and a map from placeholder to the marker that replaces it once
@@ -140,10 +142,6 @@ def split_body(body_html: str) -> tuple[str | EmbedRef, ...]:
         position = match.end()
     parts.append(body_html[position:])
     return tuple(part for part in parts if part != "")
-
-
-def embeds_in(body_html: str) -> Iterator[EmbedRef]:
-    return (part for part in split_body(body_html) if isinstance(part, EmbedRef))
 
 
 def body_for_reader(body_html: str, allow_once: str | None) -> list[Markup | EmbedView]:

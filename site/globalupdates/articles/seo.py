@@ -9,6 +9,7 @@ from typing import Any
 from flask import current_app, request, url_for
 from markupsafe import Markup
 
+from .listing import slugify
 from .models import Article
 
 JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"}
@@ -80,6 +81,21 @@ def json_ld(data: dict[str, Any]) -> Markup:
 
 def iso(moment: Any) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def article_meta(article: Article) -> PageMeta:
+    canonical = external_url("articles.article_page", slug=article.slug)
+    feed = section_feed(article.section, slugify(article.section)) if article.section else None
+    return PageMeta(
+        title=article.headline,
+        description=article.standfirst,
+        canonical=canonical,
+        og_type="article",
+        image=article.image_url,
+        feed=feed,
+        json_ld=news_article_ld(article, canonical),
+        article=article,
+    )
 
 
 def news_article_ld(article: Article, canonical: str) -> Markup:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 from flask import Blueprint, abort, current_app, make_response, render_template, request, url_for
@@ -21,13 +22,11 @@ from .listing import (
 )
 from .models import Article
 from .search import MAX_QUERY_LENGTH, SearchQueryError, search_articles
-from .seo import PageMeta, external_url, news_article_ld, section_feed
+from .seo import PageMeta, article_meta, external_url, section_feed
 
 bp = Blueprint("articles", __name__)
 
 TAG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-
-
 MAX_PAGE_DIGITS = 6
 
 
@@ -75,7 +74,7 @@ def section_page(section_slug: str) -> ResponseReturnValue:
         page.page,
         section_slug=section.slug,
     )
-    meta = PageMeta(**{**meta.__dict__, "feed": section_feed(section.name, section.slug)})
+    meta = replace(meta, feed=section_feed(section.name, section.slug))
     return render_template(
         "articles/listing.html",
         page=page,
@@ -117,24 +116,13 @@ def article_page(slug: str) -> ResponseReturnValue:
     cached = reader_validators(article.modified_at, allow_once)
     if cached.matches_request():
         return cached.not_modified()
-    canonical = external_url("articles.article_page", slug=article.slug)
-    meta = PageMeta(
-        title=article.headline,
-        description=article.standfirst,
-        canonical=canonical,
-        og_type="article",
-        image=article.image_url,
-        feed=section_feed(article.section, slugify(article.section)) if article.section else None,
-        json_ld=news_article_ld(article, canonical),
-        article=article,
-    )
     html = render_template(
         "articles/article.html",
         article=article,
         body=body_for_reader(article.body_html, allow_once),
         related=related_articles(article),
         section_slug=slugify(article.section),
-        page_meta=meta,
+        page_meta=article_meta(article),
     )
     # Rendering may have given the session its CSRF secret, so the validators are taken again.
     return reader_validators(article.modified_at, allow_once).apply(make_response(html))
