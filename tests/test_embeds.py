@@ -155,3 +155,22 @@ def test_the_directive_becomes_a_marker_that_sanitising_cannot_forge(app):
 def test_a_bad_directive_stops_the_import_and_names_the_file_and_line(app, tmp_path, line, message):
     with pytest.raises(ArticleImportError, match=rf"bad\.md: line 3: .*{message}"):
         import_articles(app, tmp_path, ("bad", {"body": f"One.\n\n{line}\n"}))
+
+
+def frame_src(response) -> str | None:
+    policy = response.headers["Content-Security-Policy"]
+    found = [d.strip() for d in policy.split(";") if d.strip().startswith("frame-src")]
+    return found[0] if found else None
+
+
+def test_the_policy_lets_the_page_frame_the_provider_only_once_allowed(client):
+    before = client.get(ARTICLE)
+    assert frame_src(before) is None
+    assert "default-src 'none'" in before.headers["Content-Security-Policy"]
+    once = client.get(ARTICLE, query_string={"embed": TOKEN})
+    assert frame_src(once) == f"frame-src {PLAYER}"
+    assert frame_src(client.get(ARTICLE)) is None
+    choose(client, "save", ("functional",))
+    assert frame_src(client.get(ARTICLE)) == f"frame-src {PLAYER}"
+    choose(client, "save", ("analytics",))
+    assert frame_src(client.get(ARTICLE)) is None

@@ -6,7 +6,7 @@ SQLite gets an external-content FTS5 table kept current by triggers, PostgreSQL 
 dialect, and ``migrations/env.py`` keeps autogenerate from proposing to drop them.
 
 Revision ID: 781076c37ed4
-Revises: 39813c2f7430
+Revises: cf3142f88778
 Create Date: 2026-11-26 09:37:30.390043
 
 """
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "781076c37ed4"
-down_revision = "39813c2f7430"
+down_revision = "cf3142f88778"
 branch_labels = None
 depends_on = None
 
