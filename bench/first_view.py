@@ -29,6 +29,7 @@ ARTICLE = "/articles/newsrooms-rethink-reader-privacy-and-consent"
 CONSENT_JS = PROJECT_ROOT / "static" / "js" / "consent.js"
 SITE_CSS = PROJECT_ROOT / "static" / "css" / "site.css"
 CONSENT_CSS_MARKER = "/* consent:"
+CONSENT_CSS_END = "/* end of consent */"
 BUDGETS = {"consent_js_gzip": 2048, "consent_css_gzip": 2048, "first_view_gzip": 14 * 1024}
 VIEWPORTS = {"desktop": (1280, 800), "320px": (320, 640)}
 CHROMIUM_FLAGS = ["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run"]
@@ -39,12 +40,13 @@ def gzipped_size(data: bytes) -> int:
 
 
 def consent_css() -> bytes:
-    """The consent rules sit at the end of the one stylesheet, after a marker comment."""
+    """The consent rules sit in the one stylesheet between two marker comments."""
     text = SITE_CSS.read_text(encoding="utf-8")
     start = text.find(CONSENT_CSS_MARKER)
-    if start < 0:
-        raise SystemExit(f"{SITE_CSS} has no '{CONSENT_CSS_MARKER}' section")
-    return text[start:].encode()
+    end = text.find(CONSENT_CSS_END, start)
+    if start < 0 or end < 0:
+        raise SystemExit(f"{SITE_CSS} has no '{CONSENT_CSS_MARKER}' ... '{CONSENT_CSS_END}' part")
+    return text[start:end].encode()
 
 
 class Resources(HTMLParser):

@@ -43,3 +43,7 @@ class Defaults:
     RATELIMIT_BEACON_PER_READER = "60 per minute"
     RATELIMIT_BEACON_PER_ADDRESS = "6000 per minute"
     RATELIMIT_CSP_REPORT_PER_ADDRESS = "60 per minute"
+
+    CANONICAL_ORIGIN = None  # e.g. "https://news.example"; None uses the host of each request
+    ARTICLES_PER_PAGE = 10
+    SITEMAP_URLS = 50000  # past this many URLs, /sitemap.xml becomes a sitemap index

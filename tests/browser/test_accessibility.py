@@ -67,10 +67,15 @@ def test_axe_finds_no_violation_on_any_page(open_reader, state: str, width: str)
     assert {path: report for path, report in reports.items() if report} == {}
 
 
+@pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("width", WIDTHS, ids=list(WIDTHS))
-def test_axe_finds_no_violation_in_the_open_dialog(open_reader, width: str) -> None:
-    reader = open_reader(viewport=WIDTHS[width])
+def test_axe_finds_no_violation_in_the_banner_and_the_open_dialog(
+    open_reader, width: str, scheme: str
+) -> None:
+    reader = open_reader(viewport=WIDTHS[width], color_scheme=scheme)
     reader.page.goto(ARTICLE)
+    expect(reader.page.locator("#consent-banner")).to_be_visible()
+    assert axe_report(reader.page) == ""
     open_dialog(reader.page)
     assert axe_report(reader.page) == ""
 

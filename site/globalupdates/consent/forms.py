@@ -27,22 +27,22 @@ class CategoryCheckbox(BooleanField):
         self.data = True
 
 
-class OneValueField(StringField):
-    """A text field sent once: two values (``action=accept_all&action=``) are ambiguous."""
+class SingleValueField(StringField):
+    """A field that a well-formed form sends at most once; a repeated value is refused."""
 
     def process_formdata(self, valuelist: list[Any]) -> None:
         if len(valuelist) > 1:
-            raise ValueError("This field may be sent only once.")
+            raise ValueError(f"'{self.name}' was sent more than once.")
         super().process_formdata(valuelist)
 
 
-class OneHiddenValueField(OneValueField, HiddenField):
+class SingleHiddenField(SingleValueField, HiddenField):
     pass
 
 
 class PreferencesForm(FlaskForm):
-    action = OneValueField(validators=[AnyOf(ACTIONS, message="Unknown action.")])
-    next = OneHiddenValueField(validators=[Length(max=2048)])
+    action = SingleValueField(validators=[AnyOf(ACTIONS, message="Unknown action.")])
+    next = SingleHiddenField(validators=[Length(max=2048)])
 
     def category_fields(self) -> list[CategoryCheckbox]:
         return [field for field in self if isinstance(field, CategoryCheckbox)]
