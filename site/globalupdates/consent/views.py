@@ -123,7 +123,7 @@ def choice_answer(previously_granted: frozenset[str]) -> ResponseReturnValue:
 
     It reloads when something was withdrawn (its cookies expire with this very response),
     and when a newly granted script comes from another site: the page's Content-Security-Policy
-    was written before that origin was granted, so only a new page may load it.
+    was written before that origin was granted, so its ``connect-src`` lacks it.
     """
     state = current_consent()
     registry = engine().registry
