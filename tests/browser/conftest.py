@@ -9,7 +9,7 @@ from contextlib import closing
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, expect, sync_playwright
 from siteserver import ServedSite, served_site
 
 from .browsing import (
@@ -20,6 +20,10 @@ from .browsing import (
     RECORD_CSP_VIOLATIONS,
     Reader,
 )
+
+# The features answer within a second on a quiet machine; the margin is for a machine whose
+# two cores are shared with other test runs.
+expect.set_options(timeout=FEATURE_TIMEOUT_MS)
 
 
 @pytest.fixture(scope="session")
