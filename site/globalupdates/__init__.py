@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Flask
 
-from . import articles, bootstrap, consent, errors, features, health
+from . import articles, bootstrap, consent, errors, features, health, proxy
 from .config import PROJECT_ROOT, Defaults
 from .extensions import csrf, db, migrate
 from .sessions import ConsentAwareSessionInterface
@@ -33,6 +33,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     register_extensions(app)
     register_features(app)
     register_template_globals(app)
+    proxy.init_app(app)
     return app
 
 

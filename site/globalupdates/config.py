@@ -25,3 +25,10 @@ class Defaults:
     WTF_CSRF_SSL_STRICT = True
 
     MAX_CONTENT_LENGTH = 64 * 1024
+
+    # How many reverse proxies set each X-Forwarded-* header; 0 ignores the header.
+    PROXY_FIX_X_FOR = 0
+    PROXY_FIX_X_PROTO = 0
+    PROXY_FIX_X_HOST = 0
+    PROXY_FIX_X_PORT = 0
+    PROXY_FIX_X_PREFIX = 0

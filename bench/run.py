@@ -1,0 +1,348 @@
+"""Load the site under its own gunicorn config with wrk, beside a bare Flask app and nginx.
+
+Each scenario runs three times back to back: the site, a bare Flask app (one route, a
+fixed string) under the very same gunicorn settings, and nginx serving the article page's
+HTML from a file. The machine is shared and noisy, so read the ratios, not the absolutes.
+
+    .venv/bin/python bench/run.py                  # the table, 10 s a run, 32 connections
+    .venv/bin/python bench/run.py --soak           # also 128 connections for 30 s on the article
+    .venv/bin/python bench/run.py --compare-workers   # sync, gthread, gevent side by side
+
+Not part of ``make test``: the figures are targets to watch, not pass/fail checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import runpy
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+ARTICLE = "/articles/harrowmere-tidal-lagoon-switches-on"
+SECRET = "bench-secret-key-not-for-production"
+
+WRK_REPORT = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "errors": %d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect + e.read + e.write + e.status + e.timeout))
+end
+"""
+
+
+@dataclass
+class Result:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+    def cells(self) -> str:
+        return (
+            f"{self.requests_per_second:8.0f} {self.p50_ms:6.1f} {self.p99_ms:6.1f} {self.errors:6d}"
+        )
+
+
+@dataclass
+class Scenario:
+    name: str
+    path: str
+    method: str = "GET"
+    body: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, path: str = "/", timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", path)
+            conn.getresponse().read()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing answered on port {port} within {timeout} s")
+
+
+def bench_environment(workdir: Path, gunicorn_env: dict[str, str]) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "FLASK_INSTANCE_PATH": str(workdir / "instance"),
+            "FLASK_SECRET_KEY": SECRET,
+            "FLASK_SQLALCHEMY_DATABASE_URI": os.environ.get(
+                "BENCH_DATABASE_URL", f"sqlite:///{workdir / 'bench.sqlite3'}"
+            ),
+            "GUNICORN_ACCESSLOG": "",
+            "GUNICORN_LOGLEVEL": "warning",
+        }
+    )
+    env.update(gunicorn_env)
+    return env
+
+
+@contextmanager
+def gunicorn(app: str, workdir: Path, gunicorn_env: dict[str, str]) -> Iterator[tuple[int, int]]:
+    """Yield (port, master pid) of gunicorn serving ``app`` with the project's config."""
+    port = free_port()
+    env = bench_environment(workdir, gunicorn_env)
+    env["GUNICORN_BIND"] = f"127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), app],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(workdir / "gunicorn.log", "ab"),
+    )
+    try:
+        wait_for_port(port)
+        yield port, process.pid
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+@contextmanager
+def nginx_serving(html: bytes, workdir: Path, workers: int) -> Iterator[int]:
+    """nginx with keep-alive, serving the article's HTML at ``/`` from a file."""
+    root = workdir / "nginx"
+    (root / "www").mkdir(parents=True, exist_ok=True)
+    (root / "www" / "index.html").write_bytes(html)
+    port = free_port()
+    conf = root / "nginx.conf"
+    conf.write_text(
+        f"""
+worker_processes {workers};
+daemon off;
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {root}/tmp;
+    proxy_temp_path {root}/tmp;
+    fastcgi_temp_path {root}/tmp;
+    uwsgi_temp_path {root}/tmp;
+    scgi_temp_path {root}/tmp;
+    keepalive_requests 100000;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root}/www;
+        location / {{ default_type text/html; }}
+    }}
+}}
+"""
+    )
+    process = subprocess.Popen(
+        ["nginx", "-c", str(conf), "-p", str(root)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        yield port
+    finally:
+        process.send_signal(signal.SIGQUIT)
+        process.wait(timeout=30)
+
+
+def run_wrk(port: int, scenario: Scenario, connections: int, seconds: int, workdir: Path) -> Result:
+    script = workdir / "report.lua"
+    lines = [f'wrk.method = "{scenario.method}"']
+    if scenario.body:
+        lines.append(f"wrk.body = {json.dumps(scenario.body)}")
+    script.write_text("\n".join(lines) + WRK_REPORT)
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script)]
+    for name, value in scenario.headers.items():
+        command += ["-H", f"{name}: {value}"]
+    command.append(f"http://127.0.0.1:{port}{scenario.path}")
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    report = json.loads(output.strip().splitlines()[-1])
+    return Result(
+        requests_per_second=report["requests"] / (report["duration_us"] / 1e6),
+        p50_ms=report["p50_us"] / 1000,
+        p99_ms=report["p99_us"] / 1000,
+        errors=report["errors"],
+    )
+
+
+SESSION_COOKIE = re.compile(r"gu_session=([^;]+)")
+CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+CSRF_META = re.compile(r'name="csrf-token" content="([^"]+)"')
+
+
+def fetch(port: int, method: str, path: str, body: str = "", headers=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request(method, path, body=body or None, headers=headers or {})
+    response = conn.getresponse()
+    return response, response.read().decode()
+
+
+def reader_who_accepted_all(port: int) -> tuple[str, str, str]:
+    """A reader's session cookie after "accept all", a CSRF token for it, and the form body."""
+    response, html = fetch(port, "GET", "/consent")
+    cookie = SESSION_COOKIE.search(response.getheader("Set-Cookie", "")).group(1)
+    token = CSRF_FIELD.search(html).group(1)
+    body = urlencode({"csrf_token": token, "action": "accept_all", "next": ARTICLE})
+    headers = {
+        "Cookie": f"gu_session={cookie}",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    response, _ = fetch(port, "POST", "/consent", body, headers)
+    assert response.status == 303, response.status
+    cookie = SESSION_COOKIE.search(response.getheader("Set-Cookie", "")).group(1)
+    _, html = fetch(port, "GET", ARTICLE, headers={"Cookie": f"gu_session={cookie}"})
+    token = CSRF_META.search(html).group(1)
+    return cookie, token, body
+
+
+def site_scenarios(port: int) -> list[Scenario]:
+    cookie, token, consent_body = reader_who_accepted_all(port)
+    reader = "0123456789abcdef0123456789abcdef"
+    return [
+        Scenario("article, first visit", ARTICLE),
+        Scenario("article, stored choice", ARTICLE, headers={"Cookie": f"gu_session={cookie}"}),
+        Scenario("front page", "/"),
+        Scenario(
+            "POST /consent (DB write)",
+            "/consent",
+            method="POST",
+            body=consent_body,
+            headers={
+                "Cookie": f"gu_session={cookie}",
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+        ),
+        Scenario(
+            "page-view beacon",
+            "/features/pageview",
+            method="POST",
+            body=json.dumps({"path": ARTICLE}),
+            headers={
+                "Cookie": f"gu_session={cookie}; gu_reader={reader}",
+                "Content-Type": "application/json",
+                "X-CSRFToken": token,
+            },
+        ),
+    ]
+
+
+def worker_rss_mb(master_pid: int) -> list[float]:
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    sizes = []
+    for pid in children:
+        status = Path(f"/proc/{pid}/status").read_text()
+        kilobytes = int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))
+        sizes.append(kilobytes / 1024)
+    return sizes
+
+
+def settings_line(env: dict[str, str]) -> str:
+    sys.path.insert(0, str(ROOT))
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        namespace = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    keys = ("worker_class", "workers", "threads", "keepalive")
+    return ", ".join(f"{key}={namespace[key]}" for key in keys)
+
+
+def side_by_side(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> None:
+    print(f"gunicorn: {settings_line(env)}; wrk -t2 -c{args.connections} -d{args.seconds}s")
+    print(f"{'scenario':26} | {'site req/s   p50    p99   errs':30} | {'bare Flask':30} | nginx")
+    with gunicorn("wsgi:app", workdir, env) as (site_port, site_pid):
+        _, article_html = fetch(site_port, "GET", ARTICLE)
+        scenarios = site_scenarios(site_port)
+    ratios = []
+    for scenario in scenarios:
+        with gunicorn("wsgi:app", workdir, env) as (site_port, site_pid):
+            site = run_wrk(site_port, scenario, args.connections, args.seconds, workdir)
+            rss = worker_rss_mb(site_pid)
+        with gunicorn("bench.bare_app:app", workdir, env) as (bare_port, _):
+            bare = run_wrk(bare_port, Scenario("bare", "/"), args.connections, args.seconds, workdir)
+        with nginx_serving(article_html.encode(), workdir, 2) as nginx_port:
+            static = run_wrk(
+                nginx_port, Scenario("nginx", "/"), args.connections, args.seconds, workdir
+            )
+        ratio = site.requests_per_second / bare.requests_per_second
+        ratios.append((scenario.name, ratio, rss))
+        print(f"{scenario.name:26} | {site.cells()} | {bare.cells()} | {static.cells()}")
+    print()
+    for name, ratio, rss in ratios:
+        sizes = ", ".join(f"{size:.0f}" for size in rss)
+        print(f"{name:26}  site/bare = {ratio:5.0%}   worker RSS MB after the run: {sizes}")
+    if args.soak:
+        with gunicorn("wsgi:app", workdir, env) as (site_port, _):
+            soak = run_wrk(site_port, scenarios[1], 128, 30, workdir)
+        print(f"\narticle, stored choice, 128 connections for 30 s: {soak.cells()}")
+
+
+WORKER_CHOICES = [
+    {"GUNICORN_WORKER_CLASS": "sync", "WEB_CONCURRENCY": "3", "GUNICORN_THREADS": "1"},
+    {"GUNICORN_WORKER_CLASS": "sync", "WEB_CONCURRENCY": "5", "GUNICORN_THREADS": "1"},
+    {"GUNICORN_WORKER_CLASS": "gthread", "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "4"},
+    {"GUNICORN_WORKER_CLASS": "gthread", "WEB_CONCURRENCY": "3", "GUNICORN_THREADS": "4"},
+    {"GUNICORN_WORKER_CLASS": "gthread", "WEB_CONCURRENCY": "4", "GUNICORN_THREADS": "2"},
+    {"GUNICORN_WORKER_CLASS": "gthread", "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "16"},
+    {"GUNICORN_WORKER_CLASS": "gevent", "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "1"},
+    {"GUNICORN_WORKER_CLASS": "gevent", "WEB_CONCURRENCY": "3", "GUNICORN_THREADS": "1"},
+]
+
+
+def compare_workers(args: argparse.Namespace, workdir: Path) -> None:
+    """The article with a stored choice and the consent POST under each worker set-up."""
+    print(f"wrk -t2 -c{args.connections} -d{args.seconds}s, keep-alive requested by wrk")
+    print(f"{'worker set-up':36} | {'article req/s p50 p99 errs':30} | POST /consent")
+    for choice in WORKER_CHOICES:
+        with gunicorn("wsgi:app", workdir, choice) as (port, _):
+            scenarios = site_scenarios(port)
+            article = run_wrk(port, scenarios[1], args.connections, args.seconds, workdir)
+            consent = run_wrk(port, scenarios[3], args.connections, args.seconds, workdir)
+        label = settings_line(choice).replace(", keepalive=5", "")
+        print(f"{label:36} | {article.cells()} | {consent.cells()}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--soak", action="store_true", help="also 128 connections for 30 s")
+    parser.add_argument("--compare-workers", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="gu-bench-") as folder:
+        workdir = Path(folder)
+        if args.compare_workers:
+            compare_workers(args, workdir)
+        else:
+            side_by_side(args, workdir, {})
+
+
+if __name__ == "__main__":
+    main()
