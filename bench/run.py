@@ -55,9 +55,8 @@ class Result:
     errors: int
 
     def cells(self) -> str:
-        return (
-            f"{self.requests_per_second:8.0f} {self.p50_ms:6.1f} {self.p99_ms:6.1f} {self.errors:6d}"
-        )
+        rate, p50, p99 = self.requests_per_second, self.p50_ms, self.p99_ms
+        return f"{rate:8.0f} {p50:6.1f} {p99:6.1f} {self.errors:6d}"
 
 
 @dataclass
@@ -111,13 +110,14 @@ def gunicorn(app: str, workdir: Path, gunicorn_env: dict[str, str]) -> Iterator[
     port = free_port()
     env = bench_environment(workdir, gunicorn_env)
     env["GUNICORN_BIND"] = f"127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), app],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(workdir / "gunicorn.log", "ab"),
-    )
+    with open(workdir / "gunicorn.log", "ab") as log:
+        process = subprocess.Popen(
+            [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), app],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     try:
         wait_for_port(port)
         yield port, process.pid
@@ -131,6 +131,8 @@ def nginx_serving(html: bytes, workdir: Path, workers: int) -> Iterator[int]:
     """nginx with keep-alive, serving the article's HTML at ``/`` from a file."""
     root = workdir / "nginx"
     (root / "www").mkdir(parents=True, exist_ok=True)
+    for folder in (workdir, root, root / "www"):
+        folder.chmod(0o755)  # nginx's workers run as an unprivileged user
     (root / "www" / "index.html").write_bytes(html)
     port = free_port()
     conf = root / "nginx.conf"
@@ -286,7 +288,9 @@ def side_by_side(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -
             site = run_wrk(site_port, scenario, args.connections, args.seconds, workdir)
             rss = worker_rss_mb(site_pid)
         with gunicorn("bench.bare_app:app", workdir, env) as (bare_port, _):
-            bare = run_wrk(bare_port, Scenario("bare", "/"), args.connections, args.seconds, workdir)
+            bare = run_wrk(
+                bare_port, Scenario("bare", "/"), args.connections, args.seconds, workdir
+            )
         with nginx_serving(article_html.encode(), workdir, 2) as nginx_port:
             static = run_wrk(
                 nginx_port, Scenario("nginx", "/"), args.connections, args.seconds, workdir

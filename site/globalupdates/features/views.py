@@ -28,8 +28,7 @@ MAX_TIMING_MS = 600_000
 HOUSE_AD = {
     "headline": "Every cookie we use, explained in plain words",
     "text": (
-        "Our cookie policy lists what each one does and how long it lasts."
-        " Read it in two minutes."
+        "Our cookie policy lists what each one does and how long it lasts. Read it in two minutes."
     ),
     "href": "/cookie-policy",
     "label": "Promotion from Global Updates",
