@@ -20,6 +20,9 @@ class Defaults:
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = False  # also Secure on any request that arrived over HTTPS
     PERMANENT_SESSION_LIFETIME = timedelta(days=182)
+    # The consent expires from the moment it was given, so re-signing and re-sending the
+    # cookie on every page would only cost time; it is written when its contents change.
+    SESSION_REFRESH_EACH_REQUEST = False
 
     WTF_CSRF_TIME_LIMIT = None  # a token lives as long as the session that holds it
     WTF_CSRF_SSL_STRICT = True
