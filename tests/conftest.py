@@ -13,6 +13,7 @@ from database_backends import PostgresTestDatabase, backend_names, configured_po
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from flask_migrate import upgrade
+
 from globalupdates import create_app
 from globalupdates.articles.importer import import_paths
 from globalupdates.config import PROJECT_ROOT

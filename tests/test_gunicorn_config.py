@@ -6,8 +6,9 @@ import runpy
 from pathlib import Path
 
 import pytest
-from globalupdates.config import PROJECT_ROOT
 from gunicorn.config import Config
+
+from globalupdates.config import PROJECT_ROOT
 
 CONFIG_FILE = PROJECT_ROOT / "gunicorn.conf.py"
 OVERRIDES = (

@@ -28,3 +28,12 @@ def test_the_front_page_lists_newest_first(client):
     positions = [html.find(word) for word in ("rethink", "Kessling", "Harrowmere")]
     assert all(position > 0 for position in positions)
     assert positions == sorted(positions)
+
+
+def test_the_registry_works_out_its_notice_hash_once(app):
+    """Every consent record carries the hash; it was recomputed from scratch per request."""
+    registry = app.extensions["consent"].registry
+    first = registry.notice_hash
+    assert registry.notice_hash is first
+    assert registry.optional_keys is registry.optional_keys
+    assert len(first) == 64

@@ -12,6 +12,7 @@ import re
 import tomllib
 from dataclasses import asdict, dataclass
 from fnmatch import fnmatchcase
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -69,27 +70,29 @@ class Notice:
 
 @dataclass(frozen=True)
 class Registry:
+    """Immutable once loaded, so each derived value is worked out once and then reused."""
+
     revision: int
     notice: Notice
     categories: tuple[Category, ...]
 
-    @property
+    @cached_property
     def keys(self) -> tuple[str, ...]:
         return tuple(c.key for c in self.categories)
 
-    @property
+    @cached_property
     def optional_categories(self) -> tuple[Category, ...]:
         return tuple(c for c in self.categories if not c.required)
 
-    @property
+    @cached_property
     def optional_keys(self) -> frozenset[str]:
         return frozenset(c.key for c in self.optional_categories)
 
-    @property
+    @cached_property
     def required_keys(self) -> frozenset[str]:
         return frozenset(c.key for c in self.categories if c.required)
 
-    @property
+    @cached_property
     def gpc_opt_out_keys(self) -> frozenset[str]:
         return frozenset(c.key for c in self.categories if c.gpc_opt_out)
 
@@ -122,7 +125,7 @@ class Registry:
                 return category.key
         raise KeyError(filename)
 
-    @property
+    @cached_property
     def notice_hash(self) -> str:
         """A digest of everything the reader is shown before choosing."""
         shown = {"notice": asdict(self.notice), "categories": [asdict(c) for c in self.categories]}
