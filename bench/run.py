@@ -40,9 +40,10 @@ WRK_REPORT = """
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
-    '{"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "errors": %d}\\n',
+    '{"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, ' ..
+    '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}}\\n',
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    e.connect + e.read + e.write + e.status + e.timeout))
+    e.connect, e.read, e.write, e.status, e.timeout))
 end
 """
 
@@ -53,6 +54,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    error_kinds: dict[str, int] = field(default_factory=dict)
 
     def cells(self) -> str:
         rate, p50, p99 = self.requests_per_second, self.p50_ms, self.p99_ms
@@ -188,7 +190,8 @@ def run_wrk(port: int, scenario: Scenario, connections: int, seconds: int, workd
         requests_per_second=report["requests"] / (report["duration_us"] / 1e6),
         p50_ms=report["p50_us"] / 1000,
         p99_ms=report["p99_us"] / 1000,
-        errors=report["errors"],
+        errors=sum(report["errors"].values()),
+        error_kinds={kind: n for kind, n in report["errors"].items() if n},
     )
 
 
@@ -253,14 +256,20 @@ def site_scenarios(port: int) -> list[Scenario]:
     ]
 
 
-def worker_rss_mb(master_pid: int) -> list[float]:
+def worker_memory_mb(master_pid: int) -> list[tuple[float, float]]:
+    """Each worker's resident size and its proportional share (PSS) of shared pages."""
     children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
     sizes = []
     for pid in children:
-        status = Path(f"/proc/{pid}/status").read_text()
-        kilobytes = int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))
-        sizes.append(kilobytes / 1024)
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        rss = int(re.search(r"^Rss:\s+(\d+) kB", rollup, re.M).group(1)) / 1024
+        pss = int(re.search(r"^Pss:\s+(\d+) kB", rollup, re.M).group(1)) / 1024
+        sizes.append((rss, pss))
     return sizes
+
+
+def memory_cells(sizes: list[tuple[float, float]]) -> str:
+    return ", ".join(f"{rss:.0f} (PSS {pss:.0f})" for rss, pss in sizes)
 
 
 def settings_line(env: dict[str, str]) -> str:
@@ -286,26 +295,31 @@ def side_by_side(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -
     for scenario in scenarios:
         with gunicorn("wsgi:app", workdir, env) as (site_port, site_pid):
             site = run_wrk(site_port, scenario, args.connections, args.seconds, workdir)
-            rss = worker_rss_mb(site_pid)
-        with gunicorn("bench.bare_app:app", workdir, env) as (bare_port, _):
+            rss = worker_memory_mb(site_pid)
+        with gunicorn("bench.bare_app:app", workdir, env) as (bare_port, bare_pid):
             bare = run_wrk(
                 bare_port, Scenario("bare", "/"), args.connections, args.seconds, workdir
             )
+            bare_rss = worker_memory_mb(bare_pid)
         with nginx_serving(article_html.encode(), workdir, 2) as nginx_port:
             static = run_wrk(
                 nginx_port, Scenario("nginx", "/"), args.connections, args.seconds, workdir
             )
         ratio = site.requests_per_second / bare.requests_per_second
-        ratios.append((scenario.name, ratio, rss))
+        ratios.append((scenario.name, ratio, rss, bare_rss))
         print(f"{scenario.name:26} | {site.cells()} | {bare.cells()} | {static.cells()}")
     print()
-    for name, ratio, rss in ratios:
-        sizes = ", ".join(f"{size:.0f}" for size in rss)
-        print(f"{name:26}  site/bare = {ratio:5.0%}   worker RSS MB after the run: {sizes}")
+    print("scenario                    site/bare   worker MB after the run: site | bare Flask")
+    for name, ratio, rss, bare_rss in ratios:
+        print(f"{name:26}  {ratio:8.0%}   {memory_cells(rss)} | {memory_cells(bare_rss)}")
     if args.soak:
-        with gunicorn("wsgi:app", workdir, env) as (site_port, _):
-            soak = run_wrk(site_port, scenarios[1], 128, 30, workdir)
-        print(f"\narticle, stored choice, 128 connections for 30 s: {soak.cells()}")
+        for index in (0, 1):
+            with gunicorn("wsgi:app", workdir, env) as (site_port, _):
+                soak = run_wrk(site_port, scenarios[index], 128, 30, workdir)
+            print(
+                f"\n{scenarios[index].name}, 128 connections for 30 s: {soak.cells()}"
+                f"  errors by kind (wrk's 2 s timeout): {soak.error_kinds or 'none'}"
+            )
 
 
 WORKER_CHOICES = [
