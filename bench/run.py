@@ -19,6 +19,7 @@ import json
 import os
 import re
 import runpy
+import shutil
 import signal
 import socket
 import subprocess
@@ -347,7 +348,14 @@ def compare_workers(args: argparse.Namespace, workdir: Path) -> None:
         print(f"{label:36} | {article.cells()} | {consent.cells()}")
 
 
+def require_tools() -> None:
+    missing = [tool for tool in ("wrk", "nginx") if shutil.which(tool) is None]
+    if missing:
+        sys.exit(f"bench needs {' and '.join(missing)}: apt-get install -y wrk nginx")
+
+
 def main() -> None:
+    require_tools()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
