@@ -3,6 +3,7 @@ act as a reader would (fetch a page, read its form, send it back)."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -13,12 +14,17 @@ from database_backends import PostgresTestDatabase, backend_names, configured_po
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from flask_migrate import upgrade
+from hypothesis import settings
 
 from globalupdates import create_app
 from globalupdates.articles.importer import import_paths
 from globalupdates.config import PROJECT_ROOT
 
 CONTENT_DIR = PROJECT_ROOT / "content"
+
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 def app_config(database_uri: str, instance: Path, **extra: object) -> dict[str, object]:

@@ -108,3 +108,12 @@ def test_a_garbled_stored_choice_counts_as_no_choice(client):
     html = client.get("/").get_data(as_text=True)
     assert 'id="consent-banner"' in html
     assert "data-category" not in html
+
+
+def test_an_action_sent_twice_is_refused(app, client, reader_with_choice):
+    response = client.post(
+        "/consent",
+        data={"csrf_token": fresh_token(client), "action": ["accept_all", "reject_all"]},
+    )
+    assert response.status_code == 400
+    assert_nothing_changed(app, client, reader_with_choice)

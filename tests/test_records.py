@@ -22,7 +22,8 @@ def test_export_writes_one_json_line_per_choice(app, runner):
     choose(reader, "save", ("analytics",))
     choose(app.test_client(), "reject_all")
     lines = export(runner)
-    assert [line["action"] for line in lines] == ["accept_all", "save", "reject_all"]
+    # The save took analytics back from an accept-all, so it is recorded as a withdrawal.
+    assert [line["action"] for line in lines] == ["accept_all", "withdrawal", "reject_all"]
     assert lines[1]["categories"] == ["necessary", "analytics"]
     assert lines[2]["categories"] == ["necessary"]
     assert lines[0]["consent_id"] == lines[1]["consent_id"] != lines[2]["consent_id"]

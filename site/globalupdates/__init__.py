@@ -10,7 +10,17 @@ from typing import Any
 
 from flask import Flask
 
-from . import articles, bootstrap, consent, errors, features, health, proxy
+from . import (
+    articles,
+    bootstrap,
+    consent,
+    errors,
+    features,
+    health,
+    proxy,
+    ratelimits,
+    security,
+)
 from .config import PROJECT_ROOT, Defaults
 from .extensions import csrf, db, migrate
 from .sessions import ConsentAwareSessionInterface
@@ -88,6 +98,8 @@ def register_features(app: Flask) -> None:
     features.init_app(app)
     health.init_app(app)
     errors.init_app(app)
+    security.init_app(app)
+    ratelimits.init_app(app)
     bootstrap.init_app(app)
 
 

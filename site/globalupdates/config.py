@@ -29,6 +29,24 @@ class Defaults:
 
     MAX_CONTENT_LENGTH = 64 * 1024
 
+    GPC_LAST_UPDATE = "2026-11-26"  # when this site's handling of GPC last changed
+    GOOGLE_TAG_ID = None  # e.g. "G-ABC123XYZ" turns on Google Consent Mode v2
+    HSTS_MAX_AGE = 63072000  # two years, sent only on responses served over HTTPS
+
+    # Rate limits (Flask-Limiter). A reader is keyed by their session, so many readers
+    # behind one shared address each get their own allowance; the per-address figures are
+    # only a ceiling against floods. Load tests raise them through FLASK_RATELIMIT_*.
+    RATELIMIT_ENABLED = True
+    RATELIMIT_STORAGE_URI = "memory://"  # e.g. redis://host:6379/0 when several hosts serve
+    RATELIMIT_HEADERS_ENABLED = True
+    RATELIMIT_SWALLOW_ERRORS = True  # a storage outage must not turn a choice into a 500
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True  # and limits go on per worker meanwhile
+    RATELIMIT_CONSENT_PER_READER = "10 per minute"
+    RATELIMIT_CONSENT_PER_ADDRESS = "600 per minute"
+    RATELIMIT_BEACON_PER_READER = "60 per minute"
+    RATELIMIT_BEACON_PER_ADDRESS = "6000 per minute"
+    RATELIMIT_CSP_REPORT_PER_ADDRESS = "60 per minute"
+
     # How many reverse proxies set each X-Forwarded-* header; 0 ignores the header.
     PROXY_FIX_X_FOR = 0
     PROXY_FIX_X_PROTO = 0

@@ -1,5 +1,7 @@
 """Extension instances, bound to an app in ``create_app``."""
 
+from flask import request
+from flask_limiter import Limiter
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
@@ -22,3 +24,10 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 csrf = CSRFProtect()
+
+
+def _remote_address() -> str:
+    return request.remote_addr or "unknown"
+
+
+limiter = Limiter(key_func=_remote_address)

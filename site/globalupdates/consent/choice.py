@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +19,7 @@ class StoredChoice:
     categories: frozenset[str]
     made_at: datetime
     revision: int
+    gpc: bool = False  # whether the reader's browser sent GPC when this choice was made
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ def read_stored_choice(session: MutableMapping[str, Any]) -> StoredChoice | None
             categories=frozenset(categories),
             made_at=made_at,
             revision=int(raw["revision"]),
+            gpc=raw.get("gpc") is True,
         )
     except (KeyError, TypeError, ValueError, OverflowError, OSError):
         return None
@@ -75,6 +77,7 @@ def write_stored_choice(session: MutableMapping[str, Any], choice: StoredChoice)
         "categories": sorted(choice.categories),
         "made_at": int(choice.made_at.timestamp()),
         "revision": choice.revision,
+        "gpc": choice.gpc,
     }
 
 
@@ -105,7 +108,11 @@ def resolve(
 
 
 def new_choice(
-    categories: frozenset[str], registry: Registry, now: datetime, consent_id: str | None
+    categories: frozenset[str],
+    registry: Registry,
+    now: datetime,
+    consent_id: str | None,
+    gpc: bool = False,
 ) -> StoredChoice:
     """A new choice keeps the reader's consent id, so their history stays one thread."""
     return StoredChoice(
@@ -113,4 +120,20 @@ def new_choice(
         categories=(categories & registry.optional_keys) | registry.required_keys,
         made_at=now,
         revision=registry.revision,
+        gpc=gpc,
     )
+
+
+def gpc_opt_out(choice: StoredChoice, registry: Registry) -> StoredChoice | None:
+    """The stored choice with GPC applied, or None when the signal changes nothing.
+
+    A grant of a ``gpc_opt_out`` category made while the browser sent no GPC signal gives
+    way to the signal. A grant made while the signal was present was the reader's own,
+    explicit choice on the preferences page, and stands.
+    """
+    if choice.gpc:
+        return None
+    withdrawn = choice.categories & registry.gpc_opt_out_keys
+    if not withdrawn:
+        return None
+    return replace(choice, categories=choice.categories - withdrawn, gpc=True)

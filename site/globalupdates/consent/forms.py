@@ -27,9 +27,22 @@ class CategoryCheckbox(BooleanField):
         self.data = True
 
 
+class SingleValueField(StringField):
+    """A field that a well-formed form sends at most once; a repeated value is refused."""
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        if len(valuelist) > 1:
+            raise ValueError(f"'{self.name}' was sent more than once.")
+        super().process_formdata(valuelist)
+
+
+class SingleHiddenField(SingleValueField, HiddenField):
+    pass
+
+
 class PreferencesForm(FlaskForm):
-    action = StringField(validators=[AnyOf(ACTIONS, message="Unknown action.")])
-    next = HiddenField(validators=[Length(max=2048)])
+    action = SingleValueField(validators=[AnyOf(ACTIONS, message="Unknown action.")])
+    next = SingleHiddenField(validators=[Length(max=2048)])
 
     def category_fields(self) -> list[CategoryCheckbox]:
         return [field for field in self if isinstance(field, CategoryCheckbox)]

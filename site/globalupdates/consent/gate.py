@@ -10,8 +10,12 @@ from typing import Any
 from flask import Flask, Response, current_app, g, request, session, url_for
 from markupsafe import Markup
 
+from . import csp
 from .choice import ConsentState, gpc_signal, resolve
+from .consent_mode import configured_tag_id, consent_mode, policy_origins
+from .firewall import strip_forbidden_cookies
 from .forms import PreferencesForm, preferences_form_class
+from .gpc import apply_gpc_to_stored_choice
 from .registry import Registry, Script, load_registry
 
 
@@ -20,6 +24,7 @@ class ConsentEngine:
     registry: Registry
     form_class: type[PreferencesForm]
     lifetime: timedelta
+    google_tag_id: str | None = None
 
 
 def init_gate(app: Flask) -> None:
@@ -28,6 +33,7 @@ def init_gate(app: Flask) -> None:
         registry=registry,
         form_class=preferences_form_class(registry),
         lifetime=timedelta(days=app.config["CONSENT_LIFETIME_DAYS"]),
+        google_tag_id=configured_tag_id(app, registry),
     )
     app.before_request(resolve_consent)
     app.context_processor(consent_context)
@@ -45,13 +51,19 @@ def current_consent() -> ConsentState:
 
 
 def resolve_consent() -> None:
-    g.consent = resolve(
-        session,
-        engine().registry,
-        now=datetime.now(UTC),
-        lifetime=engine().lifetime,
-        gpc=gpc_signal(request.headers.get("Sec-GPC")),
+    """Resolve the reader's choice once; a GPC signal may revise it (never on static files,
+    whose parallel requests would otherwise race to record the same opt-out)."""
+    now = datetime.now(UTC)
+    registry = engine().registry
+    gpc = gpc_signal(request.headers.get("Sec-GPC"))
+    state = resolve(session, registry, now=now, lifetime=engine().lifetime, gpc=gpc)
+    revised = (
+        None if request.endpoint == "static" else apply_gpc_to_stored_choice(state, registry, now)
     )
+    if revised is not None:
+        granted = registry.required_keys | (revised.categories & registry.optional_keys)
+        state = ConsentState(granted=granted, choice=revised, gpc=gpc)
+    g.consent = state
 
 
 def csp_nonce() -> str:
@@ -98,15 +110,33 @@ def consent_context() -> dict[str, Any]:
         "consent_registry": engine().registry,
         "gated_scripts": render_gated_scripts,
         "csp_nonce": csp_nonce,
+        "google_consent_mode": consent_mode(engine().google_tag_id, current_consent()),
     }
 
 
 def apply_consent_to_response(response: Response) -> Response:
-    expire_cookies_not_granted(response, current_consent())
+    """Clear withdrawn cookies, stop forbidden ones, and bind the CSP to the reader's consent."""
+    state = current_consent()
+    expire_cookies_not_granted(response, state)
+    strip_forbidden_cookies(response, state, engine().registry)
     if response.mimetype == "text/html":
         response.headers["Cache-Control"] = "private, no-cache"
         response.vary.add("Cookie")
+        response.headers["Content-Security-Policy"] = content_security_policy(state)
+        response.headers["Reporting-Endpoints"] = f'{csp.REPORT_GROUP}="{csp.REPORT_PATH}"'
+    else:
+        response.headers.setdefault("Content-Security-Policy", csp.NON_HTML_POLICY)
     return response
+
+
+def content_security_policy(state: ConsentState) -> str:
+    extra = policy_origins(consent_mode(engine().google_tag_id, state))
+    return csp.html_policy(
+        csp_nonce(),
+        script_src=[*csp.granted_origins(state, engine().registry), *extra["script_src"]],
+        connect_src=[*csp.granted_origins(state, engine().registry), *extra["connect_src"]],
+        img_src=extra["img_src"],
+    )
 
 
 def expire_cookies_not_granted(response: Response, state: ConsentState) -> None:

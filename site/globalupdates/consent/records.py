@@ -1,4 +1,8 @@
-"""Proof of consent: one append-only database record per choice a reader makes."""
+"""Proof of consent: one append-only, hash-chained database record per choice a reader makes.
+
+The chain itself (hashing, serialised appends, verification, pruning) lives in ``chain.py``;
+this module holds the two tables and the shapes a record is exported in.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,19 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
 
+EXPORT_FIELDS = (
+    "id",
+    "consent_id",
+    "created_at",
+    "action",
+    "categories",
+    "revision",
+    "notice_hash",
+    "gpc",
+    "prev_hash",
+    "hash",
+)
+
 
 class ConsentRecord(db.Model):  # type: ignore[name-defined]
     __tablename__ = "consent_record"
@@ -24,22 +41,56 @@ class ConsentRecord(db.Model):  # type: ignore[name-defined]
     revision: Mapped[int]
     notice_hash: Mapped[str] = mapped_column(String(64))
     gpc: Mapped[bool]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
 
     def as_export(self) -> dict[str, Any]:
         return {
+            "id": self.id,
             "consent_id": self.consent_id,
-            "created_at": as_utc(self.created_at).isoformat().replace("+00:00", "Z"),
+            "created_at": utc_text(self.created_at),
             "action": self.action,
             "categories": list(self.categories),
             "revision": self.revision,
             "notice_hash": self.notice_hash,
             "gpc": self.gpc,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
         }
+
+
+class ChainAnchor(db.Model):  # type: ignore[name-defined]
+    """Left behind by ``consent prune``: the hash of the last record it deleted.
+
+    The first record kept still points at that hash, so the rest of the chain verifies
+    from the anchor instead of from the genesis value.
+    """
+
+    __tablename__ = "consent_chain_anchor"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime]
+    pruned_before: Mapped[datetime]
+    last_pruned_id: Mapped[int]
+    tail_hash: Mapped[str] = mapped_column(String(64))
+    pruned_count: Mapped[int]
 
 
 def as_utc(moment: datetime) -> datetime:
     """Records are stored as naive UTC, which both SQLite and PostgreSQL keep exactly."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def utc_text(moment: datetime) -> str:
+    return as_utc(moment).isoformat().replace("+00:00", "Z")
+
+
+def export_lines(batch_size: int = 500) -> Iterator[str]:
+    """Every record as a JSON line, oldest first, fetched in batches to keep memory flat."""
+    from .chain import iter_records
+
+    for record in iter_records(batch_size=batch_size):
+        yield json.dumps(record.as_export(), separators=(",", ":")) + "\n"
 
 
 def append_record(
@@ -52,24 +103,14 @@ def append_record(
     notice_hash: str,
     gpc: bool,
 ) -> ConsentRecord:
-    record = ConsentRecord(
+    from .chain import append_to_chain
+
+    return append_to_chain(
         consent_id=consent_id,
-        created_at=as_utc(created_at).replace(tzinfo=None),
+        created_at=created_at,
         action=action,
         categories=categories,
         revision=revision,
         notice_hash=notice_hash,
         gpc=gpc,
     )
-    db.session.add(record)
-    db.session.commit()
-    return record
-
-
-def export_lines(batch_size: int = 500) -> Iterator[str]:
-    """Every record as a JSON line, oldest first, fetched in batches to keep memory flat."""
-    query = (
-        db.select(ConsentRecord).order_by(ConsentRecord.id).execution_options(yield_per=batch_size)
-    )
-    for record in db.session.scalars(query):
-        yield json.dumps(record.as_export(), separators=(",", ":")) + "\n"

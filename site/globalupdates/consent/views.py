@@ -15,6 +15,7 @@ from .gate import current_consent, engine
 from .records import append_record
 
 bp = Blueprint("consent", __name__)
+WITHDRAWAL = "withdrawal"
 
 
 def safe_next(target: str | None) -> str:
@@ -79,11 +80,12 @@ def store_choice(action: str, granted: frozenset[str], state: ConsentState) -> N
     registry = engine().registry
     now = datetime.now(UTC)
     previous = read_stored_choice(session)
-    choice = new_choice(granted, registry, now, previous.consent_id if previous else None)
+    consent_id = previous.consent_id if previous else None
+    choice = new_choice(granted, registry, now, consent_id, gpc=state.gpc)
     append_record(
         consent_id=choice.consent_id,
         created_at=now,
-        action=action,
+        action=recorded_action(action, state, choice.categories),
         categories=registry.in_registry_order(choice.categories),
         revision=registry.revision,
         notice_hash=registry.notice_hash,
@@ -92,6 +94,13 @@ def store_choice(action: str, granted: frozenset[str], state: ConsentState) -> N
     write_stored_choice(session, choice)
     session.permanent = True
     g.consent = resolve(session, registry, now=now, lifetime=engine().lifetime, gpc=state.gpc)
+
+
+def recorded_action(action: str, state: ConsentState, granted: frozenset[str]) -> str:
+    """A save or reject that takes back a category the reader had granted is a withdrawal."""
+    if action != "accept_all" and state.choice is not None and state.granted - granted:
+        return WITHDRAWAL
+    return action
 
 
 @bp.get("/cookie-policy")

@@ -1,0 +1,101 @@
+"""Rate limits on the endpoints that write: the consent form and the features' beacons.
+
+Each limited endpoint has two limits: a tight one per reader (keyed by the reader's session,
+so that everyone behind one office or carrier address has their own allowance) and a
+generous ceiling per network address. Limits come from config, so load tests can raise them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+from flask import Blueprint, Flask, current_app, request, session
+
+from .consent import current_consent
+from .consent import reports as csp_reports
+from .consent import views as consent_views
+from .extensions import limiter
+from .features import views as feature_views
+
+CONSENT_MESSAGE = (
+    "Too many cookie choices were sent from this browser in a short time, so this one was not "
+    "saved. Please wait a minute and try again."
+)
+BEACON_MESSAGE = "Too many requests from this page in a short time; please slow down."
+REPORT_MESSAGE = "Too many CSP reports from this address; they are being dropped for a while."
+
+
+def reader_key() -> str:
+    """The reader's session (its CSRF secret, hashed), else their consent id, else their address.
+
+    The CSRF secret is made on the first page with a form and lives as long as the session,
+    so a reader keeps one key from before their first choice to after it.
+    """
+    token = session.get("csrf_token")
+    if isinstance(token, str) and token:
+        return "session:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+    consent_id = current_consent().consent_id
+    if consent_id:
+        return f"reader:{consent_id}"
+    return address_key()
+
+
+def address_key() -> str:
+    return f"address:{request.remote_addr or 'unknown'}"
+
+
+def configured(name: str) -> Callable[[], str]:
+    """A limit read from config on each request, so tests and operators can change it."""
+
+    def provider() -> str:
+        return str(current_app.config[name])
+
+    provider.__name__ = f"limit_{name.lower()}"
+    return provider
+
+
+LIMIT_PROVIDERS = {
+    name: configured(name)
+    for name in (
+        "RATELIMIT_CONSENT_PER_READER",
+        "RATELIMIT_CONSENT_PER_ADDRESS",
+        "RATELIMIT_BEACON_PER_READER",
+        "RATELIMIT_BEACON_PER_ADDRESS",
+        "RATELIMIT_CSP_REPORT_PER_ADDRESS",
+    )
+}
+
+
+def limit_posts(blueprint: Blueprint, per_reader: str | None, per_address: str, message: str):
+    """Limit every POST of a blueprint. The same provider objects are used for every app,
+    so Flask-Limiter sees the same limit each time and does not stack copies of it."""
+    if per_reader is not None:
+        limiter.limit(
+            LIMIT_PROVIDERS[per_reader],
+            key_func=reader_key,
+            methods=["POST"],
+            error_message=message,
+        )(blueprint)
+    limiter.limit(
+        LIMIT_PROVIDERS[per_address], key_func=address_key, methods=["POST"], error_message=message
+    )(blueprint)
+
+
+def init_app(app: Flask) -> None:
+    # Flask-Limiter keeps the first app's key prefix on its shared instance; take this app's.
+    limiter._key_prefix = app.config.get("RATELIMIT_KEY_PREFIX", "")
+    limiter.init_app(app)
+    limit_posts(
+        consent_views.bp,
+        "RATELIMIT_CONSENT_PER_READER",
+        "RATELIMIT_CONSENT_PER_ADDRESS",
+        CONSENT_MESSAGE,
+    )
+    limit_posts(
+        feature_views.bp,
+        "RATELIMIT_BEACON_PER_READER",
+        "RATELIMIT_BEACON_PER_ADDRESS",
+        BEACON_MESSAGE,
+    )
+    limit_posts(csp_reports.bp, None, "RATELIMIT_CSP_REPORT_PER_ADDRESS", REPORT_MESSAGE)

@@ -1,0 +1,168 @@
+"""A strict Content-Security-Policy bound to consent, its report endpoint, and the other
+security headers."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+from consent_support import ARTICLE, OPTIONAL, store_choice
+from test_registry import THIRD_PARTY, operator_registry
+
+from conftest import choose
+
+HTML_PAGES = ["/", ARTICLE, "/consent", "/cookie-policy", "/articles/missing"]
+
+
+def directives(policy: str) -> dict[str, list[str]]:
+    found = {}
+    for part in policy.split(";"):
+        name, *values = part.split()
+        found[name] = values
+    return found
+
+
+def nonce_of(policy: str) -> str:
+    match = re.search(r"'nonce-([^']+)'", policy)
+    assert match is not None
+    return match.group(1)
+
+
+@pytest.mark.parametrize("path", HTML_PAGES)
+def test_every_html_response_has_a_strict_policy(client, path):
+    response = client.get(path)
+    assert response.mimetype == "text/html"
+    policy = response.headers["Content-Security-Policy"]
+    assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+    found = directives(policy)
+    assert found["default-src"] == ["'none'"]
+    assert found["script-src"] == [f"'nonce-{nonce_of(policy)}'"]
+    assert found["frame-ancestors"] == ["'none'"]
+    assert found["object-src"] == ["'none'"] and found["base-uri"] == ["'none'"]
+    assert found["form-action"] == ["'self'"]
+    assert found["report-uri"] == ["/csp-report"] and found["report-to"] == ["csp"]
+    assert response.headers["Reporting-Endpoints"] == 'csp="/csp-report"'
+
+
+def test_each_response_gets_a_fresh_nonce(client):
+    nonces = {nonce_of(client.get("/").headers["Content-Security-Policy"]) for _ in range(5)}
+    assert len(nonces) == 5
+    assert all(len(nonce) >= 22 for nonce in nonces)
+
+
+@pytest.mark.parametrize("granted", [(), ("analytics",), OPTIONAL])
+def test_only_scripts_of_granted_categories_carry_the_nonce(client, granted):
+    store_choice(client, granted)
+    response = client.get(ARTICLE)
+    html = response.get_data(as_text=True)
+    nonce = nonce_of(response.headers["Content-Security-Policy"])
+    scripts = re.findall(r"<script [^>]*>", html)
+    assert len(scripts) == len(granted)
+    for tag in scripts:
+        assert f'nonce="{nonce}"' in tag
+        assert re.search(r'data-category="([a-z]+)"', tag).group(1) in granted
+
+
+def test_a_third_party_origin_is_allowed_only_while_its_category_is_granted(app_factory, tmp_path):
+    app = app_factory(CONSENT_REGISTRY=str(operator_registry(tmp_path, THIRD_PARTY)))
+    client = app.test_client()
+    before = directives(client.get("/").headers["Content-Security-Policy"])
+    assert "https://stats.example.net" not in before["script-src"] + before["connect-src"]
+    choose(client, "save", ("analytics",))
+    granted = directives(client.get("/").headers["Content-Security-Policy"])
+    assert "https://stats.example.net" in granted["script-src"]
+    assert "https://stats.example.net" in granted["connect-src"]
+    choose(client, "reject_all")
+    after = directives(client.get("/").headers["Content-Security-Policy"])
+    assert "https://stats.example.net" not in after["script-src"] + after["connect-src"]
+
+
+def test_non_html_responses_get_a_locked_down_policy(client):
+    for path in ("/healthz", "/.well-known/gpc.json", "/static/css/site.css"):
+        response = client.get(path)
+        response.close()
+        assert directives(response.headers["Content-Security-Policy"])["default-src"] == ["'none'"]
+
+
+@pytest.mark.parametrize("path", ["/", "/healthz", "/static/css/site.css", "/consent"])
+def test_security_headers_on_every_response(client, path):
+    response = client.get(path)
+    response.close()
+    headers = response.headers
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+    assert "camera=()" in headers["Permissions-Policy"]
+    assert "geolocation=()" in headers["Permissions-Policy"]
+    assert headers["X-Frame-Options"] == "DENY"
+    assert "Strict-Transport-Security" not in headers
+
+
+def test_hsts_only_over_https(client):
+    response = client.get("/", base_url="https://localhost")
+    hsts = response.headers["Strict-Transport-Security"]
+    assert re.fullmatch(r"max-age=(\d+); includeSubDomains", hsts)
+    assert int(hsts.split("=")[1].split(";")[0]) >= 15552000
+
+
+LEGACY_REPORT = {
+    "csp-report": {
+        "document-uri": "https://site.example/articles/x",
+        "violated-directive": "script-src-elem",
+        "effective-directive": "script-src-elem",
+        "blocked-uri": "https://evil.example/x.js",
+    }
+}
+MODERN_REPORT = [
+    {
+        "type": "csp-violation",
+        "body": {"effectiveDirective": "connect-src", "blockedURL": "https://t.example/beacon"},
+    }
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "expected"),
+    [
+        (LEGACY_REPORT, "application/csp-report", "blocked-uri=https://evil.example/x.js"),
+        (MODERN_REPORT, "application/reports+json", "blocked-uri=https://t.example/beacon"),
+    ],
+)
+def test_violation_reports_are_logged(client, caplog, body, content_type, expected):
+    import json
+
+    caplog.set_level(logging.WARNING)
+    response = client.post("/csp-report", data=json.dumps(body), content_type=content_type)
+    assert response.status_code == 204
+    assert "CSP violation" in caplog.text and expected in caplog.text
+
+
+def test_a_report_cannot_forge_log_lines(client, caplog):
+    caplog.set_level(logging.WARNING)
+    body = {"csp-report": {"blocked-uri": "x\nWARNING forged line"}}
+    client.post("/csp-report", json=body)
+    [record] = [r for r in caplog.records if "CSP violation" in r.getMessage()]
+    assert "\n" not in record.getMessage()
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type", "status"),
+    [
+        ("not json", "application/csp-report", 400),
+        ("{}", "application/csp-report", 400),
+        ("[1, 2]", "application/reports+json", 400),
+        ("{}", "text/plain", 415),
+        ('{"csp-report": {"a": "' + "x" * 20000 + '"}}', "application/csp-report", 413),
+    ],
+)
+def test_bad_reports_get_a_clear_4xx(client, data, content_type, status):
+    response = client.post("/csp-report", data=data, content_type=content_type)
+    assert response.status_code == status
+    assert response.get_json()["error"]
+
+
+def test_reports_are_rate_limited_per_address(app_factory):
+    app = app_factory(RATELIMIT_CSP_REPORT_PER_ADDRESS="3 per minute")
+    client = app.test_client()
+    statuses = [client.post("/csp-report", json=LEGACY_REPORT).status_code for _ in range(5)]
+    assert statuses == [204, 204, 204, 429, 429]
