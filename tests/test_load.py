@@ -14,11 +14,22 @@ from gunicorn_server import SECRET_KEY, Server, running_gunicorn
 from load_client import ACCEPTED, DELIBERATE_REFUSAL, LoadResult, run_load
 from sqlalchemy import create_engine, text
 
+from globalupdates import create_app
+from globalupdates.consent.chain import verify_chain
+from globalupdates.extensions import db
+
 READERS = 24
 ROUNDS = 42  # each round is one consent choice and one page-view beacon per reader
 FAULT_ROUNDS = 20  # enough for the reload or the kill to land in the middle of the load
 WORKERS = 3
-SERVER_SETTINGS = {"WEB_CONCURRENCY": str(WORKERS), "FLASK_RATELIMIT_ENABLED": "false"}
+GENEROUS = "100000 per minute"  # rate limits stay on, raised above what one test sends
+SERVER_SETTINGS = {
+    "WEB_CONCURRENCY": str(WORKERS),
+    "FLASK_RATELIMIT_CONSENT_PER_READER": GENEROUS,
+    "FLASK_RATELIMIT_CONSENT_PER_ADDRESS": GENEROUS,
+    "FLASK_RATELIMIT_BEACON_PER_READER": GENEROUS,
+    "FLASK_RATELIMIT_BEACON_PER_ADDRESS": GENEROUS,
+}
 
 
 def stored_counts(database_uri: str, query: str) -> dict[str, int]:
@@ -57,6 +68,17 @@ def assert_exactly_one_record_per_accepted_request(result: LoadResult, database_
     assert stored_views(database_uri) == result.accepted_views_by_reader()
 
 
+def assert_chain_verifies(database_uri: str, expected_records: int) -> None:
+    """The hash chain of consent records is whole after concurrent appends from every worker."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_uri, "SECRET_KEY": SECRET_KEY})
+    with app.app_context():
+        report = verify_chain()
+        db.session.remove()
+        db.engine.dispose()
+    assert report.intact, report.problem
+    assert report.checked == expected_records
+
+
 def assert_no_errors_logged(server: Server) -> None:
     log = server.log_text()
     assert "Traceback" not in log, log[-4000:]
@@ -69,6 +91,7 @@ def test_thousands_of_choices_and_beacons_are_each_stored_once(database_uri, tmp
     assert_everything_answered(result, ROUNDS)
     assert result.total("consents", "sent") + result.total("views", "sent") >= 2 * READERS * ROUNDS
     assert_exactly_one_record_per_accepted_request(result, database_uri)
+    assert_chain_verifies(database_uri, result.total("consents", "accepted"))
 
 
 def test_sighup_reload_under_load_drops_no_request(database_uri, tmp_path: Path):
@@ -85,6 +108,7 @@ def test_sighup_reload_under_load_drops_no_request(database_uri, tmp_path: Path)
     assert replaced and not replaced[0] & before, "SIGHUP did not replace the workers"
     assert_everything_answered(result, FAULT_ROUNDS)
     assert_exactly_one_record_per_accepted_request(result, database_uri)
+    assert_chain_verifies(database_uri, result.total("consents", "accepted"))
 
 
 def test_worker_killed_mid_load_is_replaced_and_no_accepted_choice_is_lost(
@@ -114,3 +138,4 @@ def test_worker_killed_mid_load_is_replaced_and_no_accepted_choice_is_lost(
         kept = views.get(reader.reader_id, 0)
         assert reader.views.accepted <= kept <= reader.views.accepted + len(reader.views.failures)
     assert len(result.failures()) <= READERS, "more requests failed than the killed worker held"
+    assert_chain_verifies(database_uri, sum(stored.values()))
