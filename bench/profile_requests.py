@@ -26,6 +26,8 @@ def prepared_app():
     os.environ.setdefault("FLASK_INSTANCE_PATH", folder)
     os.environ.setdefault("FLASK_SECRET_KEY", "profile-secret-not-for-production")
     os.environ.setdefault("FLASK_SQLALCHEMY_DATABASE_URI", f"sqlite:///{folder}/profile.sqlite3")
+    for name in ("CONSENT_PER_READER", "CONSENT_PER_ADDRESS", "BEACON_PER_READER"):
+        os.environ.setdefault(f"FLASK_RATELIMIT_{name}", "10000000 per minute")
     from globalupdates import create_app
     from globalupdates.bootstrap import prepare_site
 

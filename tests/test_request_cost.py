@@ -37,3 +37,12 @@ def test_the_registry_works_out_its_notice_hash_once(app):
     assert registry.notice_hash is first
     assert registry.optional_keys is registry.optional_keys
     assert len(first) == 64
+
+
+def test_gated_script_urls_are_built_once_and_follow_the_mount_point(app, client):
+    choose(client, "accept_all")
+    html = client.get(ARTICLE).get_data(as_text=True)
+    assert 'src="/static/features/pageviews.js"' in html
+    assert ("", "features/pageviews.js") in app.extensions["static_script_urls"]
+    mounted = client.get(ARTICLE, environ_overrides={"SCRIPT_NAME": "/news"})
+    assert 'src="/news/static/features/pageviews.js"' in mounted.get_data(as_text=True)
