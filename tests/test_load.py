@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import uuid
 from pathlib import Path
 
 from gunicorn_server import SECRET_KEY, Server, running_gunicorn
@@ -25,6 +26,9 @@ WORKERS = 3
 GENEROUS = "100000 per minute"  # rate limits stay on, raised above what one test sends
 SERVER_SETTINGS = {
     "WEB_CONCURRENCY": str(WORKERS),
+    # As on several hosts: the limit counters live in the machine's Redis, shared by workers.
+    "FLASK_RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/0",
+    "FLASK_RATELIMIT_KEY_PREFIX": f"gu-load-{uuid.uuid4().hex[:12]}",
     "FLASK_RATELIMIT_CONSENT_PER_READER": GENEROUS,
     "FLASK_RATELIMIT_CONSENT_PER_ADDRESS": GENEROUS,
     "FLASK_RATELIMIT_BEACON_PER_READER": GENEROUS,
