@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +50,9 @@ class Server:
         finally:
             conn.close()
 
-    def wait_for_workers(self, count: int, exclude: set[int] = frozenset(), timeout=30) -> set[int]:
+    def wait_for_workers(
+        self, count: int, exclude: AbstractSet[int] = frozenset(), timeout: float = 30
+    ) -> set[int]:
         """Wait until ``count`` workers run and none of ``exclude`` is among them."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
