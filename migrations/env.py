@@ -45,6 +45,14 @@ def get_metadata():
     return target_db.metadata
 
 
+SEARCH_OBJECTS = ("article_search", "search_vector", "ix_article_search_vector")
+
+
+def include_object(object, name, type_, reflected, compare_to):
+    """Leave out of autogenerate the full-text structures a migration made per dialect."""
+    return not (reflected and compare_to is None and str(name).startswith(SEARCH_OBJECTS))
+
+
 def run_migrations_offline():
     """Run migrations in 'offline' mode.
 
@@ -85,6 +93,7 @@ def run_migrations_online():
     conf_args = current_app.extensions["migrate"].configure_args
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
+    conf_args.setdefault("include_object", include_object)
 
     connectable = get_engine()
 

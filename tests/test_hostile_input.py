@@ -161,7 +161,8 @@ def test_hostile_query_strings_and_next_values(reader, path, query, next_value, 
     response.close()
     assert response.status_code < 500
     if response.status_code == 200 and response.mimetype == "text/html":
-        html = response.get_data(as_text=True)
+        # Canonical and feed links name the site itself absolutely; only those may remain.
+        html = response.get_data(as_text=True).replace('"http://localhost/', '"/')
         for link in ('href="//', 'href="http', 'value="//', 'value="http'):
             assert link not in html.replace('href="https://', "")
     reader.assert_untouched()
@@ -217,7 +218,7 @@ def test_tampered_or_foreign_sessions_never_grant_and_never_fail(reader, choice,
     response = client.get(ARTICLE)
     assert response.status_code == 200
     html = response.get_data(as_text=True)
-    scripts = html.count("<script ")
+    scripts = html.count("<script ") - html.count('<script type="application/ld+json"')
     assert scripts == 0 or secret != "another-site's-secret"
     reader.assert_untouched()
 

@@ -47,6 +47,10 @@ class Defaults:
     RATELIMIT_BEACON_PER_ADDRESS = "6000 per minute"
     RATELIMIT_CSP_REPORT_PER_ADDRESS = "60 per minute"
 
+    CANONICAL_ORIGIN = None  # e.g. "https://news.example"; None uses the host of each request
+    ARTICLES_PER_PAGE = 10
+    SITEMAP_URLS = 50000  # past this many URLs, /sitemap.xml becomes a sitemap index
+
     # How many reverse proxies set each X-Forwarded-* header; 0 ignores the header.
     PROXY_FIX_X_FOR = 0
     PROXY_FIX_X_PROTO = 0

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,10 @@ import markdown
 import nh3
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..consent.providers import declared_provider
 from ..extensions import db
-from .models import Article
+from .embeds import EmbedDirectiveError, insert_markers, replace_directives
+from .models import Article, ArticleTag
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 ALLOWED_TAGS = {
@@ -23,6 +26,10 @@ ALLOWED_TAGS = {
 }  # fmt: skip
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "abbr": {"title"}, "th": {"scope"}}
 REQUIRED_FIELDS = ("headline", "standfirst", "author", "published")
+TAG_SLUG = re.compile(r"[^a-z0-9]+")
+HTML_TAG = re.compile(r"<[^>]+>")
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+IMAGE_URL = re.compile(r"^(https://[^\s\"'<>]+|/static/[A-Za-z0-9_./-]+)$")
 
 
 class ArticleImportError(ValueError):
@@ -38,15 +45,27 @@ class ArticleData:
     section: str
     tags: list[str]
     published_at: datetime
+    updated_at: datetime | None
+    image_url: str | None
     body_html: str
+    body_text: str
+    word_count: int
 
 
 def render_body(markdown_text: str) -> str:
-    html = markdown.markdown(
+    """Markdown to sanitised HTML; embed directives become markers after sanitising."""
+    markdown_text, markers = replace_directives(
+        markdown_text, lambda key: declared_provider(key) is not None
+    )
+    rendered = markdown.markdown(
         markdown_text, extensions=["extra", "sane_lists"], output_format="html"
     )
+    return insert_markers(sanitise(rendered), markers)
+
+
+def sanitise(rendered: str) -> str:
     return nh3.clean(
-        html,
+        rendered,
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
         url_schemes={"http", "https", "mailto"},
@@ -70,6 +89,11 @@ def parse_article(path: Path) -> ArticleData:
         raise ArticleImportError(f"{path}: slug {slug!r} must be lowercase words joined by hyphens")
     if not post.content.strip():
         raise ArticleImportError(f"{path}: the article has no body")
+    try:
+        body_html = render_body(post.content)
+    except EmbedDirectiveError as error:
+        raise ArticleImportError(f"{path}: {error}") from error
+    body_text = plain_text(body_html)
     return ArticleData(
         slug=slug,
         headline=str(meta["headline"]).strip()[:200],
@@ -78,8 +102,26 @@ def parse_article(path: Path) -> ArticleData:
         section=str(meta.get("section", "")).strip()[:60],
         tags=_tags(meta.get("tags"), path),
         published_at=_moment(meta["published"], path),
-        body_html=render_body(post.content),
+        updated_at=_moment(meta["updated"], path) if meta.get("updated") else None,
+        image_url=_image(meta.get("image"), path),
+        body_html=body_html,
+        body_text=body_text,
+        word_count=len(body_text.split()),
     )
+
+
+def plain_text(body_html: str) -> str:
+    """The words of the body, for the search index and the reading time."""
+    text = html.unescape(HTML_TAG.sub(" ", body_html))
+    return " ".join(CONTROL.sub(" ", text).split())
+
+
+def _image(value: Any, path: Path) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > 500 or not IMAGE_URL.match(value):
+        raise ArticleImportError(f"{path}: image must be an https:// URL or a /static/ path")
+    return value
 
 
 def _tags(value: Any, path: Path) -> list[str]:
@@ -87,7 +129,8 @@ def _tags(value: Any, path: Path) -> list[str]:
         return []
     if not isinstance(value, list):
         raise ArticleImportError(f"{path}: tags must be a list")
-    return [str(tag).strip().lower() for tag in value if str(tag).strip()]
+    slugs = (TAG_SLUG.sub("-", str(tag).lower()).strip("-")[:60] for tag in value)
+    return list(dict.fromkeys(slug for slug in slugs if slug))
 
 
 def _moment(value: Any, path: Path) -> datetime:
@@ -99,29 +142,44 @@ def _moment(value: Any, path: Path) -> datetime:
         try:
             moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
         except ValueError as error:
-            raise ArticleImportError(
-                f"{path}: published {value!r} is not an ISO 8601 date"
-            ) from error
+            raise ArticleImportError(f"{path}: {value!r} is not an ISO 8601 date") from error
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment
 
 
 def save_article(data: ArticleData) -> bool:
-    """Insert or update by slug; returns True when the article is new."""
+    """Insert or update by slug; returns True when the article is new.
+
+    ``modified_at`` moves only when something stored changes, so that importing the same
+    files again keeps every validator (``ETag``, ``Last-Modified``) and sitemap date.
+    """
     article = db.session.scalar(db.select(Article).filter_by(slug=data.slug))
     created = article is None
     if article is None:
         article = Article(slug=data.slug)
         db.session.add(article)
-    article.headline = data.headline
-    article.standfirst = data.standfirst
-    article.author = data.author
-    article.section = data.section
-    article.tags = data.tags
-    article.published_at = data.published_at
-    article.body_html = data.body_html
+    changed = created
+    for field in fields(ArticleData):
+        value = getattr(data, field.name)
+        if getattr(article, field.name) != value:
+            setattr(article, field.name, value)
+            changed = True
+    changed = sync_tag_rows(article, data.tags) or changed
+    if changed:
+        article.modified_at = datetime.now(UTC).replace(tzinfo=None)
     return created
+
+
+def sync_tag_rows(article: Article, tags: list[str]) -> bool:
+    """Keep one ArticleTag row per tag; returns True when a row was added or removed."""
+    wanted = set(tags)
+    kept = [link for link in article.tag_links if link.tag in wanted]
+    missing = wanted - {link.tag for link in kept}
+    if len(kept) == len(article.tag_links) and not missing:
+        return False
+    article.tag_links = kept + [ArticleTag(tag=tag) for tag in tags if tag in missing]
+    return True
 
 
 def import_paths(paths: list[Path]) -> tuple[int, int]:

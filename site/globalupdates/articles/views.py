@@ -1,29 +1,158 @@
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template
+import re
+from dataclasses import replace
+from typing import Any
+
+from flask import Blueprint, abort, current_app, make_response, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy import bindparam
+from flask_sqlalchemy.pagination import Pagination
+from sqlalchemy import Select, bindparam
 
 from ..extensions import db
+from .conditional import reader_validators
+from .embeds import body_for_reader
+from .listing import (
+    find_section,
+    newest_first,
+    related_articles,
+    section_articles,
+    slugify,
+    tag_articles,
+)
 from .models import Article
+from .search import MAX_QUERY_LENGTH, SearchQueryError, search_articles
+from .seo import PageMeta, article_meta, external_url, section_feed
 
 bp = Blueprint("articles", __name__)
 
+# Built once: constructing this statement on every request cost as much as running it.
+ARTICLE_BY_SLUG = db.select(Article).where(Article.slug == bindparam("slug"))
+TAG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+MAX_PAGE_DIGITS = 6
 
-# Built once: constructing a statement on every request cost as much as running it.
-NEWEST_FIRST = db.select(Article).order_by(Article.published_at.desc(), Article.id.desc())
-BY_SLUG = db.select(Article).where(Article.slug == bindparam("slug"))
+
+def paginate(statement: Select) -> Pagination:
+    """A page of articles from ``?page=N``; a page that does not exist is a 404."""
+    raw = request.args.get("page", "1")
+    if not raw.isascii() or not raw.isdigit() or len(raw) > MAX_PAGE_DIGITS:
+        abort(404, "There is no such page.")
+    return db.paginate(statement, page=int(raw), per_page=current_app.config["ARTICLES_PER_PAGE"])
+
+
+def listing_meta(title: str, description: str, endpoint: str, page: int, **values: str) -> PageMeta:
+    extra = {"page": page} if page > 1 else {}
+    return PageMeta(
+        title=title,
+        description=description,
+        canonical=external_url(endpoint, **values, **extra),
+    )
 
 
 @bp.get("/")
 def front_page() -> ResponseReturnValue:
-    articles = db.session.scalars(NEWEST_FIRST).all()
-    return render_template("articles/front.html", articles=articles)
+    page = paginate(newest_first(db.select(Article)))
+    name = current_app.config["SITE_NAME"]
+    meta = listing_meta(
+        name if page.page == 1 else f"{name}: page {page.page}",
+        f"{name}: independent reporting on the world, newest stories first.",
+        "articles.front_page",
+        page.page,
+    )
+    return render_template("articles/front.html", page=page, articles=page.items, page_meta=meta)
+
+
+@bp.get("/sections/<section_slug>")
+def section_page(section_slug: str) -> ResponseReturnValue:
+    section = find_section(section_slug)
+    if section is None:
+        abort(404, "There is no section by that name.")
+    page = paginate(section_articles(section))
+    name = current_app.config["SITE_NAME"]
+    meta = listing_meta(
+        section.name,
+        f"The latest {section.name} stories from {name}, newest first.",
+        "articles.section_page",
+        page.page,
+        section_slug=section.slug,
+    )
+    meta = replace(meta, feed=section_feed(section.name, section.slug))
+    return render_template(
+        "articles/listing.html",
+        page=page,
+        heading=section.name,
+        kind="Section",
+        page_meta=meta,
+        endpoint_values={"section_slug": section.slug},
+    )
+
+
+@bp.get("/tags/<tag>")
+def tag_page(tag: str) -> ResponseReturnValue:
+    if len(tag) > 60 or not TAG_PATTERN.match(tag):
+        abort(404, "No story carries that tag.")
+    page = paginate(tag_articles(tag))
+    if page.total == 0:
+        abort(404, "No story carries that tag.")
+    meta = listing_meta(
+        f"Stories tagged {tag}",
+        f"Every {current_app.config['SITE_NAME']} story tagged {tag}, newest first.",
+        "articles.tag_page",
+        page.page,
+        tag=tag,
+    )
+    return render_template(
+        "articles/listing.html",
+        page=page,
+        heading=tag,
+        kind="Tag",
+        page_meta=meta,
+        endpoint_values={"tag": tag},
+    )
 
 
 @bp.get("/articles/<slug>")
 def article_page(slug: str) -> ResponseReturnValue:
-    article = db.session.scalars(BY_SLUG, {"slug": slug}).one_or_none()
+    article = db.session.scalars(ARTICLE_BY_SLUG, {"slug": slug}).one_or_none()
     if article is None:
         abort(404)
-    return render_template("articles/article.html", article=article)
+    allow_once = request.args.get("embed", "")[:100] or None
+    cached = reader_validators(article.modified_at, allow_once)
+    if cached.matches_request():
+        return cached.not_modified()
+    html = render_template(
+        "articles/article.html",
+        article=article,
+        body=body_for_reader(article.body_html, allow_once),
+        related=related_articles(article),
+        section_slug=slugify(article.section),
+        page_meta=article_meta(article),
+    )
+    # Rendering may have given the session its CSRF secret, so the validators are taken again.
+    return reader_validators(article.modified_at, allow_once).apply(make_response(html))
+
+
+@bp.get("/search")
+def search_page() -> ResponseReturnValue:
+    query = request.args.get("q", "")
+    meta = PageMeta(
+        title="Search",
+        description=f"Search every story published by {current_app.config['SITE_NAME']}.",
+        noindex=True,
+    )
+    context = {"query": query[:MAX_QUERY_LENGTH], "page_meta": meta, "results": None}
+    if not query.strip():
+        return render_template("articles/search.html", **context)
+    try:
+        results = search_articles(query)
+    except SearchQueryError as error:
+        return render_template("articles/search.html", error=str(error), **context), 400
+    return render_template("articles/search.html", **{**context, "results": results})
+
+
+def page_url(endpoint: str, page: int, **values: str) -> str:
+    """A listing page's address; page 1 has no ``page`` parameter, so it has one URL."""
+    params: dict[str, Any] = dict(values)
+    if page > 1:
+        params["page"] = page
+    return url_for(endpoint, **params)

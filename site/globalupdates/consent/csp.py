@@ -47,7 +47,9 @@ def html_policy(
     script_src: Iterable[str] = (),
     connect_src: Iterable[str] = (),
     img_src: Iterable[str] = (),
+    frame_src: Iterable[str] = (),
 ) -> str:
+    frames = list(frame_src)
     directives = [
         "default-src 'none'",
         " ".join(["script-src", f"'nonce-{nonce}'", *script_src]),
@@ -56,6 +58,7 @@ def html_policy(
         "font-src 'self'",
         " ".join(["connect-src", "'self'", *connect_src]),
         "manifest-src 'self'",
+        *([" ".join(["frame-src", *frames])] if frames else []),
         "form-action 'self'",
         "frame-ancestors 'none'",
         "base-uri 'none'",

@@ -131,20 +131,24 @@ def apply_consent_to_response(response: Response) -> Response:
     if response.mimetype == "text/html":
         response.headers["Cache-Control"] = "private, no-cache"
         response.vary.add("Cookie")
-        response.headers["Content-Security-Policy"] = content_security_policy(state)
-        response.headers["Reporting-Endpoints"] = f'{csp.REPORT_GROUP}="{csp.REPORT_PATH}"'
+        if response.status_code != 304:  # a 304 keeps the cached page's policy and its nonce
+            response.headers["Content-Security-Policy"] = content_security_policy(state)
+            response.headers["Reporting-Endpoints"] = f'{csp.REPORT_GROUP}="{csp.REPORT_PATH}"'
     else:
         response.headers.setdefault("Content-Security-Policy", csp.NON_HTML_POLICY)
     return response
 
 
 def content_security_policy(state: ConsentState) -> str:
+    from .providers import frame_origins  # providers asks this module for the reader's state
+
     extra = policy_origins(consent_mode(engine().google_tag_id, state))
     return csp.html_policy(
         csp_nonce(),
         script_src=[*csp.granted_origins(state, engine().registry), *extra["script_src"]],
         connect_src=[*csp.granted_origins(state, engine().registry), *extra["connect_src"]],
         img_src=extra["img_src"],
+        frame_src=frame_origins(),
     )
 
 

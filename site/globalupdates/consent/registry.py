@@ -10,11 +10,12 @@ import hashlib
 import json
 import re
 import tomllib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from fnmatch import fnmatchcase
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 BUILTIN_REGISTRY = Path(__file__).with_name("registry.toml")
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
@@ -69,12 +70,37 @@ class Notice:
 
 
 @dataclass(frozen=True)
+class Provider:
+    """A third party whose content an article may embed, loaded only once its category is granted.
+
+    ``embed_url`` and ``page_url`` hold ``{id}``, replaced by the embed's reference; the embed
+    URL must lie in one of ``origins``, the origins a browser would contact for it.
+    """
+
+    key: str
+    name: str
+    category: str
+    description: str
+    origins: tuple[str, ...]
+    embed_url: str
+    page_url: str
+    cookies: tuple[Cookie, ...] = ()
+
+    def embed_src(self, ref: str) -> str:
+        return self.embed_url.replace("{id}", ref)
+
+    def page_href(self, ref: str) -> str:
+        return self.page_url.replace("{id}", ref)
+
+
+@dataclass(frozen=True)
 class Registry:
     """Immutable once loaded, so each derived value is worked out once and then reused."""
 
     revision: int
     notice: Notice
     categories: tuple[Category, ...]
+    providers: tuple[Provider, ...] = ()
 
     @cached_property
     def keys(self) -> tuple[str, ...]:
@@ -125,10 +151,20 @@ class Registry:
                 return category.key
         raise KeyError(filename)
 
+    def provider(self, key: str) -> Provider:
+        for provider in self.providers:
+            if provider.key == key:
+                return provider
+        raise KeyError(key)
+
     @cached_property
     def notice_hash(self) -> str:
         """A digest of everything the reader is shown before choosing."""
-        shown = {"notice": asdict(self.notice), "categories": [asdict(c) for c in self.categories]}
+        shown = {
+            "notice": asdict(self.notice),
+            "categories": [asdict(c) for c in self.categories],
+            "providers": [asdict(p) for p in self.providers],
+        }
         encoded = json.dumps(shown, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(encoded).hexdigest()
 
@@ -179,6 +215,7 @@ def parse_registry(data: dict[str, Any]) -> Registry:
         revision=revision,
         notice=Notice(title=_text(notice, "title", "notice"), text=_text(notice, "text", "notice")),
         categories=categories,
+        providers=parse_providers(data.get("providers", []), categories),
     )
 
 
@@ -279,3 +316,82 @@ def _flag(raw: dict[str, Any], name: str, where: str, default: bool = False) -> 
     if not isinstance(value, bool):
         raise RegistryError(f"{where}.{name} must be true or false")
     return value
+
+
+def parse_providers(raw: Any, categories: tuple[Category, ...]) -> tuple[Provider, ...]:
+    if not isinstance(raw, list):
+        raise RegistryError("'providers' must be a list of [[providers]] tables")
+    optional = {c.key for c in categories if not c.required}
+    providers = tuple(
+        _parse_provider(entry, f"providers[{i}]", optional) for i, entry in enumerate(raw)
+    )
+    keys = [p.key for p in providers]
+    repeated = {k for k in keys if keys.count(k) > 1}
+    if repeated:
+        raise RegistryError(f"provider key {sorted(repeated)[0]!r} is declared twice")
+    return providers
+
+
+def _parse_provider(raw: Any, where: str, optional_keys: set[str]) -> Provider:
+    if not isinstance(raw, dict):
+        raise RegistryError(f"{where} must be a table")
+    key = raw.get("key")
+    if not isinstance(key, str) or not KEY_PATTERN.match(key):
+        raise RegistryError(f"{where}.key must be a lowercase identifier, not {key!r}")
+    where = f"providers.{key}"
+    category = raw.get("category")
+    if category not in optional_keys:
+        raise RegistryError(f"{where}.category must name an optional category, not {category!r}")
+    origins = _origins(raw.get("origins"), where)
+    embed_url = _url_pattern(raw, "embed_url", where)
+    if _origin_of(embed_url) not in origins:
+        raise RegistryError(f"{where}.embed_url must load from one of its declared origins")
+    name = _text(raw, "name", where)
+    cookies = raw.get("cookies", [])
+    if not isinstance(cookies, list):
+        raise RegistryError(f"{where}.cookies must be a list of tables")
+    return Provider(
+        key=key,
+        name=name,
+        category=category,
+        description=_text(raw, "description", where),
+        origins=origins,
+        embed_url=embed_url,
+        page_url=_url_pattern(raw, "page_url", where),
+        cookies=tuple(
+            replace(_parse_cookie(c, f"{where}.cookies[{i}]"), provider=name)
+            for i, c in enumerate(cookies)
+        ),
+    )
+
+
+def _origins(value: Any, where: str) -> tuple[str, ...]:
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(o, str) and _origin_of(o) == o for o in value)
+    ):
+        raise RegistryError(
+            f"{where}.origins must list https:// origins (scheme and host, no path)"
+        )
+    return tuple(value)
+
+
+def _url_pattern(raw: dict[str, Any], name: str, where: str) -> str:
+    value = raw.get(name)
+    if (
+        not isinstance(value, str)
+        or value.count("{id}") != 1
+        or not _origin_of(value)
+        or any(ch.isspace() or ch in "\\\"'<>" for ch in value)
+    ):
+        raise RegistryError(f"{where}.{name} must be an https:// URL holding '{{id}}' once")
+    return value
+
+
+def _origin_of(url: str) -> str:
+    """``https://host[:port]`` of an https URL, or an empty string for anything else."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
+        return ""
+    return f"https://{parts.netloc}"

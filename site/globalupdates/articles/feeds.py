@@ -1,0 +1,173 @@
+"""Pages for machines: Atom feeds (RFC 4287), sitemaps and robots.txt."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from xml.etree.ElementTree import Element, SubElement, tostring
+
+from flask import Blueprint, abort, current_app, make_response, request
+from flask.typing import ResponseReturnValue
+from sqlalchemy import func
+from werkzeug.wrappers import Response as BaseResponse
+
+from ..extensions import db
+from .conditional import content_validators
+from .embeds import body_for_feed
+from .listing import Section, all_sections, find_section, newest_first, section_articles
+from .models import Article
+from .seo import external_url, iso
+from .seo import site_feed as site_feed_link
+
+bp = Blueprint("feeds", __name__)
+
+ATOM = "http://www.w3.org/2005/Atom"
+SITEMAP = "http://www.sitemaps.org/schemas/sitemap/0.9"
+FEED_ENTRIES = 20
+EPOCH = datetime(2000, 1, 1)
+
+
+@bp.get("/feed.atom")
+def site_feed() -> ResponseReturnValue:
+    articles = list(db.session.scalars(newest_first(db.select(Article)).limit(FEED_ENTRIES)))
+    feed = site_feed_link()
+    return atom_response(feed.title, feed.url, external_url("articles.front_page"), articles)
+
+
+@bp.get("/sections/<section_slug>/feed.atom")
+def section_feed(section_slug: str) -> ResponseReturnValue:
+    section = find_section(section_slug)
+    if section is None:
+        abort(404, "There is no section by that name.")
+    articles = list(db.session.scalars(section_articles(section).limit(FEED_ENTRIES)))
+    return atom_response(
+        f"{current_app.config['SITE_NAME']}: {section.name}",
+        external_url("feeds.section_feed", section_slug=section.slug),
+        external_url("articles.section_page", section_slug=section.slug),
+        articles,
+    )
+
+
+def atom_response(
+    title: str, self_url: str, page_url: str, articles: list[Article]
+) -> BaseResponse:
+    updated = max((a.last_changed for a in articles), default=EPOCH)
+    feed = Element("feed", xmlns=ATOM)
+    SubElement(feed, "id").text = self_url
+    SubElement(feed, "title").text = title
+    SubElement(
+        feed, "subtitle"
+    ).text = f"Stories from {current_app.config['SITE_NAME']}, newest first."
+    SubElement(feed, "updated").text = iso(updated)
+    SubElement(feed, "link", rel="self", type="application/atom+xml", href=self_url)
+    SubElement(feed, "link", rel="alternate", type="text/html", href=page_url)
+    author = SubElement(feed, "author")
+    SubElement(author, "name").text = current_app.config["SITE_NAME"]
+    SubElement(feed, "generator").text = current_app.config["SITE_NAME"]
+    for article in articles:
+        feed.append(atom_entry(article))
+    body = tostring(feed, encoding="utf-8", xml_declaration=True)
+    return conditional_xml(body, updated, "application/atom+xml")
+
+
+def atom_entry(article: Article) -> Element:
+    url = external_url("articles.article_page", slug=article.slug)
+    entry = Element("entry")
+    SubElement(entry, "id").text = url
+    SubElement(entry, "title").text = article.headline
+    SubElement(entry, "link", rel="alternate", type="text/html", href=url)
+    SubElement(entry, "published").text = iso(article.published_at)
+    SubElement(entry, "updated").text = iso(article.last_changed)
+    author = SubElement(entry, "author")
+    SubElement(author, "name").text = article.author
+    if article.section:
+        SubElement(entry, "category", term=article.section)
+    for tag in article.tags:
+        SubElement(entry, "category", term=tag)
+    SubElement(entry, "summary").text = article.standfirst
+    SubElement(entry, "content", type="html").text = body_for_feed(article.body_html)
+    return entry
+
+
+def conditional_xml(body: bytes, last_modified: datetime, mimetype: str) -> BaseResponse:
+    response = make_response(body)
+    response.mimetype = mimetype
+    # Not "public": a reader's session cookie may be renewed on any response.
+    response.headers["Cache-Control"] = "private, max-age=300"
+    content_validators(body, last_modified).apply(response)
+    return response.make_conditional(request)
+
+
+@bp.get("/sitemap.xml")
+def sitemap() -> ResponseReturnValue:
+    """One sitemap while it fits; past ``SITEMAP_URLS`` URLs, an index of numbered ones."""
+    per_file = current_app.config["SITEMAP_URLS"]
+    sections = all_sections()
+    total = 1 + len(sections) + (db.session.scalar(db.select(func.count(Article.id))) or 0)
+    if total <= per_file:
+        return urlset_response(0, per_file, sections, include_pages=True)
+    files = -(-(total - 1 - len(sections)) // per_file)
+    index = Element("sitemapindex", xmlns=SITEMAP)
+    for name in ["pages", *range(1, files + 1)]:
+        entry = SubElement(index, "sitemap")
+        SubElement(entry, "loc").text = external_url("feeds.sitemap_part", part=name)
+    body = tostring(index, encoding="utf-8", xml_declaration=True)
+    return conditional_xml(body, latest_change(), "application/xml")
+
+
+@bp.get("/sitemaps/<part>.xml")
+def sitemap_part(part: str) -> ResponseReturnValue:
+    per_file = current_app.config["SITEMAP_URLS"]
+    if part == "pages":
+        return urlset_response(0, 0, all_sections(), include_pages=True)
+    if not part.isdigit() or int(part) < 1:
+        abort(404, "There is no such sitemap.")
+    return urlset_response((int(part) - 1) * per_file, per_file, (), include_pages=False)
+
+
+def urlset_response(
+    offset: int, limit: int, sections: tuple[Section, ...], *, include_pages: bool
+) -> BaseResponse:
+    urlset = Element("urlset", xmlns=SITEMAP)
+    if include_pages:
+        add_url(urlset, external_url("articles.front_page"), latest_change())
+        for section in sections:
+            add_url(urlset, external_url("articles.section_page", section_slug=section.slug))
+    rows = db.session.execute(
+        db.select(Article.slug, Article.published_at, Article.updated_at)
+        .order_by(Article.id)
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    if not include_pages and not rows:
+        abort(404, "There is no such sitemap.")
+    for slug, published_at, updated_at in rows:
+        url = external_url("articles.article_page", slug=slug)
+        add_url(urlset, url, updated_at or published_at)
+    body = tostring(urlset, encoding="utf-8", xml_declaration=True)
+    return conditional_xml(body, latest_change(), "application/xml")
+
+
+def add_url(urlset: Element, loc: str, lastmod: datetime | None = None) -> None:
+    url = SubElement(urlset, "url")
+    SubElement(url, "loc").text = loc
+    if lastmod is not None:
+        SubElement(url, "lastmod").text = iso(lastmod)
+
+
+def latest_change() -> datetime:
+    latest = db.session.scalar(db.select(func.max(Article.modified_at)))
+    return latest or datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+@bp.get("/robots.txt")
+def robots() -> ResponseReturnValue:
+    lines = [
+        "User-agent: *",
+        "Allow: /",
+        "Disallow: /features/",
+        f"Sitemap: {external_url('feeds.sitemap')}",
+        "",
+    ]
+    response = make_response("\n".join(lines))
+    response.mimetype = "text/plain"
+    return response

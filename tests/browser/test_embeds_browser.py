@@ -1,0 +1,261 @@
+"""Embeds in a real Chromium: nothing reaches the provider until the reader allows it.
+
+Self-contained: this module serves the site under gunicorn on a free loopback port and drives
+Debian's Chromium through Playwright in a worker thread of its own (so it never shares an
+event loop with other browser fixtures). Every request to a host other than the site is
+answered by the test itself and recorded, so the provider's origin is never contacted for
+real, and the record shows exactly when the page asked for it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from globalupdates.config import PROJECT_ROOT
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+]
+ARTICLE = "/articles/harrowmere-tidal-lagoon-switches-on"
+PLAYER_HOST = "player.vidmoor.example"
+PROVIDER_HOSTS = {PLAYER_HOST, "vidmoor.example"}
+TIMEOUT_MS = 10_000
+
+
+@dataclass
+class Served:
+    base_url: str
+    log: Path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited early:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"gunicorn did not answer {url}:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    folder = tmp_path_factory.mktemp("embeds-site")
+    port = free_port()
+    env = {
+        **os.environ,
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "1",
+        "GUNICORN_THREADS": "4",
+        "FLASK_INSTANCE_PATH": str(folder / "instance"),
+        "FLASK_SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'site.sqlite3'}",
+        "FLASK_SECRET_KEY": "browser-test-secret-not-for-production",
+    }
+    log = folder / "gunicorn.log"
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [str(gunicorn), "-c", "gunicorn.conf.py"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(f"{base_url}/healthz", process, log)
+        yield Served(base_url=base_url, log=log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass
+class Traffic:
+    """Every request the page made to a host other than the site."""
+
+    outside: list[str] = field(default_factory=list)
+
+    def to_provider(self) -> list[str]:
+        return [url for url in self.outside if urlsplit(url).hostname in PROVIDER_HOSTS]
+
+
+def in_browser(served: Served, scenario: Callable[..., Any], **context_options: Any) -> Any:
+    """Run ``scenario(page, traffic)`` in a fresh Chromium, in a thread of its own."""
+
+    def run() -> Any:
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+            try:
+                context = browser.new_context(base_url=served.base_url, **context_options)
+                context.set_default_timeout(TIMEOUT_MS)
+                traffic = Traffic()
+
+                def answer(route: Any) -> None:
+                    if urlsplit(route.request.url).hostname == "127.0.0.1":
+                        route.continue_()
+                        return
+                    traffic.outside.append(route.request.url)
+                    route.fulfill(
+                        status=200, content_type="text/html", body="<p>Stand-in player</p>"
+                    )
+
+                context.route("**/*", answer)
+                return scenario(context.new_page(), traffic)
+            finally:
+                browser.close()
+
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        return worker.submit(run).result(timeout=120)
+
+
+def test_nothing_is_requested_from_the_provider_until_the_reader_allows_it_once(served):
+    def scenario(page: Any, traffic: Traffic) -> dict:
+        page.goto(ARTICLE)
+        page.wait_for_load_state("networkidle")
+        placeholder = page.locator(".embed-placeholder")
+        placeholder.scroll_into_view_if_needed()
+        page.wait_for_load_state("networkidle")
+        before = {
+            "provider_requests": traffic.to_provider(),
+            "iframes": page.locator("iframe").count(),
+            "placeholder": placeholder.inner_text(),
+        }
+        with page.expect_request(lambda r: urlsplit(r.url).hostname == PLAYER_HOST):
+            page.get_by_role("button", name="Show this once").click()
+        after_once = {
+            "url": page.url,
+            "iframe_src": page.locator("figure.embed iframe").get_attribute("src"),
+        }
+        traffic.outside.clear()
+        page.goto(ARTICLE)
+        page.locator("figure.embed").scroll_into_view_if_needed()
+        page.wait_for_load_state("networkidle")
+        return {
+            **before,
+            **after_once,
+            "requests_on_return": traffic.to_provider(),
+            "iframes_on_return": page.locator("iframe").count(),
+        }
+
+    seen = in_browser(served, scenario)
+    assert seen["provider_requests"] == []
+    assert seen["iframes"] == 0
+    assert "Vidmoor (demonstration video host)" in seen["placeholder"]
+    assert "vm_viewer" in seen["placeholder"]
+    assert seen["url"].endswith(
+        f"{ARTICLE}?embed=vidmoor%3Aharrowmere-first-cycle#embed-vidmoor-harrowmere-first-cycle"
+    )
+    assert seen["iframe_src"] == f"https://{PLAYER_HOST}/embed/harrowmere-first-cycle"
+    assert seen["requests_on_return"] == [] and seen["iframes_on_return"] == 0
+
+
+def test_granting_the_category_from_the_placeholder_loads_the_embed_from_then_on(served):
+    def scenario(page: Any, traffic: Traffic) -> dict:
+        page.goto(ARTICLE)
+        page.wait_for_load_state("networkidle")
+        early = traffic.to_provider()
+        page.get_by_role("button", name="Allow all Functional content").click()
+        page.wait_for_url(f"**{ARTICLE}")
+        page.locator("figure.embed iframe").scroll_into_view_if_needed()
+        page.wait_for_load_state("networkidle")
+        seen = {
+            "early": early,
+            "after_grant": traffic.to_provider(),
+            "banner": page.locator("#consent-banner").count(),
+        }
+        page.reload()
+        seen["iframes"] = page.locator("iframe").count()
+        return seen
+
+    seen = in_browser(served, scenario)
+    assert seen["early"] == []
+    assert seen["after_grant"] == [f"https://{PLAYER_HOST}/embed/harrowmere-first-cycle"]
+    assert seen["banner"] == 0
+    assert seen["iframes"] == 1
+
+
+def test_without_javascript_the_placeholder_links_to_the_provider_and_still_works(served):
+    def scenario(page: Any, traffic: Traffic) -> dict:
+        page.goto(ARTICLE)
+        page.locator(".embed-placeholder").scroll_into_view_if_needed()
+        page.wait_for_load_state("networkidle")
+        link = page.get_by_role("link", name="Open it on Vidmoor (demonstration video host)")
+        seen = {"href": link.get_attribute("href"), "early": traffic.to_provider()}
+        page.get_by_role("button", name="Show this once").click()
+        page.wait_for_url("**embed=*")
+        seen["iframes"] = page.locator("figure.embed iframe").count()
+        return seen
+
+    seen = in_browser(served, scenario, java_script_enabled=False)
+    assert seen["href"] == "https://vidmoor.example/watch/harrowmere-first-cycle"
+    assert seen["early"] == []
+    assert seen["iframes"] == 1
+
+
+@pytest.mark.parametrize("path", ["/", ARTICLE, "/search?q=tidal", "/sections/world"])
+def test_pages_fit_a_320_px_screen_and_follow_the_dark_preference(served, path):
+    """The same browser, at phone width: no sideways scrolling, dark colours when asked for,
+    and a print layout without navigation, banner or embed controls."""
+
+    def scenario(page: Any, traffic: Traffic) -> dict:
+        page.goto(path)
+        layout = page.evaluate(
+            """() => ({
+                scrollWidth: document.scrollingElement.scrollWidth,
+                background: getComputedStyle(document.body).backgroundColor,
+                fontSize: parseFloat(getComputedStyle(document.body).fontSize),
+            })"""
+        )
+        page.emulate_media(media="print")
+        layout["printed"] = page.evaluate(
+            """() => ['.site-nav', '.consent-banner', '.embed-placeholder form']
+                .flatMap(s => [...document.querySelectorAll(s)])
+                .map(e => getComputedStyle(e).display)"""
+        )
+        return layout
+
+    seen = in_browser(served, scenario, viewport={"width": 320, "height": 640}, color_scheme="dark")
+    assert seen["scrollWidth"] <= 320
+    assert seen["background"] == "rgb(19, 19, 19)"
+    assert seen["fontSize"] >= 16
+    assert seen["printed"] and set(seen["printed"]) == {"none"}
