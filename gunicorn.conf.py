@@ -1,16 +1,60 @@
-"""gunicorn settings for Global Updates; every value can be overridden from the environment."""
+"""gunicorn settings for Global Updates; every value can be overridden from the environment.
 
-import multiprocessing
+The defaults come from measurements on a 2-core machine (README, "Running it in production"):
+gthread workers keep connections alive, and three processes of four threads each served the
+article page and the consent POST best.
+"""
+
+import hashlib
 import os
+import re
+import tempfile
+from pathlib import Path
+
+UNIX_SOCKET_PATH_LIMIT = 100  # sun_path holds 108 bytes on Linux; keep a margin
+
+
+def env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name) or default)
+
+
+def site_instance_folder() -> Path:
+    """The same instance folder the app uses, so a site's control socket lives with its data."""
+    configured = os.environ.get("FLASK_INSTANCE_PATH")
+    return Path(configured) if configured else Path(__file__).resolve().parent / "instance"
+
+
+def site_control_socket(bind_address: str) -> str:
+    """A control-socket path of this site's own, never the shared ``~/.gunicorn/gunicorn.ctl``.
+
+    Two sites (or two masters of one site on different addresses) must not take over each
+    other's socket, so the path names the instance folder and the bound address. When that
+    path is too long for a Unix socket, a digest of it in the temporary folder stands in.
+    """
+    explicit = os.environ.get("GUNICORN_CONTROL_SOCKET")
+    if explicit:
+        return explicit
+    label = re.sub(r"[^A-Za-z0-9.]+", "-", bind_address).strip("-")[:48]
+    path = site_instance_folder() / f"gunicorn-{label}.ctl"
+    if len(os.fsencode(path)) <= UNIX_SOCKET_PATH_LIMIT:
+        return str(path)
+    digest = hashlib.sha256(os.fsencode(path)).hexdigest()[:20]
+    return str(Path(tempfile.gettempdir()) / f"globalupdates-{digest}.ctl")
+
 
 bind = os.environ.get("GUNICORN_BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
-workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_count(), 4)))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
-keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
-graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
-accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
+workers = env_int("WEB_CONCURRENCY", 3)
+threads = env_int("GUNICORN_THREADS", 4)
+keepalive = env_int("GUNICORN_KEEPALIVE", 5)
+timeout = env_int("GUNICORN_TIMEOUT", 30)
+graceful_timeout = env_int("GUNICORN_GRACEFUL_TIMEOUT", 20)
+control_socket = site_control_socket(bind)
+control_socket_mode = 0o600
+worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR") or (
+    "/dev/shm" if os.path.isdir("/dev/shm") else None
+)
+accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None
 errorlog = os.environ.get("GUNICORN_ERRORLOG", "-")
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 wsgi_app = "wsgi:app"

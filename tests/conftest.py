@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from database_backends import PostgresTestDatabase, backend_names, configured_postgres_url
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from flask_migrate import upgrade
@@ -50,8 +51,34 @@ def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture
-def database_uri(migrated_sqlite: Path, tmp_path: Path) -> str:
+@pytest.fixture(scope="session")
+def migrated_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresTestDatabase]:
+    """This run's own PostgreSQL database, migrated once and dropped at the end."""
+    admin_url = configured_postgres_url()
+    assert admin_url, "only reached when TEST_DATABASE_URL is set"
+    database = PostgresTestDatabase(admin_url)
+    database.create()
+    try:
+        folder = tmp_path_factory.mktemp("template-pg")
+        app = create_app(app_config(database.sqlalchemy_uri, folder))
+        with app.app_context():
+            upgrade(directory=app.config["MIGRATIONS_DIR"])
+            from globalupdates.extensions import db
+
+            db.engine.dispose()
+        yield database
+    finally:
+        database.drop()
+
+
+@pytest.fixture(params=backend_names())
+def database_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database: SQLite always, PostgreSQL too when TEST_DATABASE_URL is set."""
+    if request.param == "postgresql":
+        database: PostgresTestDatabase = request.getfixturevalue("migrated_postgres")
+        database.empty_tables()
+        return database.sqlalchemy_uri
+    migrated_sqlite: Path = request.getfixturevalue("migrated_sqlite")
     path = tmp_path / "site.sqlite3"
     shutil.copyfile(migrated_sqlite, path)
     return f"sqlite:///{path}"

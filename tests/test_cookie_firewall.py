@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from consent_support import ARTICLE, OPTIONAL, store_choice
-from flask import Flask, Response
+from flask import Flask, Response, session
 
 from conftest import csrf_token
 from globalupdates.consent.firewall import expires_cookie
@@ -90,6 +90,7 @@ def test_firewall_strips_undeclared_and_ungranted_cookies_and_logs_them(app_fact
 
     @app.get("/test-rogue")
     def rogue() -> Response:
+        session["rogue_visits"] = 1  # so the necessary session cookie is written here too
         response = Response("rogue")
         response.set_cookie("tracker", "1")
         response.set_cookie("gu_reader", "a" * 32)

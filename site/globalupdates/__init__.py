@@ -10,7 +10,17 @@ from typing import Any
 
 from flask import Flask
 
-from . import articles, bootstrap, consent, errors, features, health, ratelimits, security
+from . import (
+    articles,
+    bootstrap,
+    consent,
+    errors,
+    features,
+    health,
+    proxy,
+    ratelimits,
+    security,
+)
 from .config import PROJECT_ROOT, Defaults
 from .extensions import csrf, db, migrate
 from .sessions import ConsentAwareSessionInterface
@@ -33,6 +43,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     register_extensions(app)
     register_features(app)
     register_template_globals(app)
+    proxy.init_app(app)
     return app
 
 

@@ -20,6 +20,9 @@ class Defaults:
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = False  # also Secure on any request that arrived over HTTPS
     PERMANENT_SESSION_LIFETIME = timedelta(days=182)
+    # The consent expires from the moment it was given, so re-signing and re-sending the
+    # cookie on every page would only cost time; it is written when its contents change.
+    SESSION_REFRESH_EACH_REQUEST = False
 
     WTF_CSRF_TIME_LIMIT = None  # a token lives as long as the session that holds it
     WTF_CSRF_SSL_STRICT = True
@@ -47,3 +50,10 @@ class Defaults:
     CANONICAL_ORIGIN = None  # e.g. "https://news.example"; None uses the host of each request
     ARTICLES_PER_PAGE = 10
     SITEMAP_URLS = 50000  # past this many URLs, /sitemap.xml becomes a sitemap index
+
+    # How many reverse proxies set each X-Forwarded-* header; 0 ignores the header.
+    PROXY_FIX_X_FOR = 0
+    PROXY_FIX_X_PROTO = 0
+    PROXY_FIX_X_HOST = 0
+    PROXY_FIX_X_PORT = 0
+    PROXY_FIX_X_PREFIX = 0

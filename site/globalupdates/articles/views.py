@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, make_response, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_sqlalchemy.pagination import Pagination
-from sqlalchemy import Select
+from sqlalchemy import Select, bindparam
 
 from ..extensions import db
 from .conditional import reader_validators
@@ -26,6 +26,8 @@ from .seo import PageMeta, article_meta, external_url, section_feed
 
 bp = Blueprint("articles", __name__)
 
+# Built once: constructing this statement on every request cost as much as running it.
+ARTICLE_BY_SLUG = db.select(Article).where(Article.slug == bindparam("slug"))
 TAG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 MAX_PAGE_DIGITS = 6
 
@@ -111,7 +113,9 @@ def tag_page(tag: str) -> ResponseReturnValue:
 
 @bp.get("/articles/<slug>")
 def article_page(slug: str) -> ResponseReturnValue:
-    article = db.first_or_404(db.select(Article).filter_by(slug=slug))
+    article = db.session.scalars(ARTICLE_BY_SLUG, {"slug": slug}).one_or_none()
+    if article is None:
+        abort(404)
     allow_once = request.args.get("embed", "")[:100] or None
     cached = reader_validators(article.modified_at, allow_once)
     if cached.matches_request():

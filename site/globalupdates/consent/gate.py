@@ -83,8 +83,17 @@ def granted_scripts(state: ConsentState) -> list[tuple[str, Script]]:
 
 def script_url(script: Script) -> str:
     if script.static is not None:
-        return url_for("static", filename=script.static)
+        return static_script_url(script.static)
     return script.src or ""
+
+
+def static_script_url(filename: str) -> str:
+    """Built once per app and mount point: building a URL cost more than writing the tag."""
+    built: dict[tuple[str, str], str] = current_app.extensions.setdefault("static_script_urls", {})
+    key = (request.script_root, filename)
+    if key not in built:
+        built[key] = url_for("static", filename=filename)
+    return built[key]
 
 
 def render_gated_scripts() -> Markup:

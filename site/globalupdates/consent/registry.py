@@ -12,6 +12,7 @@ import re
 import tomllib
 from dataclasses import asdict, dataclass, replace
 from fnmatch import fnmatchcase
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -94,28 +95,30 @@ class Provider:
 
 @dataclass(frozen=True)
 class Registry:
+    """Immutable once loaded, so each derived value is worked out once and then reused."""
+
     revision: int
     notice: Notice
     categories: tuple[Category, ...]
     providers: tuple[Provider, ...] = ()
 
-    @property
+    @cached_property
     def keys(self) -> tuple[str, ...]:
         return tuple(c.key for c in self.categories)
 
-    @property
+    @cached_property
     def optional_categories(self) -> tuple[Category, ...]:
         return tuple(c for c in self.categories if not c.required)
 
-    @property
+    @cached_property
     def optional_keys(self) -> frozenset[str]:
         return frozenset(c.key for c in self.optional_categories)
 
-    @property
+    @cached_property
     def required_keys(self) -> frozenset[str]:
         return frozenset(c.key for c in self.categories if c.required)
 
-    @property
+    @cached_property
     def gpc_opt_out_keys(self) -> frozenset[str]:
         return frozenset(c.key for c in self.categories if c.gpc_opt_out)
 
@@ -154,7 +157,7 @@ class Registry:
                 return provider
         raise KeyError(key)
 
-    @property
+    @cached_property
     def notice_hash(self) -> str:
         """A digest of everything the reader is shown before choosing."""
         shown = {

@@ -1,0 +1,84 @@
+"""Profile the site's own work per request, in one process, without HTTP in the way.
+
+    .venv/bin/pip install -e '.[bench]'
+    .venv/bin/python bench/profile_requests.py article-stored      # pyinstrument's call tree
+    .venv/bin/python bench/profile_requests.py consent --requests 500
+
+Each scenario is the same request the wrk bench sends. CPU time per request is printed
+first, so a change can be judged by it rather than by req/s on a busy machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable
+
+ARTICLE = "/articles/harrowmere-tidal-lagoon-switches-on"
+CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def prepared_app():
+    folder = tempfile.mkdtemp(prefix="gu-profile-")
+    os.environ.setdefault("FLASK_INSTANCE_PATH", folder)
+    os.environ.setdefault("FLASK_SECRET_KEY", "profile-secret-not-for-production")
+    os.environ.setdefault("FLASK_SQLALCHEMY_DATABASE_URI", f"sqlite:///{folder}/profile.sqlite3")
+    for name in ("CONSENT_PER_READER", "CONSENT_PER_ADDRESS", "BEACON_PER_READER"):
+        os.environ.setdefault(f"FLASK_RATELIMIT_{name}", "10000000 per minute")
+    from globalupdates import create_app
+    from globalupdates.bootstrap import prepare_site
+
+    app = create_app()
+    prepare_site(app)
+    return app
+
+
+def scenarios(app) -> dict[str, Callable[[], object]]:
+    anonymous = app.test_client(use_cookies=False)
+    reader = app.test_client()
+    html = reader.get("/consent").get_data(as_text=True)
+    match = CSRF_FIELD.search(html)
+    assert match is not None
+    token = match.group(1)
+    choice = {"csrf_token": token, "action": "accept_all"}
+    reader.post("/consent", data=choice)
+    return {
+        "article-first": lambda: anonymous.get(ARTICLE),
+        "article-stored": lambda: reader.get(ARTICLE),
+        "front": lambda: reader.get("/"),
+        "consent": lambda: reader.post("/consent", data=choice),
+        "beacon": lambda: reader.post(
+            "/features/pageview", json={"path": ARTICLE}, headers={"X-CSRFToken": token}
+        ),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "scenario", choices=["article-first", "article-stored", "front", "consent", "beacon"]
+    )
+    parser.add_argument("--requests", type=int, default=300)
+    args = parser.parse_args()
+    request = scenarios(prepared_app())[args.scenario]
+    for _ in range(50):
+        request()
+    started = time.process_time()
+    for _ in range(args.requests):
+        request()
+    spent = (time.process_time() - started) / args.requests
+    print(f"{args.scenario}: {spent * 1000:.2f} ms of CPU per request, in process")
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.0005)
+    with profiler:
+        for _ in range(args.requests):
+            request()
+    print(profiler.output_text(color=False, unicode=False))
+
+
+if __name__ == "__main__":
+    main()

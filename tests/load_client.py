@@ -1,0 +1,176 @@
+"""Many readers at once, each on its own kept-alive connection, choosing and counting views.
+
+Every reader first fetches the preferences page, accepts all and then alternates between
+another consent choice and a page-view beacon. Each keeps its own tally of what was sent
+and what the site accepted, and knows its consent id and reader id, so the test can hold
+the database to exactly one record per accepted request.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import secrets
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
+
+from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
+
+ARTICLE = "/articles/harrowmere-tidal-lagoon-switches-on"
+SESSION_COOKIE = re.compile(r"gu_session=([^;]+)")
+CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+ACCEPTED = {200, 201, 204, 303}
+DELIBERATE_REFUSAL = 429
+
+
+def consent_id_in(cookie: str, secret_key: str) -> str:
+    """Read the consent id from a session cookie, as the site itself would."""
+    app = Flask(__name__)
+    app.secret_key = secret_key
+    serializer = SecureCookieSessionInterface().get_signing_serializer(app)
+    assert serializer is not None
+    return str(serializer.loads(cookie)["consent"]["id"])
+
+
+@dataclass
+class Tally:
+    sent: int = 0
+    accepted: int = 0
+    statuses: Counter[int] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+
+
+class Reader:
+    def __init__(self, port: int, secret_key: str) -> None:
+        self.port = port
+        self.secret_key = secret_key
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.cookie = ""
+        self.token = ""
+        self.reader_id = secrets.token_hex(16)
+        self.consent_id: str | None = None
+        self.consents = Tally()
+        self.views = Tally()
+
+    def send(self, tally: Tally | None, method: str, path: str, body: str = "", headers=None):
+        """One request on the kept-alive connection; ``None`` when no answer came back."""
+        all_headers = {"Cookie": f"gu_session={self.cookie}; gu_reader={self.reader_id}"}
+        all_headers.update(headers or {})
+        if tally is not None:
+            tally.sent += 1
+        try:
+            self.conn.request(method, path, body=body or None, headers=all_headers)
+            response = self.conn.getresponse()
+            text = response.read().decode(errors="replace")
+        except (OSError, http.client.HTTPException) as error:
+            self.conn.close()
+            if tally is not None:
+                tally.failures.append(f"{method} {path}: {error!r}")
+            return None, ""
+        new_cookie = SESSION_COOKIE.search(response.getheader("Set-Cookie") or "")
+        if new_cookie and response.status in ACCEPTED:
+            self.cookie = new_cookie.group(1)
+        if tally is not None:
+            tally.statuses[response.status] += 1
+            if response.status in ACCEPTED:
+                tally.accepted += 1
+        return response.status, text
+
+    def open_preferences(self) -> None:
+        status, html = self.send(None, "GET", "/consent")
+        assert status == 200, f"the preferences page answered {status}"
+        match = CSRF_FIELD.search(html)
+        assert match is not None
+        self.token = match.group(1)
+
+    def choose(self) -> None:
+        body = urlencode({"csrf_token": self.token, "action": "accept_all", "next": ARTICLE})
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        status, _ = self.send(self.consents, "POST", "/consent", body, headers)
+        if status == 303 and self.consent_id is None:
+            self.consent_id = consent_id_in(self.cookie, self.secret_key)
+
+    def count_view(self) -> None:
+        headers = {"Content-Type": "application/json", "X-CSRFToken": self.token}
+        self.send(self.views, "POST", "/features/pageview", json.dumps({"path": ARTICLE}), headers)
+
+    def run(self, rounds: int, progress: Callable[[], None]) -> None:
+        self.open_preferences()
+        self.choose()
+        for _ in range(rounds):
+            self.choose()
+            if self.consent_id is not None:
+                self.count_view()
+            progress()
+        self.conn.close()
+
+
+@dataclass
+class LoadResult:
+    readers: list[Reader]
+
+    def total(self, kind: str, attribute: str) -> int:
+        return sum(getattr(getattr(reader, kind), attribute) for reader in self.readers)
+
+    def statuses(self) -> Counter[int]:
+        counts: Counter[int] = Counter()
+        for reader in self.readers:
+            counts += reader.consents.statuses + reader.views.statuses
+        return counts
+
+    def failures(self) -> list[str]:
+        return [f for r in self.readers for f in r.consents.failures + r.views.failures]
+
+    def accepted_consents_by_id(self) -> dict[str, int]:
+        return {r.consent_id: r.consents.accepted for r in self.readers if r.consent_id}
+
+    def accepted_views_by_reader(self) -> dict[str, int]:
+        return {r.reader_id: r.views.accepted for r in self.readers if r.views.accepted}
+
+
+def run_load(
+    port: int,
+    secret_key: str,
+    readers: int,
+    rounds: int,
+    midway: Callable[[], None] | None = None,
+) -> LoadResult:
+    """Run ``readers`` concurrent readers for ``rounds`` rounds; call ``midway`` halfway."""
+    crowd = [Reader(port, secret_key) for _ in range(readers)]
+    halfway = threading.Event()
+    lock = threading.Lock()
+    done = [0]
+    target = readers * rounds // 2
+
+    def progress() -> None:
+        with lock:
+            done[0] += 1
+            if done[0] >= target:
+                halfway.set()
+
+    errors: list[BaseException] = []
+
+    def run_reader(reader: Reader) -> None:
+        try:
+            reader.run(rounds, progress)
+        except BaseException as error:  # reported by the test, never swallowed
+            errors.append(error)
+            halfway.set()
+
+    threads = [threading.Thread(target=run_reader, args=(reader,)) for reader in crowd]
+    for thread in threads:
+        thread.start()
+    if midway is not None:
+        halfway.wait(timeout=60)
+        midway()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a reader never finished"
+    if errors:
+        raise errors[0]
+    return LoadResult(crowd)
