@@ -223,7 +223,13 @@ def test_banner_causes_no_layout_shift(open_reader, viewport) -> None:
     reader.page.add_init_script(
         """window.__shifts = [];
         new PerformanceObserver(list => {
-            window.__shifts.push(...list.getEntries().map(e => e.value));
+            window.__shifts.push(...list.getEntries().map(e => ({
+                value: e.value,
+                at: Math.round(e.startTime),
+                moved: (e.sources || []).map(s => s.node
+                    ? `${s.node.nodeName}.${s.node.className}#${s.node.id}`
+                    : "?"),
+            })));
         }).observe({type: 'layout-shift', buffered: true});"""
     )
     reader.page.goto(ARTICLE)
