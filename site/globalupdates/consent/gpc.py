@@ -9,8 +9,8 @@ from flask import Blueprint, current_app, jsonify, session
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
 
+from .chain import append_to_chain
 from .choice import ConsentState, StoredChoice, gpc_opt_out, write_stored_choice
-from .records import append_record
 from .registry import Registry
 
 bp = Blueprint("gpc", __name__)
@@ -33,7 +33,7 @@ def apply_gpc_to_stored_choice(
     if revised is None:
         return None
     try:
-        append_record(
+        append_to_chain(
             consent_id=revised.consent_id,
             created_at=now,
             action=GPC_OPT_OUT_ACTION,

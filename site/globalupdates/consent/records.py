@@ -6,8 +6,6 @@ this module holds the two tables and the shapes a record is exported in.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -83,34 +81,3 @@ def as_utc(moment: datetime) -> datetime:
 
 def utc_text(moment: datetime) -> str:
     return as_utc(moment).isoformat().replace("+00:00", "Z")
-
-
-def export_lines(batch_size: int = 500) -> Iterator[str]:
-    """Every record as a JSON line, oldest first, fetched in batches to keep memory flat."""
-    from .chain import iter_records
-
-    for record in iter_records(batch_size=batch_size):
-        yield json.dumps(record.as_export(), separators=(",", ":")) + "\n"
-
-
-def append_record(
-    *,
-    consent_id: str,
-    created_at: datetime,
-    action: str,
-    categories: list[str],
-    revision: int,
-    notice_hash: str,
-    gpc: bool,
-) -> ConsentRecord:
-    from .chain import append_to_chain
-
-    return append_to_chain(
-        consent_id=consent_id,
-        created_at=created_at,
-        action=action,
-        categories=categories,
-        revision=revision,
-        notice_hash=notice_hash,
-        gpc=gpc,
-    )

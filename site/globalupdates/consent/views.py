@@ -11,6 +11,7 @@ from flask import Blueprint, g, jsonify, redirect, render_template, request, ses
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
 
+from .chain import append_to_chain
 from .choice import (
     ConsentState,
     gpc_signal,
@@ -21,7 +22,6 @@ from .choice import (
 )
 from .forms import PreferencesForm
 from .gate import csp_nonce, current_consent, engine, granted_scripts, script_url
-from .records import append_record
 
 bp = Blueprint("consent", __name__)
 WITHDRAWAL = "withdrawal"
@@ -163,7 +163,7 @@ def store_choice(action: str, granted: frozenset[str], state: ConsentState) -> N
     previous = read_stored_choice(session)
     consent_id = previous.consent_id if previous else None
     choice = new_choice(granted, registry, now, consent_id, gpc=state.gpc)
-    append_record(
+    append_to_chain(
         consent_id=choice.consent_id,
         created_at=now,
         action=recorded_action(action, state, choice.categories),
