@@ -26,17 +26,13 @@ import pytest
 
 from globalupdates.config import PROJECT_ROOT
 
+from .browsing import CHROMIUM
+from .browsing import CHROMIUM_FLAGS as SHARED_CHROMIUM_FLAGS
+
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
+    *SHARED_CHROMIUM_FLAGS,
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
 ARTICLE = "/articles/harrowmere-tidal-lagoon-switches-on"
