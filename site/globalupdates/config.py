@@ -24,8 +24,19 @@ class Defaults:
     # cookie on every page would only cost time; it is written when its contents change.
     SESSION_REFRESH_EACH_REQUEST = False
 
-    WTF_CSRF_TIME_LIMIT = None  # a token lives as long as the session that holds it
-    WTF_CSRF_SSL_STRICT = True
+    # Forgery protection comes from Fetch Metadata (globalupdates.forgery), not tokens.
+    # Origins other than the site's own whose pages may post to it, e.g. "https://a.example".
+    TRUSTED_ORIGINS: tuple[str, ...] = ()
+
+    # Rendered pages (globalupdates.pagecache), kept by Flask-Caching: in memory per worker,
+    # at most CACHE_THRESHOLD pages of about 8 KB gzipped, or in Redis for several hosts
+    # (CACHE_TYPE="RedisCache", CACHE_REDIS_URL="redis://host:6379/1").
+    CACHE_TYPE = "SimpleCache"
+    CACHE_THRESHOLD = 500
+    CACHE_DEFAULT_TIMEOUT = 600
+    CACHE_KEY_PREFIX = "gu-page:"
+    CONTENT_CHECK_SECONDS = 10  # how often a worker looks for imported or edited articles
+    SHARED_PAGE_MAX_AGE = 30  # how long a proxy may keep a first-visit page (s-maxage)
 
     MAX_CONTENT_LENGTH = 64 * 1024
 

@@ -7,10 +7,9 @@ generous ceiling per network address. Limits come from config, so load tests can
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 
-from flask import Blueprint, Flask, current_app, request, session
+from flask import Blueprint, Flask, current_app, request
 
 from .consent import current_consent
 from .consent import reports as csp_reports
@@ -27,14 +26,11 @@ REPORT_MESSAGE = "Too many CSP reports from this address; they are being dropped
 
 
 def reader_key() -> str:
-    """The reader's session (its CSRF secret, hashed), else their consent id, else their address.
+    """The reader's consent id once they have one, else their network address.
 
-    The CSRF secret is made on the first page with a form and lives as long as the session,
-    so a reader keeps one key from before their first choice to after it.
+    Before a choice there is no session (nothing is stored before the reader chooses), so
+    a reader's first choices count against their address, and later ones against their id.
     """
-    token = session.get("csrf_token")
-    if isinstance(token, str) and token:
-        return "session:" + hashlib.sha256(token.encode()).hexdigest()[:32]
     consent_id = current_consent().consent_id
     if consent_id:
         return f"reader:{consent_id}"

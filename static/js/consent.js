@@ -1,9 +1,9 @@
 /* Global Updates consent script. The banner and the preferences page work without it;
    with it, Customize and Cookie settings open the same form in a modal <dialog>, and a
-   choice is sent with fetch and applied without leaving the page. */
+   choice is sent with fetch and applied without leaving the page, or by reloading it when
+   scripts must start or stop (each page's policy names the scripts it may run). */
 (function () {
   "use strict";
-  var nonce = document.currentScript.nonce;
   var dialog = null;
   var opener = null;
   var status = document.createElement("p");
@@ -60,22 +60,7 @@
       .finally(function () { delete link.dataset.loading; });
   }
 
-  function start(spec, token) {
-    if (!document.querySelector('meta[name="csrf-token"]')) {
-      var meta = document.createElement("meta");
-      meta.name = "csrf-token";
-      meta.content = token;
-      document.head.append(meta);
-    }
-    if (document.querySelector('script[src="' + spec.src + '"]')) return;
-    var script = document.createElement("script");
-    script.src = spec.src;
-    script.nonce = spec.nonce;
-    script.dataset.category = spec.category;
-    document.body.append(script);
-  }
-
-  function apply(answer, token) {
+  function apply(answer) {
     var running = document.querySelectorAll("script[data-category]");
     var stopped = [].some.call(running, function (s) {
       return answer.granted.indexOf(s.dataset.category) < 0;
@@ -84,17 +69,16 @@
     var banner = document.getElementById("consent-banner");
     if (banner) banner.remove();
     if (dialog) dialog.close();
-    answer.scripts.forEach(function (spec) { start(spec, token); });
     status.textContent = "Your cookie choices are saved.";
   }
 
   function send(form, submitter) {
     var data = new FormData(form, submitter);
-    var headers = {"Accept": "application/json", "X-CSRFToken": data.get("csrf_token"), "X-CSP-Nonce": nonce};
+    var headers = {"Accept": "application/json"};
     if (navigator.globalPrivacyControl === true) headers["X-GPC"] = "1";
     fetch(form.getAttribute("action"), {method: "POST", credentials: "same-origin", headers: headers, body: new URLSearchParams(data)})
       .then(function (r) { return r.ok ? r.json() : Promise.reject(r); })
-      .then(function (answer) { apply(answer, data.get("csrf_token")); })
+      .then(apply)
       .catch(function () {
         form.sendNatively = true;
         form.requestSubmit(submitter);

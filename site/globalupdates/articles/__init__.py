@@ -1,29 +1,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from flask import Flask
 
 from . import cli, feeds, views
-from .conditional import render_version
-from .listing import SectionCache, all_sections
+from .listing import SectionCache, all_sections, content_version
 from .seo import absolute_url, default_page_meta
+
+__all__ = ["init_app", "content_version"]
 
 
 @dataclass
 class ArticlesState:
-    render_version: str
     sections: SectionCache = field(default_factory=SectionCache)
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["articles"] = ArticlesState(
-        render_version=render_version(
-            Path(app.root_path, app.template_folder or "templates"),
-            Path(app.static_folder or "static"),
-        )
-    )
+    app.extensions["articles"] = ArticlesState()
     app.register_blueprint(views.bp)
     app.register_blueprint(feeds.bp)
     app.register_blueprint(cli.bp)

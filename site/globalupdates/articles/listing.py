@@ -34,6 +34,21 @@ class SectionCache:
 
     sections: tuple[Section, ...] = ()
     fetched_at: float = field(default=float("-inf"))
+    content_version: tuple[int, str] | None = None
+
+
+def content_version() -> tuple[int, str]:
+    """How many articles there are and when any of them last changed; an import or an edit
+    moves it. A change also refreshes the section list, so the navigation follows at once."""
+    count, newest = db.session.execute(
+        db.select(func.count(Article.id), func.max(Article.modified_at))
+    ).one()
+    version = (count, newest.isoformat() if newest else "")
+    cache: SectionCache = current_app.extensions["articles"].sections
+    if cache.content_version != version:
+        cache.content_version = version
+        cache.fetched_at = float("-inf")
+    return version
 
 
 def newest_first(statement: Select) -> Select:

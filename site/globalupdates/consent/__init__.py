@@ -6,13 +6,28 @@ It knows nothing of articles or of the site's own optional features.
 from __future__ import annotations
 
 from flask import Flask
-from flask_wtf.csrf import CSRFError
 
-from ..extensions import csrf
+from .gate import ConsentEngine
+
+from .. import forgery
 from . import cli, gpc, reports, views
-from .gate import current_consent, engine, init_gate
+from .gate import current_consent, engine, init_gate, page_variant, share_page
+from .providers import allowed_once_providers, restore_allowed_once
 
-__all__ = ["init_app", "current_consent", "engine"]
+__all__ = [
+    "init_app",
+    "current_consent",
+    "engine",
+    "engine_of",
+    "page_variant",
+    "share_page",
+    "allowed_once_providers",
+    "restore_allowed_once",
+]
+
+
+def engine_of(app: Flask) -> ConsentEngine:
+    return app.extensions["consent"]
 
 
 def init_app(app: Flask) -> None:
@@ -21,5 +36,4 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(cli.bp)
     app.register_blueprint(gpc.bp)
     app.register_blueprint(reports.bp)
-    csrf.exempt(reports.bp)
-    app.register_error_handler(CSRFError, views.handle_csrf_error)
+    forgery.exempt(app, reports.bp.name)

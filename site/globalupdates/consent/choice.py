@@ -29,6 +29,7 @@ class ConsentState:
     granted: frozenset[str]
     choice: StoredChoice | None
     gpc: bool
+    gpc_revised: StoredChoice | None = None  # the stored choice as GPC revises it, when it does
 
     @property
     def has_choice(self) -> bool:
@@ -98,13 +99,20 @@ def resolve(
     lifetime: timedelta,
     gpc: bool,
 ) -> ConsentState:
+    """The reader's state: their current stored choice, with a GPC signal applied to it.
+
+    A pure function of the session and the request's signal; recording a revision that GPC
+    makes is the caller's business (``gpc.record_gpc_opt_out_once``).
+    """
     stored = read_stored_choice(session)
     if stored is not None and not is_current(stored, registry, now, lifetime):
         stored = None
+    revised = gpc_opt_out(stored, registry) if gpc and stored is not None else None
+    effective = revised or stored
     granted = registry.required_keys
-    if stored is not None:
-        granted = granted | (stored.categories & registry.optional_keys)
-    return ConsentState(granted=granted, choice=stored, gpc=gpc)
+    if effective is not None:
+        granted = granted | (effective.categories & registry.optional_keys)
+    return ConsentState(granted=granted, choice=effective, gpc=gpc, gpc_revised=revised)
 
 
 def new_choice(

@@ -9,6 +9,7 @@ Content-Security-Policy only then.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -79,6 +80,25 @@ def consent_mode(tag_id: str | None, state: ConsentState) -> ConsentMode | None:
         update=signals_for(state) if state.has_choice else None,
         load_tag=any(state.is_granted(key) for key in SIGNALS_OF_CATEGORY),
     )
+
+
+def consent_mode_script(mode: ConsentMode) -> str:
+    """The inline script that declares the signals; the page's policy allows it by its hash,
+    so the text must be exactly what the template writes between the tags."""
+
+    def call(*args: object) -> str:
+        return f"gtag({', '.join(json.dumps(arg, sort_keys=True) for arg in args)});"
+
+    lines = [
+        "window.dataLayer = window.dataLayer || [];",
+        "function gtag() { window.dataLayer.push(arguments); }",
+        call("consent", "default", mode.defaults),
+    ]
+    if mode.update:
+        lines.append(call("consent", "update", mode.update))
+    if mode.load_tag:
+        lines += ["gtag(\"js\", new Date());", call("config", mode.tag_id)]
+    return "\n".join(lines).replace("</", "<\\/")
 
 
 def policy_origins(mode: ConsentMode | None) -> dict[str, Any]:

@@ -1,12 +1,16 @@
 """A Content-Security-Policy bound to the reader's consent.
 
-Scripts run only with this response's nonce, which the engine gives only to the scripts of
-granted categories (``gate.render_gated_scripts``). A third-party origin declared for a
-category enters ``script-src`` and ``connect-src`` only while that category is granted.
+``script-src`` names the exact URL (origin and path) of every script the page may run: the
+consent script and the scripts of the granted categories, plus the third-party origins of
+the granted categories; an inline script runs only by its SHA-256 hash. There is no nonce
+and no ``'self'``, so the policy is the same for every reader in the same state and a page
+body never changes with it. After Reject All, no gated script's URL is in the policy.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
@@ -42,9 +46,15 @@ def granted_origins(state: ConsentState, registry: Registry) -> list[str]:
     return found
 
 
+def script_hash(source: str) -> str:
+    """The CSP source expression that allows one inline script with exactly this text."""
+    digest = hashlib.sha256(source.encode()).digest()
+    return f"'sha256-{base64.b64encode(digest).decode()}'"
+
+
 def html_policy(
-    nonce: str,
     script_src: Iterable[str] = (),
+    inline_scripts: Iterable[str] = (),
     connect_src: Iterable[str] = (),
     img_src: Iterable[str] = (),
     frame_src: Iterable[str] = (),
@@ -52,7 +62,7 @@ def html_policy(
     frames = list(frame_src)
     directives = [
         "default-src 'none'",
-        " ".join(["script-src", f"'nonce-{nonce}'", *script_src]),
+        " ".join(["script-src", *script_src, *map(script_hash, inline_scripts)]),
         "style-src 'self'",
         " ".join(["img-src", "'self'", *img_src]),
         "font-src 'self'",

@@ -41,6 +41,13 @@ class SingleHiddenField(SingleValueField, HiddenField):
 
 
 class PreferencesForm(FlaskForm):
+    """The choice, checked field by field. It carries no token: forgery protection comes from
+    the request's Fetch Metadata (``globalupdates.forgery``), so the form is the same for
+    every reader and needs no session before the choice."""
+
+    class Meta:
+        csrf = False
+
     action = SingleValueField(validators=[AnyOf(ACTIONS, message="Unknown action.")])
     next = SingleHiddenField(validators=[Length(max=2048)])
 

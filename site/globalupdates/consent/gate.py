@@ -1,22 +1,34 @@
-"""Where every page meets the consent engine: before the view, in templates, after the view."""
+"""Where every page meets the consent engine: before the view, in templates, after the view.
+
+The reader's state is resolved once per request into a small immutable value. Everything a
+page body shows is a function of that value (and of the URL), never of the reader as a
+person: no token, no nonce, no consent id. So two readers who made the same choice get the
+same bytes, and the headers that differ per response (the policy, the cookies to clear) are
+computed from the same value.
+"""
 
 from __future__ import annotations
 
-import secrets
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import Flask, Response, current_app, g, request, session, url_for
+from flask import Flask, Response, current_app, g, request, session
 from markupsafe import Markup
 
+from .. import forgery
+from ..assets import static_url
 from . import csp
 from .choice import ConsentState, gpc_signal, resolve
-from .consent_mode import configured_tag_id, consent_mode, policy_origins
+from .consent_mode import configured_tag_id, consent_mode, consent_mode_script, policy_origins
 from .firewall import strip_forbidden_cookies
 from .forms import PreferencesForm, preferences_form_class
-from .gpc import apply_gpc_to_stored_choice
+from .gpc import record_gpc_opt_out_once
 from .registry import Registry, Script, load_registry
+
+CONSENT_SCRIPT = "js/consent.js"
+POLICY_CACHE_SIZE = 256
 
 
 @dataclass(frozen=True)
@@ -25,6 +37,7 @@ class ConsentEngine:
     form_class: type[PreferencesForm]
     lifetime: timedelta
     google_tag_id: str | None = None
+    policies: OrderedDict[tuple[Any, ...], str] = field(default_factory=OrderedDict, compare=False)
 
 
 def init_gate(app: Flask) -> None:
@@ -45,31 +58,24 @@ def engine() -> ConsentEngine:
 
 
 def current_consent() -> ConsentState:
+    """The reader's state, with a GPC signal applied; it never writes anything itself."""
     if "consent" not in g:
-        resolve_consent()
+        g.consent = resolve(
+            session,
+            engine().registry,
+            now=datetime.now(UTC),
+            lifetime=engine().lifetime,
+            gpc=gpc_signal(request.headers.get("Sec-GPC")),
+        )
     return g.consent
 
 
 def resolve_consent() -> None:
-    """Resolve the reader's choice once; a GPC signal may revise it (never on static files,
-    whose parallel requests would otherwise race to record the same opt-out)."""
-    now = datetime.now(UTC)
-    registry = engine().registry
-    gpc = gpc_signal(request.headers.get("Sec-GPC"))
-    state = resolve(session, registry, now=now, lifetime=engine().lifetime, gpc=gpc)
-    revised = (
-        None if request.endpoint == "static" else apply_gpc_to_stored_choice(state, registry, now)
-    )
-    if revised is not None:
-        granted = registry.required_keys | (revised.categories & registry.optional_keys)
-        state = ConsentState(granted=granted, choice=revised, gpc=gpc)
-    g.consent = state
-
-
-def csp_nonce() -> str:
-    if "csp_nonce" not in g:
-        g.csp_nonce = secrets.token_urlsafe(18)
-    return g.csp_nonce
+    """Resolve the reader's state before the view, and record a GPC opt-out that revises a
+    stored choice (once per stored choice; never for static files)."""
+    state = current_consent()
+    if request.endpoint != "static" and state.gpc_revised is not None:
+        record_gpc_opt_out_once(state.gpc_revised, engine().registry)
 
 
 def granted_scripts(state: ConsentState) -> list[tuple[str, Script]]:
@@ -83,72 +89,125 @@ def granted_scripts(state: ConsentState) -> list[tuple[str, Script]]:
 
 def script_url(script: Script) -> str:
     if script.static is not None:
-        return static_script_url(script.static)
+        return static_url(script.static)
     return script.src or ""
 
 
-def static_script_url(filename: str) -> str:
-    """Built once per app and mount point: building a URL cost more than writing the tag."""
-    built: dict[tuple[str, str], str] = current_app.extensions.setdefault("static_script_urls", {})
-    key = (request.script_root, filename)
-    if key not in built:
-        built[key] = url_for("static", filename=filename)
-    return built[key]
-
-
 def render_gated_scripts() -> Markup:
-    """The one place a gated ``<script>`` is written: category, nonce and src from the registry."""
-    tags = []
-    for key, script in granted_scripts(current_consent()):
-        tags.append(
-            Markup(
-                '<script src="{src}" data-category="{key}" nonce="{nonce}"{defer}></script>'
-            ).format(
-                src=script_url(script),
-                key=key,
-                nonce=csp_nonce(),
-                defer=Markup(" defer") if script.defer else Markup(""),
-            )
+    """The one place a gated ``<script>`` is written: category and src from the registry."""
+    tags = [
+        Markup('<script src="{src}" data-category="{key}"{defer}></script>').format(
+            src=script_url(script),
+            key=key,
+            defer=Markup(" defer") if script.defer else Markup(""),
         )
+        for key, script in granted_scripts(current_consent())
+    ]
     return Markup("\n").join(tags)
 
 
 def consent_context() -> dict[str, Any]:
+    state = current_consent()
+    mode = consent_mode(engine().google_tag_id, state)
     return {
-        "consent": current_consent(),
+        "consent": state,
         "consent_registry": engine().registry,
         "gated_scripts": render_gated_scripts,
-        "csp_nonce": csp_nonce,
-        "google_consent_mode": consent_mode(engine().google_tag_id, current_consent()),
+        "consent_script_url": static_url(CONSENT_SCRIPT),
+        "google_consent_mode": mode,
+        "google_consent_mode_script": Markup(consent_mode_script(mode)) if mode else None,
     }
 
 
+def share_page() -> None:
+    """Mark this response as a page that is the same for every reader in the same state, so
+    that it may be stored by shared caches when nothing about it is personal."""
+    g.shared_page = True
+
+
 def apply_consent_to_response(response: Response) -> Response:
-    """Clear withdrawn cookies, stop forbidden ones, and bind the CSP to the reader's consent."""
+    """Clear withdrawn cookies, stop forbidden ones, bind the CSP to the reader's consent,
+    and say who may cache the page.
+
+    A request refused as a cross-origin forgery leaves with no Set-Cookie at all.
+    """
     state = current_consent()
-    expire_cookies_not_granted(response, state)
-    strip_forbidden_cookies(response, state, engine().registry)
+    if forgery.was_refused():
+        del response.headers["Set-Cookie"]
+    else:
+        expire_cookies_not_granted(response, state)
+        strip_forbidden_cookies(response, state, engine().registry)
     if response.mimetype == "text/html":
-        response.headers["Cache-Control"] = "private, no-cache"
-        response.vary.add("Cookie")
-        if response.status_code != 304:  # a 304 keeps the cached page's policy and its nonce
-            response.headers["Content-Security-Policy"] = content_security_policy(state)
-            response.headers["Reporting-Endpoints"] = f'{csp.REPORT_GROUP}="{csp.REPORT_PATH}"'
+        response.headers["Content-Security-Policy"] = content_security_policy(state)
+        response.headers["Reporting-Endpoints"] = f'{csp.REPORT_GROUP}="{csp.REPORT_PATH}"'
+        set_cache_policy(response)
     else:
         response.headers.setdefault("Content-Security-Policy", csp.NON_HTML_POLICY)
     return response
 
 
-def content_security_policy(state: ConsentState) -> str:
-    from .providers import frame_origins  # providers asks this module for the reader's state
+def set_cache_policy(response: Response) -> None:
+    """``public`` only for a shared page to a reader with no session that gets no cookie.
 
-    extra = policy_origins(consent_mode(engine().google_tag_id, state))
+    The session cookie is written after this step, so a modified session counts as a cookie
+    being set. A page to a reader with a session is ``private`` and revalidated by its ETag.
+    """
+    response.vary.update(("Cookie", "Sec-GPC"))
+    if "no-store" in response.headers.get("Cache-Control", ""):
+        return
+    has_session = current_app.config["SESSION_COOKIE_NAME"] in request.cookies
+    personal = has_session or session.modified or "Set-Cookie" in response.headers
+    if g.get("shared_page") and not personal and response.status_code in (200, 304):
+        max_age = int(current_app.config["SHARED_PAGE_MAX_AGE"])
+        response.headers["Cache-Control"] = f"public, max-age=0, s-maxage={max_age}"
+    else:
+        response.headers["Cache-Control"] = "private, no-cache"
+
+
+def page_variant() -> tuple[object, ...]:
+    """What of the reader's state a page may show: the granted categories, whether the banner
+    is up, and the GPC signal. Nothing that identifies the reader."""
+    state = current_consent()
+    return (tuple(sorted(state.granted)), state.show_banner, state.gpc)
+
+
+def content_security_policy(state: ConsentState) -> str:
+    """The policy for this state, page origin and the embeds the view allowed once; each
+    distinct policy is built once per worker."""
+    from .providers import allowed_once_providers  # providers asks this module for the state
+
+    allowed_once = allowed_once_providers()
+    key = (request.host_url, state.granted, state.has_choice, allowed_once)
+    policies = engine().policies
+    policy = policies.get(key)
+    if policy is None:
+        policy = build_policy(state, allowed_once)
+        policies[key] = policy
+        if len(policies) > POLICY_CACHE_SIZE:
+            policies.popitem(last=False)
+    return policy
+
+
+def build_policy(state: ConsentState, allowed_once: frozenset[str]) -> str:
+    from .providers import frame_origins
+
+    registry = engine().registry
+    mode = consent_mode(engine().google_tag_id, state)
+    extra = policy_origins(mode)
+    origin = request.host_url.rstrip("/")
+    scripts = [static_url(CONSENT_SCRIPT)] + [
+        static_url(script.static) for _, script in granted_scripts(state) if script.static
+    ]
     return csp.html_policy(
-        csp_nonce(),
-        script_src=[*csp.granted_origins(state, engine().registry), *extra["script_src"]],
-        connect_src=[*csp.granted_origins(state, engine().registry), *extra["connect_src"]],
+        script_src=[
+            *(origin + path for path in scripts),
+            *csp.granted_origins(state, registry),
+            *extra["script_src"],
+        ],
+        inline_scripts=[consent_mode_script(mode)] if mode else [],
+        connect_src=[*csp.granted_origins(state, registry), *extra["connect_src"]],
         img_src=extra["img_src"],
-        frame_src=frame_origins(),
+        frame_src=frame_origins(state, allowed_once),
     )
 
 

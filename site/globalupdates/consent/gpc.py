@@ -3,14 +3,18 @@ and the well-known resource that tells other parties this site honours it."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections import OrderedDict
+from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, jsonify, session
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
+from ..extensions import db
 from .chain import append_to_chain
-from .choice import ConsentState, StoredChoice, gpc_opt_out, write_stored_choice
+from .choice import StoredChoice, write_stored_choice
+from .records import ConsentRecord
 from .registry import Registry
 
 bp = Blueprint("gpc", __name__)
@@ -18,35 +22,58 @@ bp = Blueprint("gpc", __name__)
 GPC_OPT_OUT_ACTION = "gpc_opt_out"
 
 
-def apply_gpc_to_stored_choice(
-    state: ConsentState, registry: Registry, now: datetime
-) -> StoredChoice | None:
-    """When GPC arrives and the stored choice grants what GPC refuses, revise it and record it.
+RECORDED_MEMORY = 4096
 
-    The revised choice keeps its consent id, revision and time (GPC does not renew consent).
-    If the record cannot be written, the signal is still honoured for this response but the
-    stored choice is left as it was, so the revision is tried again on the next request.
+
+def record_gpc_opt_out_once(revised: StoredChoice, registry: Registry) -> None:
+    """Record that GPC revised a stored choice, and store the revision in the session.
+
+    A stored choice is revised once: the record is written only if none exists for this
+    consent id since the choice was made, so a replayed cookie sent again and again with
+    ``Sec-GPC: 1`` adds one record, not one per request. Each worker remembers the choices
+    it has seen recorded, so a replay costs at most one query per worker. If the record
+    cannot be written, the signal is still honoured (the state already applies it) but the
+    session is left as it was, so the revision is tried again on the next request.
     """
-    if not state.gpc or state.choice is None:
-        return None
-    revised = gpc_opt_out(state.choice, registry)
-    if revised is None:
-        return None
-    try:
-        append_to_chain(
-            consent_id=revised.consent_id,
-            created_at=now,
-            action=GPC_OPT_OUT_ACTION,
-            categories=registry.in_registry_order(revised.categories),
-            revision=registry.revision,
-            notice_hash=registry.notice_hash,
-            gpc=True,
-        )
-    except SQLAlchemyError:
-        current_app.logger.exception("could not record a GPC opt-out; honouring it unrecorded")
-        return revised
+    key = (revised.consent_id, revised.made_at)
+    remembered = recorded_revisions()
+    if key not in remembered:
+        try:
+            if not opt_out_recorded_since(revised.consent_id, revised.made_at):
+                append_to_chain(
+                    consent_id=revised.consent_id,
+                    created_at=datetime.now(UTC),
+                    action=GPC_OPT_OUT_ACTION,
+                    categories=registry.in_registry_order(revised.categories),
+                    revision=registry.revision,
+                    notice_hash=registry.notice_hash,
+                    gpc=True,
+                )
+        except SQLAlchemyError:
+            current_app.logger.exception("could not record a GPC opt-out; honouring it unrecorded")
+            return
+        remembered[key] = None
+        if len(remembered) > RECORDED_MEMORY:
+            remembered.popitem(last=False)
     write_stored_choice(session, revised)
-    return revised
+
+
+def recorded_revisions() -> OrderedDict[tuple[str, datetime], None]:
+    return current_app.extensions.setdefault("gpc_revisions_recorded", OrderedDict())
+
+
+def opt_out_recorded_since(consent_id: str, made_at: datetime) -> bool:
+    query = (
+        db.select(ConsentRecord.id)
+        .where(
+            ConsentRecord.consent_id == consent_id,
+            ConsentRecord.action == GPC_OPT_OUT_ACTION,
+            ConsentRecord.created_at >= made_at.astimezone(UTC).replace(tzinfo=None),
+        )
+        .limit(1)
+    )
+    with Session(db.engine) as reading:
+        return reading.scalar(query) is not None
 
 
 @bp.get("/.well-known/gpc.json")

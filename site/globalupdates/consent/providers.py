@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from flask import g
 
+from .choice import ConsentState
 from .gate import current_consent, engine
 from .registry import Provider
 
@@ -36,17 +37,21 @@ def allow_provider_once(key: str) -> bool:
     return True
 
 
-def provider_allowed(key: str) -> bool:
-    return provider_granted(key) or key in g.get("providers_allowed_once", ())
+def allowed_once_providers() -> frozenset[str]:
+    """Providers this response loads once, by the reader's request; set by the view."""
+    return frozenset(g.get("providers_allowed_once", ()))
 
 
-def frame_origins() -> tuple[str, ...]:
-    """Origins this response may frame: for a Content-Security-Policy ``frame-src``.
+def restore_allowed_once(providers: frozenset[str]) -> None:
+    """Put back what a view allowed once, for a page served without running the view again."""
+    g.providers_allowed_once = set(providers)
 
-    Call it after the view has run, since a view may allow a provider once.
-    """
+
+def frame_origins(state: ConsentState, allowed_once: frozenset[str]) -> tuple[str, ...]:
+    """Origins a page may frame, for a Content-Security-Policy ``frame-src``: those of the
+    providers the state grants and of those allowed once."""
     origins: list[str] = []
     for provider in engine().registry.providers:
-        if provider_allowed(provider.key):
+        if state.is_granted(provider.category) or provider.key in allowed_once:
             origins.extend(o for o in provider.origins if o not in origins)
     return tuple(origins)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from flask import Blueprint, g, jsonify, redirect, render_template, request, session
+from flask import Blueprint, g, jsonify, make_response, redirect, render_template, request, session
 from flask.typing import ResponseReturnValue
-from flask_wtf.csrf import CSRFError
 
 from .chain import append_to_chain
 from .choice import (
@@ -21,14 +19,12 @@ from .choice import (
     write_stored_choice,
 )
 from .forms import PreferencesForm
-from .gate import csp_nonce, current_consent, engine, granted_scripts, script_url
+from .gate import current_consent, engine, granted_scripts, script_url, share_page
 
 bp = Blueprint("consent", __name__)
 WITHDRAWAL = "withdrawal"
 
 SCRIPT_GPC_HEADER = "X-GPC"
-PAGE_NONCE_HEADER = "X-CSP-Nonce"
-NONCE_SHAPE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
 
 def safe_next(target: str | None) -> str:
@@ -63,7 +59,12 @@ def render_preferences(form: PreferencesForm, status: int = 200, notice: str | N
 
 @bp.get("/consent")
 def preferences() -> ResponseReturnValue:
-    return render_preferences(preferences_form(current_consent()))
+    """The reader's settings; with a choice it shows their consent id, so no cache keeps it."""
+    state = current_consent()
+    response = make_response(render_preferences(preferences_form(state)))
+    if state.has_choice:
+        response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 @bp.post("/consent")
@@ -107,41 +108,26 @@ def honour_script_gpc(state: ConsentState) -> ConsentState:
     return g.consent
 
 
-def page_nonce() -> str:
-    """The CSP nonce of the page that sent the choice, when it says which one it has.
-
-    A script the page creates is checked against the policy the page was served with,
-    so the scripts in the answer must carry that page's nonce, not a new one.
-    """
-    claimed = request.headers.get(PAGE_NONCE_HEADER, "")
-    return claimed if NONCE_SHAPE.match(claimed) else csp_nonce()
-
-
 def choice_answer(previously_granted: frozenset[str]) -> ResponseReturnValue:
-    """What the page must do now: run every script of the granted categories that it is not
-    running yet, or reload.
+    """What the page must do now: stay as it is, or reload.
 
-    It reloads when something was withdrawn (its cookies expire with this very response),
-    and when a newly granted script comes from another site: the page's Content-Security-Policy
-    was written before that origin was granted, so its ``connect-src`` lacks it.
+    It reloads when something was withdrawn (its cookies expire with this very response,
+    and its scripts must stop), and when a newly granted category has scripts: the page's
+    Content-Security-Policy names the exact URLs of the scripts granted when it was served,
+    so a script granted since can only run in a page served under the new policy.
     """
     state = current_consent()
     registry = engine().registry
     withdrawn = previously_granted - state.granted
-    nonce = page_nonce()
     granted = granted_scripts(state)
-    newly_third_party = any(
-        script.static is None for key, script in granted if key not in previously_granted
-    )
+    newly_granted_scripts = any(key not in previously_granted for key, _ in granted)
     response = jsonify(
         granted=registry.in_registry_order(state.granted),
         withdrawn=registry.in_registry_order(withdrawn),
-        reload=bool(withdrawn) or newly_third_party,
+        reload=bool(withdrawn) or newly_granted_scripts,
         consent_id=state.consent_id,
         gpc=state.gpc,
-        scripts=[
-            {"src": script_url(script), "category": key, "nonce": nonce} for key, script in granted
-        ],
+        scripts=[{"src": script_url(script), "category": key} for key, script in granted],
     )
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -186,24 +172,5 @@ def recorded_action(action: str, state: ConsentState, granted: frozenset[str]) -
 
 @bp.get("/cookie-policy")
 def cookie_policy() -> ResponseReturnValue:
+    share_page()
     return render_template("consent/policy.html")
-
-
-def handle_csrf_error(error: CSRFError) -> ResponseReturnValue:
-    """A stale or missing token changes nothing; the reader's ticks are kept for one more click."""
-    if request.endpoint == "consent.choose" and wants_json():
-        return json_refusal(
-            "Nothing was changed: the security token had expired or did not come from this site."
-        )
-    if request.endpoint == "consent.choose":
-        form = preferences_form(current_consent(), formdata=request.form)
-        form.validate()
-        form.csrf_token.errors = []
-        form.next.data = safe_next(form.next.data)
-        return render_preferences(
-            form,
-            400,
-            "Nothing was changed yet: this form had expired or did not come from this site. "
-            "Your choices are still ticked below; press a button once more to save them.",
-        )
-    return {"error": "The security token was missing or invalid; nothing was changed."}, 400

@@ -9,6 +9,11 @@ from flask import Flask
 from . import views
 
 
+def page_variant() -> str:
+    """The one reader preference a page shows: the text size, while functional is granted."""
+    return views.reader_text_size()
+
+
 def init_app(app: Flask) -> None:
     app.register_blueprint(views.bp)
 
