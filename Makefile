@@ -5,14 +5,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+MANIFEST := static/cache_manifest.json
 export FLASK_APP := wsgi
 
 .PHONY: run test lint typecheck check browser screenshots clean
 
-run: $(STAMP)
+run: $(STAMP) $(MANIFEST)
 	$(BIN)/gunicorn -c gunicorn.conf.py
 
-test: $(STAMP) browser
+test: $(STAMP) browser $(MANIFEST)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -29,6 +30,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+# Content-hashed copies of the stylesheets, scripts and icons, and the manifest naming them.
+# The app reads the manifest when it is created, so this runs before anything creates it.
+STATIC_SOURCES := $(shell find static -regextype posix-extended -type f \
+	\( -name '*.css' -o -name '*.js' -o -name '*.svg' \) ! -regex '.*-[0-9a-f]{32}\..*')
+
+$(MANIFEST): $(STAMP) $(STATIC_SOURCES)
+	$(BIN)/flask digest compile
 
 # The browser tests drive Debian's Chromium; install it when it is missing.
 browser:

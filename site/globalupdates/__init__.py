@@ -12,6 +12,7 @@ from flask import Flask
 
 from . import (
     articles,
+    assets,
     bootstrap,
     consent,
     errors,
@@ -85,6 +86,7 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=app.config["MIGRATIONS_DIR"])
     csrf.init_app(app)
+    assets.init_app(app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         from .database import tune_sqlite
 
