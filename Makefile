@@ -8,12 +8,12 @@ STAMP := $(VENV)/.installed-stamp
 MANIFEST := static/cache_manifest.json
 export FLASK_APP := wsgi
 
-.PHONY: run test lint typecheck check browser screenshots clean
+.PHONY: run test lint typecheck check browser test-tools screenshots clean
 
 run: $(STAMP) $(MANIFEST)
 	$(BIN)/gunicorn -c gunicorn.conf.py
 
-test: $(STAMP) browser $(MANIFEST)
+test: $(STAMP) test-tools $(MANIFEST)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -39,11 +39,16 @@ STATIC_SOURCES := $(shell find static -regextype posix-extended -type f \
 $(MANIFEST): $(STAMP) $(STATIC_SOURCES)
 	$(BIN)/flask digest compile
 
-# The browser tests drive Debian's Chromium; install it when it is missing.
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-		echo "Installing Debian's chromium for the browser tests"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+# The browser tests drive Debian's Chromium and the proxy test runs Debian's nginx; install
+# whichever is missing, in one apt-get run. (nginx lives in /usr/sbin, outside some PATHs.)
+browser: DEBIAN_TOOLS = chromium
+test-tools: DEBIAN_TOOLS = chromium nginx
+browser test-tools:
+	@missing=$$(for tool in $(DEBIAN_TOOLS); do \
+		PATH="$$PATH:/usr/sbin" command -v $$tool >/dev/null 2>&1 || echo $$tool; done); \
+	test -z "$$missing" || { \
+		echo "Installing Debian's" $$missing "for the tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; }
 
 # Retake the README's pictures of the banner and the dialog from the real site.
 screenshots: $(STAMP) browser

@@ -2,7 +2,10 @@
 
 Each scenario runs three times back to back: the site, a bare Flask app (one route, a
 fixed string) under the very same gunicorn settings, and nginx serving the article page's
-HTML from a file. The machine is shared and noisy, so read the ratios, not the absolutes.
+HTML from a file. One more row puts the site behind deploy/nginx.conf exactly as deployed
+(its page cache on) and sets it against nginx serving the same page from a file. After each
+run it reads the memory of gunicorn's master and workers. The machine is shared and noisy,
+so read the ratios, not the absolutes.
 
     .venv/bin/python bench/run.py                  # the table, 10 s a run, 32 connections
     .venv/bin/python bench/run.py --soak           # also 128 connections for 30 s on the article
@@ -26,11 +29,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
+
+from deployed_nginx import deployed_nginx, nginx_binary
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -42,6 +48,11 @@ RAISED_LIMITS = (
     "BEACON_PER_READER",
     "BEACON_PER_ADDRESS",
 )
+# deploy/nginx.conf sets one of each forwarded header; the app trusts exactly that one.
+PROXY_FIX = {f"FLASK_PROXY_FIX_X_{name}": "1" for name in ("FOR", "PROTO", "HOST", "PORT")}
+SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+NGINX_ROW = "article, first visit, through deploy/nginx.conf"
 
 WRK_REPORT = """
 done = function(summary, latency, requests)
@@ -66,6 +77,10 @@ class Result:
     def cells(self) -> str:
         rate, p50, p99 = self.requests_per_second, self.p50_ms, self.p99_ms
         return f"{rate:8.0f} {p50:6.1f} {p99:6.1f} {self.errors:6d}"
+
+    def error_summary(self) -> str:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in self.error_kinds.items())
+        return f"{self.errors} errors" + (f" ({kinds})" if kinds else "")
 
 
 @dataclass
@@ -172,7 +187,7 @@ http {{
 """
     )
     process = subprocess.Popen(
-        ["nginx", "-c", str(conf), "-p", str(root)],
+        [nginx_binary() or "nginx", "-c", str(conf), "-p", str(root)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -206,8 +221,6 @@ def run_wrk(port: int, scenario: Scenario, connections: int, seconds: int, workd
 
 
 SESSION_COOKIE = re.compile(r"gu_session=([^;]+)")
-CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
-CSRF_META = re.compile(r'name="csrf-token" content="([^"]+)"')
 
 
 def fetch(port: int, method: str, path: str, body: str = "", headers=None):
@@ -217,26 +230,22 @@ def fetch(port: int, method: str, path: str, body: str = "", headers=None):
     return response, response.read().decode()
 
 
-def reader_who_accepted_all(port: int) -> tuple[str, str, str]:
-    """A reader's session cookie after "accept all", a CSRF token for it, and the form body."""
-    response, html = fetch(port, "GET", "/consent")
-    cookie = SESSION_COOKIE.search(response.getheader("Set-Cookie", "")).group(1)
-    token = CSRF_FIELD.search(html).group(1)
-    body = urlencode({"csrf_token": token, "action": "accept_all", "next": ARTICLE})
-    headers = {
-        "Cookie": f"gu_session={cookie}",
-        "Content-Type": "application/x-www-form-urlencoded",
-    }
-    response, _ = fetch(port, "POST", "/consent", body, headers)
+def reader_who_accepted_all(port: int) -> tuple[str, str]:
+    """A reader's session cookie after "accept all", and the form body that chose it.
+
+    Forgery protection reads Fetch Metadata, so the form carries no token: a page of the
+    site's own would send ``Sec-Fetch-Site: same-origin``.
+    """
+    body = urlencode({"action": "accept_all", "next": ARTICLE})
+    response, _ = fetch(port, "POST", "/consent", body, {**FORM, **SAME_ORIGIN})
     assert response.status == 303, response.status
-    cookie = SESSION_COOKIE.search(response.getheader("Set-Cookie", "")).group(1)
-    _, html = fetch(port, "GET", ARTICLE, headers={"Cookie": f"gu_session={cookie}"})
-    token = CSRF_META.search(html).group(1)
-    return cookie, token, body
+    cookie = SESSION_COOKIE.search(response.getheader("Set-Cookie", ""))
+    assert cookie is not None, "the choice set no gu_session cookie"
+    return cookie.group(1), body
 
 
 def site_scenarios(port: int) -> list[Scenario]:
-    cookie, token, consent_body = reader_who_accepted_all(port)
+    cookie, consent_body = reader_who_accepted_all(port)
     reader = "0123456789abcdef0123456789abcdef"
     return [
         Scenario("article, first visit", ARTICLE),
@@ -247,10 +256,7 @@ def site_scenarios(port: int) -> list[Scenario]:
             "/consent",
             method="POST",
             body=consent_body,
-            headers={
-                "Cookie": f"gu_session={cookie}",
-                "Content-Type": "application/x-www-form-urlencoded",
-            },
+            headers={"Cookie": f"gu_session={cookie}", **FORM, **SAME_ORIGIN},
         ),
         Scenario(
             "page-view beacon",
@@ -260,26 +266,60 @@ def site_scenarios(port: int) -> list[Scenario]:
             headers={
                 "Cookie": f"gu_session={cookie}; gu_reader={reader}",
                 "Content-Type": "application/json",
-                "X-CSRFToken": token,
+                **SAME_ORIGIN,
             },
         ),
     ]
 
 
-def worker_memory_mb(master_pid: int) -> list[tuple[float, float]]:
-    """Each worker's resident size and its proportional share (PSS) of shared pages."""
+@dataclass
+class Memory:
+    """One process's resident size, proportional share (PSS) and private pages (USS), in MB."""
+
+    rss: float
+    pss: float
+    uss: float
+
+    def cell(self) -> str:
+        return f"{self.rss:.0f}/{self.pss:.0f}/{self.uss:.0f}"
+
+
+def rollup_kb(rollup: str, field_name: str) -> int:
+    match = re.search(rf"^{field_name}:\s+(\d+) kB", rollup, re.M)
+    return int(match.group(1)) if match else 0
+
+
+def process_memory(pid: int) -> Memory:
+    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    private = rollup_kb(rollup, "Private_Clean") + rollup_kb(rollup, "Private_Dirty")
+    return Memory(
+        rss=rollup_kb(rollup, "Rss") / 1024,
+        pss=rollup_kb(rollup, "Pss") / 1024,
+        uss=private / 1024,
+    )
+
+
+@dataclass
+class GunicornMemory:
+    master: Memory
+    workers: list[Memory]
+
+    @property
+    def total_pss(self) -> float:
+        return self.master.pss + sum(worker.pss for worker in self.workers)
+
+    def line(self) -> str:
+        workers = ", ".join(worker.cell() for worker in self.workers)
+        return f"master {self.master.cell()}; workers {workers}; total PSS {self.total_pss:.0f} MB"
+
+
+def gunicorn_memory(master_pid: int) -> GunicornMemory:
+    """The master and each worker, read while they still run (after the load)."""
     children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
-    sizes = []
-    for pid in children:
-        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
-        rss = int(re.search(r"^Rss:\s+(\d+) kB", rollup, re.M).group(1)) / 1024
-        pss = int(re.search(r"^Pss:\s+(\d+) kB", rollup, re.M).group(1)) / 1024
-        sizes.append((rss, pss))
-    return sizes
-
-
-def memory_cells(sizes: list[tuple[float, float]]) -> str:
-    return ", ".join(f"{rss:.0f} (PSS {pss:.0f})" for rss, pss in sizes)
+    return GunicornMemory(
+        master=process_memory(master_pid),
+        workers=[process_memory(int(pid)) for pid in children],
+    )
 
 
 def settings_line(env: dict[str, str]) -> str:
@@ -295,42 +335,111 @@ def settings_line(env: dict[str, str]) -> str:
     return ", ".join(f"{key}={namespace[key]}" for key in keys)
 
 
+def ratio(site: float, bare: float) -> str:
+    return f"{site / bare:.2f}" if bare else "n/a"
+
+
+@dataclass
+class Row:
+    name: str
+    site: Result
+    bare: Result
+    site_memory: GunicornMemory
+    bare_memory: GunicornMemory
+
+
+def run_scenario(
+    args: argparse.Namespace, workdir: Path, env: dict[str, str], scenario: Scenario
+) -> Row:
+    """The scenario on the site, then the bare app's one route, each on a fresh gunicorn."""
+    with gunicorn("wsgi:app", workdir, env) as (site_port, site_pid):
+        site = run_wrk(site_port, scenario, args.connections, args.seconds, workdir)
+        site_memory = gunicorn_memory(site_pid)
+    with gunicorn("bench.bare_app:app", workdir, env) as (bare_port, bare_pid):
+        bare = run_wrk(bare_port, Scenario("bare", "/"), args.connections, args.seconds, workdir)
+        bare_memory = gunicorn_memory(bare_pid)
+    return Row(scenario.name, site, bare, site_memory, bare_memory)
+
+
+def from_file(args: argparse.Namespace, workdir: Path, html: str, workers: int) -> Result:
+    with nginx_serving(html.encode(), workdir, workers) as nginx_port:
+        return run_wrk(nginx_port, Scenario("nginx", "/"), args.connections, args.seconds, workdir)
+
+
+def print_ratios_and_memory(rows: list[Row]) -> None:
+    print()
+    print(f"{'scenario':26} | site/bare req/s | site/bare p99")
+    for row in rows:
+        rate = ratio(row.site.requests_per_second, row.bare.requests_per_second)
+        p99 = ratio(row.site.p99_ms, row.bare.p99_ms)
+        print(f"{row.name:26} | {rate:>15} | {p99:>13}")
+    print()
+    print("memory after each run, MB as RSS/PSS/USS (USS = Private_Clean + Private_Dirty)")
+    for row in rows:
+        print(f"{row.name:26} | site: {row.site_memory.line()}")
+        print(f"{'':26} | bare: {row.bare_memory.line()}")
+
+
+def cache_counts(statuses: Counter[str]) -> str:
+    total = sum(statuses.values())
+    parts = ", ".join(f"{status} {count}" for status, count in statuses.most_common())
+    return f"{parts} (of {total} requests)" if total else "nothing logged"
+
+
+def through_deployed_nginx(
+    args: argparse.Namespace, workdir: Path, env: dict[str, str], html: str
+) -> None:
+    """First visits to the article through deploy/nginx.conf, against the page from a file.
+
+    Both nginx run as many workers (``worker_processes auto``); the deployed one also writes
+    its buffered access log, from which the X-Cache-Status counts are read once it stops.
+    """
+    with (
+        gunicorn("wsgi:app", workdir, {**env, **PROXY_FIX}) as (site_port, _),
+        deployed_nginx(site_port) as proxy,
+    ):
+        proxied = run_wrk(
+            proxy.port, Scenario(NGINX_ROW, ARTICLE), args.connections, args.seconds, workdir
+        )
+        proxy.stop()
+        statuses = proxy.cache_statuses()
+    static = from_file(args, workdir, html, os.cpu_count() or 1)
+    print()
+    print(f"{'':48} | {'req/s    p50    p99   errs':30}")
+    print(f"{NGINX_ROW:48} | {proxied.cells()}")
+    print(f"{'the same page from a file, nginx':48} | {static.cells()}")
+    rate = ratio(proxied.requests_per_second, static.requests_per_second)
+    print(f"nginx-proxied / nginx-file: req/s {rate}, p99 {ratio(proxied.p99_ms, static.p99_ms)}")
+    print(f"X-Cache-Status through deploy/nginx.conf: {cache_counts(statuses)}")
+
+
+def soak(workdir: Path, env: dict[str, str], scenarios: list[Scenario]) -> None:
+    for scenario in scenarios:
+        with gunicorn("wsgi:app", workdir, env) as (site_port, _):
+            result = run_wrk(site_port, scenario, 128, 30, workdir)
+        print(
+            f"\n{scenario.name}, 128 connections for 30 s: {result.cells()}"
+            f"  {result.error_summary()} (wrk's timeout is 2 s)"
+        )
+
+
 def side_by_side(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> None:
     print(f"gunicorn: {settings_line(env)}; wrk -t2 -c{args.connections} -d{args.seconds}s")
     print(f"{'scenario':26} | {'site req/s   p50    p99   errs':30} | {'bare Flask':30} | nginx")
-    with gunicorn("wsgi:app", workdir, env) as (site_port, site_pid):
+    with gunicorn("wsgi:app", workdir, env) as (site_port, _):
         _, article_html = fetch(site_port, "GET", ARTICLE)
         scenarios = site_scenarios(site_port)
-    ratios = []
+    rows = []
     for scenario in scenarios:
-        with gunicorn("wsgi:app", workdir, env) as (site_port, site_pid):
-            site = run_wrk(site_port, scenario, args.connections, args.seconds, workdir)
-            rss = worker_memory_mb(site_pid)
-        with gunicorn("bench.bare_app:app", workdir, env) as (bare_port, bare_pid):
-            bare = run_wrk(
-                bare_port, Scenario("bare", "/"), args.connections, args.seconds, workdir
-            )
-            bare_rss = worker_memory_mb(bare_pid)
-        with nginx_serving(article_html.encode(), workdir, 2) as nginx_port:
-            static = run_wrk(
-                nginx_port, Scenario("nginx", "/"), args.connections, args.seconds, workdir
-            )
-        ratio = site.requests_per_second / bare.requests_per_second
-        ratios.append((scenario.name, ratio, rss, bare_rss))
-        kinds = f"  site errors: {site.error_kinds}" if site.error_kinds else ""
-        print(f"{scenario.name:26} | {site.cells()} | {bare.cells()} | {static.cells()}{kinds}")
-    print()
-    print("scenario                    site/bare   worker MB after the run: site | bare Flask")
-    for name, ratio, rss, bare_rss in ratios:
-        print(f"{name:26}  {ratio:8.0%}   {memory_cells(rss)} | {memory_cells(bare_rss)}")
+        row = run_scenario(args, workdir, env, scenario)
+        static = from_file(args, workdir, article_html, 2)
+        rows.append(row)
+        kinds = f"  site: {row.site.error_summary()}" if row.site.errors else ""
+        print(f"{row.name:26} | {row.site.cells()} | {row.bare.cells()} | {static.cells()}{kinds}")
+    print_ratios_and_memory(rows)
+    through_deployed_nginx(args, workdir, env, article_html)
     if args.soak:
-        for index in (0, 1):
-            with gunicorn("wsgi:app", workdir, env) as (site_port, _):
-                soak = run_wrk(site_port, scenarios[index], 128, 30, workdir)
-            print(
-                f"\n{scenarios[index].name}, 128 connections for 30 s: {soak.cells()}"
-                f"  errors by kind (wrk's 2 s timeout): {soak.error_kinds or 'none'}"
-            )
+        soak(workdir, env, scenarios[:2])
 
 
 WORKER_CHOICES = [
@@ -359,7 +468,8 @@ def compare_workers(args: argparse.Namespace, workdir: Path) -> None:
 
 
 def require_tools() -> None:
-    missing = [tool for tool in ("wrk", "nginx") if shutil.which(tool) is None]
+    found = {"wrk": shutil.which("wrk"), "nginx": nginx_binary()}
+    missing = [tool for tool, path in found.items() if path is None]
     if missing:
         sys.exit(f"bench needs {' and '.join(missing)}: apt-get install -y wrk nginx")
 
