@@ -291,3 +291,16 @@ def test_a_static_name_missing_on_disk_goes_to_the_app(site):
     answer = site.get("/static/css/no-such-file.css")
     assert answer.status == 404
     assert answer.header("X-Cache-Status") is not None
+
+
+def test_the_assets_a_page_links_come_from_nginx_for_good(site):
+    """The content-named stylesheet and scripts in a real page are on disk for nginx."""
+    page = site.get(fresh(ARTICLE, "assets")).body.decode()
+    linked = re.findall(r'(?:href|src)="(/static/[^"]+\.(?:css|js))"', page)
+    assert linked, "the page links no stylesheet or script under /static/"
+    for path in linked:
+        answer = site.get(path, Accept_Encoding="gzip")
+        assert answer.status == 200, path
+        assert answer.header("X-Cache-Status") is None, f"{path} reached the app"
+        assert answer.header("Cache-Control") == "public, max-age=31536000, immutable", path
+        assert answer.header("Content-Encoding") == "gzip", path
