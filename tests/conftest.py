@@ -19,6 +19,7 @@ from hypothesis import settings
 
 from globalupdates import create_app
 from globalupdates.articles.importer import import_paths
+from globalupdates.assets import is_digested
 from globalupdates.config import PROJECT_ROOT
 
 CONTENT_DIR = PROJECT_ROOT / "content"
@@ -31,9 +32,26 @@ def compile_static(folder: Path) -> None:
     digester.compile(f"{folder}{os.sep}", f"{folder}{os.sep}", [], True, False)
 
 
+def static_manifest_is_stale(folder: Path) -> bool:
+    """Missing, or older than one of the files it names (the test ``make`` applies)."""
+    manifest = folder / "cache_manifest.json"
+    if not manifest.exists():
+        return True
+    built = manifest.stat().st_mtime
+    return any(
+        path.stat().st_mtime > built
+        for path in folder.rglob("*")
+        if path.is_file()
+        and path != manifest
+        and path.suffix != ".gz"
+        and not is_digested(path.name)
+    )
+
+
 # Every app reads the manifest when it is created; ``make test`` compiles it first, and a
-# bare ``pytest`` on a fresh clone compiles it here, before any test builds an app.
-if not (STATIC_DIR / "cache_manifest.json").exists():
+# bare ``pytest`` (on a fresh clone, or after a static file changed) compiles it here,
+# before any test builds an app.
+if static_manifest_is_stale(STATIC_DIR):
     compile_static(STATIC_DIR)
 
 settings.register_profile("ci", derandomize=True, print_blob=True)
