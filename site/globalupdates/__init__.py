@@ -17,14 +17,18 @@ from . import (
     consent,
     errors,
     features,
+    forgery,
     health,
+    pagecache,
     proxy,
     ratelimits,
     security,
 )
 from .config import PROJECT_ROOT, Defaults
-from .extensions import csrf, db, migrate
+from .extensions import db, migrate
 from .sessions import ConsentAwareSessionInterface
+
+PAGE_SETTINGS = ("SITE_NAME", "CANONICAL_ORIGIN", "GOOGLE_TAG_ID", "ARTICLES_PER_PAGE")
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -43,6 +47,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.session_interface = ConsentAwareSessionInterface()
     register_extensions(app)
     register_features(app)
+    register_page_cache(app)
     register_template_globals(app)
     proxy.init_app(app)
     return app
@@ -85,7 +90,6 @@ def instance_secret_key(path: Path) -> str:
 def register_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=app.config["MIGRATIONS_DIR"])
-    csrf.init_app(app)
     assets.init_app(app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         from .database import tune_sqlite
@@ -95,6 +99,7 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_features(app: Flask) -> None:
+    forgery.init_app(app)
     consent.init_app(app)
     articles.init_app(app)
     features.init_app(app)
@@ -103,6 +108,19 @@ def register_features(app: Flask) -> None:
     security.init_app(app)
     ratelimits.init_app(app)
     bootstrap.init_app(app)
+
+
+def register_page_cache(app: Flask) -> None:
+    """Pages are cached under a key of everything they depend on, and nothing else."""
+    settings = {name: app.config.get(name) for name in PAGE_SETTINGS}
+    registry = consent.engine_of(app).registry
+    pagecache.init_app(
+        app,
+        content_version=articles.content_version,
+        site_version=pagecache.site_version(app, registry.revision, registry.notice_hash, settings),
+    )
+    pagecache.add_key_part(app, consent.page_variant)
+    pagecache.add_key_part(app, features.page_variant)
 
 
 def register_template_globals(app: Flask) -> None:

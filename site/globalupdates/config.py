@@ -37,6 +37,7 @@ class Defaults:
     CACHE_KEY_PREFIX = "gu-page:"
     CONTENT_CHECK_SECONDS = 10  # how often a worker looks for imported or edited articles
     SHARED_PAGE_MAX_AGE = 30  # how long a proxy may keep a first-visit page (s-maxage)
+    FIRST_VISIT_PAGES = 200  # whole first-visit responses each worker keeps; 0 turns it off
 
     MAX_CONTENT_LENGTH = 64 * 1024
 

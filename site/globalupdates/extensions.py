@@ -1,11 +1,11 @@
 """Extension instances, bound to an app in ``create_app``."""
 
 from flask import request
+from flask_caching import Cache
 from flask_limiter import Limiter
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_static_digest import FlaskStaticDigest
-from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
@@ -24,7 +24,7 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
-csrf = CSRFProtect()
+page_cache = Cache()
 static_digest = FlaskStaticDigest()
 
 

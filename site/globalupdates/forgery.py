@@ -15,6 +15,7 @@ comes from ``ProxyFix``, so the comparison sees the host the reader's browser us
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app, g, request
@@ -32,8 +33,9 @@ class CrossOriginRequest(Forbidden):
     description = REFUSAL
 
 
-def trusted_origins(value: object) -> frozenset[str]:
-    """``TRUSTED_ORIGINS`` as a set of ``scheme://host[:port]``; a comma-separated string or a list."""
+def trusted_origins(value: str | Iterable[str] | None) -> frozenset[str]:
+    """``TRUSTED_ORIGINS`` as a set of ``scheme://host[:port]``, from a list or from a
+    comma-separated string (as ``FLASK_TRUSTED_ORIGINS`` gives it)."""
     items = value.split(",") if isinstance(value, str) else list(value or ())
     origins = set()
     for item in items:
@@ -42,7 +44,9 @@ def trusted_origins(value: object) -> frozenset[str]:
             continue
         parts = urlsplit(origin)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
-            raise ValueError(f"TRUSTED_ORIGINS: {item!r} is not an origin such as https://a.example")
+            raise ValueError(
+                f"TRUSTED_ORIGINS: {item!r} is not an origin such as https://a.example"
+            )
         origins.add(origin)
     return frozenset(origins)
 

@@ -25,6 +25,7 @@ import gzip
 import hashlib
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -37,6 +38,7 @@ from .consent import allowed_once_providers, restore_allowed_once, share_page
 from .extensions import page_cache
 
 KeyPart = Callable[[], object]
+PAGE_VARY = "Accept-Encoding, Cookie, Sec-GPC"
 SOURCE_SUFFIXES = frozenset({".html", ".css", ".js", ".svg", ".json"})
 
 
@@ -89,6 +91,12 @@ def site_version(app: Flask, *parts: object) -> str:
 
 def init_app(app: Flask, content_version: Callable[[], object], site_version: str) -> None:
     page_cache.init_app(app)
+    if app.config["FIRST_VISIT_PAGES"]:
+        app.wsgi_app = FirstVisitPages(  # type: ignore[method-assign]
+            app.wsgi_app,
+            lifetime=float(app.config["CONTENT_CHECK_SECONDS"]),
+            capacity=int(app.config["FIRST_VISIT_PAGES"]),
+        )
     app.extensions["page_cache"] = PageCacheState(
         site_version=site_version,
         content_version=ContentVersion(content_version, float(app.config["CONTENT_CHECK_SECONDS"])),
@@ -107,8 +115,13 @@ def state() -> PageCacheState:
 
 def page_key() -> str:
     cache = state()
+    environ = request.environ
     parts = (
-        request.url,
+        environ["wsgi.url_scheme"],
+        request.host,
+        environ.get("SCRIPT_NAME", ""),
+        environ.get("PATH_INFO", ""),
+        environ.get("QUERY_STRING", ""),
         cache.site_version,
         cache.content_version.current(),
         *(part() for part in cache.key_parts),
@@ -153,13 +166,112 @@ def cache_entry(response: Response) -> CachedPage:
 
 def respond(entry: CachedPage) -> Response:
     share_page()
-    if request.if_none_match.contains(entry.etag):
-        response = Response(status=304)
-    elif request.accept_encodings["gzip"]:
-        response = Response(entry.gzipped, mimetype=entry.mimetype)
-        response.content_encoding = "gzip"
-    else:
-        response = Response(gzip.decompress(entry.gzipped), mimetype=entry.mimetype)
-    response.set_etag(entry.etag)
-    response.vary.add("Accept-Encoding")
-    return response
+    environ = request.environ
+    headers = [("ETag", f'"{entry.etag}"'), ("Vary", PAGE_VARY)]
+    if f'"{entry.etag}"' in environ.get("HTTP_IF_NONE_MATCH", ""):
+        return Response(status=304, headers=headers)
+    if accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", "")):
+        headers.append(("Content-Encoding", "gzip"))
+        return Response(entry.gzipped, headers=headers, mimetype=entry.mimetype)
+    return Response(gzip.decompress(entry.gzipped), headers=headers, mimetype=entry.mimetype)
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether ``Accept-Encoding`` takes gzip; a refusal (``q=0``) is read as no."""
+    return "gzip" in accept_encoding and "q=0" not in accept_encoding.replace(" ", "")
+
+
+class FirstVisitPages:
+    """WSGI middleware that answers a repeated first visit from memory, as a proxy would.
+
+    A request with no cookie at all is a reader with no choice, and the site gives every
+    such reader the same response for a URL (given the GPC signal and whether gzip is
+    accepted). When the site has answered one with a page it calls public (``Cache-Control:
+    public``, no ``Set-Cookie``), the whole response is kept here for
+    ``CONTENT_CHECK_SECONDS`` and given to the next first visitors without entering Flask.
+    That bound is the same one the content version is read with, so an edit reaches first
+    visitors no later than it reaches anyone else. Anything else (a cookie, a POST, a 404)
+    goes to the site untouched. At most ``FIRST_VISIT_PAGES`` responses are kept per worker.
+    """
+
+    def __init__(self, app: Callable[..., Any], lifetime: float, capacity: int) -> None:
+        self.app = app
+        self.lifetime = lifetime
+        self.capacity = capacity
+        self.kept: OrderedDict[tuple[str, ...], KeptResponse] = OrderedDict()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        method = environ.get("REQUEST_METHOD")
+        if "HTTP_COOKIE" in environ or method not in ("GET", "HEAD"):
+            return self.app(environ, start_response)
+        key = first_visit_key(environ)
+        kept = self.kept.get(key)
+        if kept is not None and time.monotonic() - kept.kept_at < self.lifetime:
+            return kept.answer(environ, start_response)
+        if method != "GET":
+            return self.app(environ, start_response)
+        return self.keep_if_public(key, environ, start_response)
+
+    def keep_if_public(
+        self, key: tuple[str, ...], environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Any:
+        seen: list[Any] = []
+
+        def remember(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+            seen[:] = [status, headers]
+            return start_response(status, headers, *exc_info)
+
+        answer = self.app(environ, remember)
+        status, headers = seen
+        if not (status.startswith("200") and is_public(headers)):
+            return answer
+        try:
+            body = b"".join(answer)
+        finally:
+            if hasattr(answer, "close"):
+                answer.close()
+        self.kept[key] = KeptResponse(status, headers, body, time.monotonic())
+        while len(self.kept) > self.capacity:
+            self.kept.popitem(last=False)
+        return [body]
+
+
+@dataclass(frozen=True)
+class KeptResponse:
+    status: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    kept_at: float
+
+    def answer(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        etag = next((value for name, value in self.headers if name == "ETag"), None)
+        if etag is not None and etag in environ.get("HTTP_IF_NONE_MATCH", ""):
+            start_response("304 NOT MODIFIED", not_modified_headers(self.headers))
+            return []
+        start_response(self.status, list(self.headers))
+        return [] if environ["REQUEST_METHOD"] == "HEAD" else [self.body]
+
+
+ENTITY_HEADERS = frozenset({"content-length", "content-type", "content-encoding"})
+
+
+def not_modified_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(name, value) for name, value in headers if name.lower() not in ENTITY_HEADERS]
+
+
+def is_public(headers: list[tuple[str, str]]) -> bool:
+    names = {name.lower(): value for name, value in headers}
+    return "set-cookie" not in names and names.get("cache-control", "").startswith("public")
+
+
+def first_visit_key(environ: dict[str, Any]) -> tuple[str, ...]:
+    encodings = environ.get("HTTP_ACCEPT_ENCODING", "")
+    return (
+        environ["wsgi.url_scheme"],
+        environ.get("HTTP_HOST") or environ.get("SERVER_NAME", ""),
+        environ.get("SCRIPT_NAME", ""),
+        environ.get("PATH_INFO", ""),
+        environ.get("QUERY_STRING", ""),
+        "gpc" if environ.get("HTTP_SEC_GPC") == "1" else "",
+        "gzip" if accepts_gzip(encodings) else "",
+    )

@@ -16,6 +16,7 @@ from .consent import reports as csp_reports
 from .consent import views as consent_views
 from .extensions import limiter
 from .features import views as feature_views
+from .forgery import SAFE_METHODS
 
 CONSENT_MESSAGE = (
     "Too many cookie choices were sent from this browser in a short time, so this one was not "
@@ -78,10 +79,25 @@ def limit_posts(blueprint: Blueprint, per_reader: str | None, per_address: str, 
     )(blueprint)
 
 
+def check_limits_of_unsafe_requests() -> None:
+    """Every limit here is on POST, so a GET or HEAD skips Flask-Limiter's per-request
+    resolution of limits, which cost as much as serving a cached page."""
+    if request.method not in SAFE_METHODS:
+        limiter._check_request_limit()
+
+
+def check_only_unsafe_requests(app: Flask) -> None:
+    hooks = app.before_request_funcs.setdefault(None, [])
+    for index, hook in enumerate(hooks):
+        if hook == limiter._check_request_limit:
+            hooks[index] = check_limits_of_unsafe_requests
+
+
 def init_app(app: Flask) -> None:
     # Flask-Limiter keeps the first app's key prefix on its shared instance; take this app's.
     limiter._key_prefix = app.config.get("RATELIMIT_KEY_PREFIX", "")
     limiter.init_app(app)
+    check_only_unsafe_requests(app)
     limit_posts(
         consent_views.bp,
         "RATELIMIT_CONSENT_PER_READER",

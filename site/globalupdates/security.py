@@ -34,8 +34,10 @@ STATIC_HEADERS = {
 
 
 def add_security_headers(response: Response) -> Response:
-    for name, value in STATIC_HEADERS.items():
-        response.headers.setdefault(name, value)
+    present = {name.lower() for name, _ in response.headers}
+    response.headers.extend(
+        (name, value) for name, value in STATIC_HEADERS.items() if name.lower() not in present
+    )
     if request.is_secure:
         max_age = int(current_app.config["HSTS_MAX_AGE"])
         response.headers["Strict-Transport-Security"] = f"max-age={max_age}; includeSubDomains"

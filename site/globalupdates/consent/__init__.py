@@ -7,11 +7,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from .gate import ConsentEngine
-
 from .. import forgery
 from . import cli, gpc, reports, views
-from .gate import current_consent, engine, init_gate, page_variant, share_page
+from .gate import ConsentEngine, current_consent, engine, init_gate, page_variant, share_page
 from .providers import allowed_once_providers, restore_allowed_once
 
 __all__ = [

@@ -97,7 +97,7 @@ def consent_mode_script(mode: ConsentMode) -> str:
     if mode.update:
         lines.append(call("consent", "update", mode.update))
     if mode.load_tag:
-        lines += ["gtag(\"js\", new Date());", call("config", mode.tag_id)]
+        lines += ['gtag("js", new Date());', call("config", mode.tag_id)]
     return "\n".join(lines).replace("</", "<\\/")
 
 

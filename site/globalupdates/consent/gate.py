@@ -152,7 +152,8 @@ def set_cache_policy(response: Response) -> None:
     The session cookie is written after this step, so a modified session counts as a cookie
     being set. A page to a reader with a session is ``private`` and revalidated by its ETag.
     """
-    response.vary.update(("Cookie", "Sec-GPC"))
+    if "Sec-GPC" not in response.headers.get("Vary", ""):
+        response.vary.update(("Cookie", "Sec-GPC"))
     if "no-store" in response.headers.get("Cache-Control", ""):
         return
     has_session = current_app.config["SESSION_COOKIE_NAME"] in request.cookies
@@ -177,7 +178,7 @@ def content_security_policy(state: ConsentState) -> str:
     from .providers import allowed_once_providers  # providers asks this module for the state
 
     allowed_once = allowed_once_providers()
-    key = (request.host_url, state.granted, state.has_choice, allowed_once)
+    key = (request.scheme, request.host, state.granted, state.has_choice, allowed_once)
     policies = engine().policies
     policy = policies.get(key)
     if policy is None:
@@ -194,7 +195,7 @@ def build_policy(state: ConsentState, allowed_once: frozenset[str]) -> str:
     registry = engine().registry
     mode = consent_mode(engine().google_tag_id, state)
     extra = policy_origins(mode)
-    origin = request.host_url.rstrip("/")
+    origin = f"{request.scheme}://{request.host}"
     scripts = [static_url(CONSENT_SCRIPT)] + [
         static_url(script.static) for _, script in granted_scripts(state) if script.static
     ]
