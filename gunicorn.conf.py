@@ -5,6 +5,7 @@ gthread workers keep connections alive, and three processes of four threads each
 article page and the consent POST best.
 """
 
+import gc
 import hashlib
 import os
 import re
@@ -58,6 +59,8 @@ accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None
 errorlog = os.environ.get("GUNICORN_ERRORLOG", "-")
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 wsgi_app = "wsgi:app"
+# The master imports and builds the app once; workers share its memory copy-on-write.
+preload_app = os.environ.get("GUNICORN_PRELOAD", "1") != "0"
 
 
 def on_starting(server):
@@ -65,4 +68,33 @@ def on_starting(server):
     from globalupdates import create_app
     from globalupdates.bootstrap import prepare_site
 
-    prepare_site(create_app())
+    prepare_site(preloaded_site(server) or create_app())
+
+
+def preloaded_site(server):
+    """The site the master loaded, or None when preloading is off or the loaded app is
+    another (the bench runs a bare Flask app under this same file)."""
+    if not server.cfg.preload_app:
+        return None
+    app = server.app.wsgi()
+    return app if "consent" in getattr(app, "extensions", {}) else None
+
+
+def pre_fork(server, worker):
+    """Move everything the master built into the collector's permanent generation, so that
+    a collection in a worker does not touch (and so copy) the pages it shares with the
+    master."""
+    gc.collect()
+    gc.freeze()
+
+
+def post_fork(server, worker):
+    """A worker must not use the master's database connections: each opens its own."""
+    app = preloaded_site(server)
+    if app is None:
+        return
+    from globalupdates.extensions import db
+
+    with app.app_context():
+        for engine in db.engines.values():
+            engine.dispose(close=False)
