@@ -27,15 +27,15 @@ REPORT_MESSAGE = "Too many CSP reports from this address; they are being dropped
 
 
 def reader_key() -> str:
-    """The reader's consent id once they have one, else their network address.
+    """The reader's consent id: the per-reader limit applies only to a reader who has one."""
+    return f"reader:{current_consent().consent_id}"
 
-    Before a choice there is no session (nothing is stored before the reader chooses), so
-    a reader's first choices count against their address, and later ones against their id.
-    """
-    consent_id = current_consent().consent_id
-    if consent_id:
-        return f"reader:{consent_id}"
-    return address_key()
+
+def reader_unknown() -> bool:
+    """Before a first choice there is no session (nothing is stored before the reader
+    chooses), so readers cannot be told apart: many of them behind one office or carrier
+    address must not share one reader's allowance. Only the per-address ceiling applies."""
+    return current_consent().consent_id is None
 
 
 def address_key() -> str:
@@ -71,6 +71,7 @@ def limit_posts(blueprint: Blueprint, per_reader: str | None, per_address: str, 
         limiter.limit(
             LIMIT_PROVIDERS[per_reader],
             key_func=reader_key,
+            exempt_when=reader_unknown,
             methods=["POST"],
             error_message=message,
         )(blueprint)
