@@ -33,6 +33,13 @@ def prepare_site(app: Flask) -> None:
         db.engine.dispose()
 
 
+def compile_templates(app: Flask) -> None:
+    """Compile every template once, in the gunicorn master before it forks, so the workers
+    share the compiled code instead of each compiling (and keeping) its own copy."""
+    for name in app.jinja_env.list_templates(extensions=["html", "xml", "txt"]):
+        app.jinja_env.get_template(name)
+
+
 def init_app(app: Flask) -> None:
     @app.cli.command("prepare")
     def prepare_command() -> None:

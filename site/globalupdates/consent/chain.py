@@ -14,54 +14,75 @@ from collections.abc import Generator
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Connection, insert, select, text
 from sqlalchemy.orm import Session
 
 from ..extensions import db
 from .records import ChainAnchor, ConsentRecord, as_utc, utc_text
 
 GENESIS_HASH = "0" * 64
+RECORDS = ConsentRecord.__table__
+ANCHORS = ChainAnchor.__table__
+INSERT_RECORD = insert(RECORDS)
+NEWEST_RECORD_HASH = select(RECORDS.c.hash).order_by(RECORDS.c.id.desc()).limit(1)
+NEWEST_ANCHOR_HASH = select(ANCHORS.c.tail_hash).order_by(ANCHORS.c.id.desc()).limit(1)
+CHAIN_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 POSTGRES_CHAIN_LOCK = 0x6775_636F_6E73  # any constant 64-bit key shared by every worker
+
+
+HASHED_FIELDS = (
+    "consent_id",
+    "created_at",
+    "action",
+    "categories",
+    "revision",
+    "notice_hash",
+    "gpc",
+    "prev_hash",
+)
 
 
 def record_hash(record: ConsentRecord) -> str:
     """SHA-256 over the record's own fields and its link, in one canonical JSON form."""
-    fields = {
-        "consent_id": record.consent_id,
-        "created_at": utc_text(record.created_at),
-        "action": record.action,
-        "categories": list(record.categories),
-        "revision": record.revision,
-        "notice_hash": record.notice_hash,
-        "gpc": bool(record.gpc),
-        "prev_hash": record.prev_hash,
+    return fields_hash({name: getattr(record, name) for name in HASHED_FIELDS})
+
+
+def fields_hash(fields: dict[str, Any]) -> str:
+    canonical = {
+        **fields,
+        "created_at": utc_text(fields["created_at"]),
+        "categories": list(fields["categories"]),
+        "gpc": bool(fields["gpc"]),
     }
-    encoded = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+    encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(encoded).hexdigest()
 
 
-def lock_chain(session: Session) -> None:
-    """Hold the database's write lock for the rest of this session's transaction."""
-    dialect = session.get_bind().dialect.name
+def lock_chain(connection: Connection | Session) -> None:
+    """Hold the database's write lock for the rest of this transaction."""
+    if isinstance(connection, Session):
+        connection = connection.connection()
+    dialect = connection.dialect.name
     if dialect == "sqlite":
-        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
     elif dialect == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": POSTGRES_CHAIN_LOCK})
+        connection.execute(CHAIN_LOCK, {"key": POSTGRES_CHAIN_LOCK})
     else:
         raise RuntimeError(f"no chain lock for the {dialect} database")
 
 
-def chain_head(session: Session) -> str:
+def chain_head(connection: Connection | Session) -> str:
     """The hash the next record links to: the newest record's, or the newest anchor's."""
-    last = session.scalar(db.select(ConsentRecord.hash).order_by(ConsentRecord.id.desc()).limit(1))
+    last = connection.scalar(NEWEST_RECORD_HASH)
     if last is not None:
         return last
-    return latest_anchor_hash(session) or GENESIS_HASH
+    return latest_anchor_hash(connection) or GENESIS_HASH
 
 
-def latest_anchor_hash(session: Session) -> str | None:
-    return session.scalar(db.select(ChainAnchor.tail_hash).order_by(ChainAnchor.id.desc()).limit(1))
+def latest_anchor_hash(connection: Connection | Session) -> str | None:
+    return connection.scalar(NEWEST_ANCHOR_HASH)
 
 
 def append_to_chain(
@@ -73,24 +94,29 @@ def append_to_chain(
     revision: int,
     notice_hash: str,
     gpc: bool,
-) -> ConsentRecord:
-    """Append one record in its own transaction, independent of the request's session."""
-    with Session(db.engine, expire_on_commit=False) as session:
-        lock_chain(session)
-        record = ConsentRecord(
-            consent_id=consent_id,
-            created_at=as_utc(created_at).replace(tzinfo=None),
-            action=action,
-            categories=categories,
-            revision=revision,
-            notice_hash=notice_hash,
-            gpc=gpc,
-            prev_hash=chain_head(session),
-        )
-        record.hash = record_hash(record)
-        session.add(record)
-        session.commit()
-        return record
+) -> str:
+    """Append one record in its own transaction, independent of the request's session, and
+    return its hash.
+
+    Written with SQLAlchemy Core, not the ORM: one append is a lock, one read of the head
+    and one insert, and the ORM's unit of work cost more than all three together.
+    """
+    fields: dict[str, Any] = {
+        "consent_id": consent_id,
+        "created_at": as_utc(created_at).replace(tzinfo=None),
+        "action": action,
+        "categories": categories,
+        "revision": revision,
+        "notice_hash": notice_hash,
+        "gpc": gpc,
+    }
+    with db.engine.connect() as connection:
+        lock_chain(connection)
+        fields["prev_hash"] = chain_head(connection)
+        fields["hash"] = fields_hash(fields)
+        connection.execute(INSERT_RECORD, fields)
+        connection.commit()
+    return fields["hash"]
 
 
 @dataclass(frozen=True)
