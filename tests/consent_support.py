@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from flask import Flask
 from flask.testing import FlaskClient
 
+from globalupdates.assets import static_url
 from globalupdates.consent.records import ConsentRecord
 from globalupdates.extensions import db
 
@@ -63,3 +64,9 @@ def checked_boxes(html: str) -> set[str]:
 
 def set_cookie_names(response) -> list[str]:
     return [header.split("=", 1)[0] for header in response.headers.getlist("Set-Cookie")]
+
+
+def static_path(app: Flask, filename: str) -> str:
+    """The path a page links for a file in ``static/``: its fingerprinted name."""
+    with app.test_request_context():
+        return static_url(filename)

@@ -4,7 +4,6 @@ and the chain still verifies: the append is serialised by the database."""
 from __future__ import annotations
 
 import http.cookiejar
-import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -37,16 +36,29 @@ def one_reader(base: str) -> list[int]:
     statuses = []
     for index in range(CHOICES_PER_READER):
         with opener.open(f"{base}/consent", timeout=30) as page:
-            token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.read().decode())
-        assert token is not None
+            assert 'name="action" value="accept_all"' in page.read().decode()
         action = ("accept_all", "reject_all")[index % 2]
-        body = urllib.parse.urlencode({"csrf_token": token.group(1), "action": action}).encode()
+        body = urllib.parse.urlencode({"action": action}).encode()
+        post = urllib.request.Request(
+            f"{base}/consent", data=body, headers={"Sec-Fetch-Site": "same-origin"}
+        )
         try:
-            with opener.open(f"{base}/consent", data=body, timeout=30) as answer:
+            with opener.open(post, timeout=30) as answer:
                 statuses.append(answer.status)
         except urllib.error.HTTPError as error:
             statuses.append(error.code)
     return statuses
+
+
+def choice_sent_with(base: str, headers: dict[str, str]) -> int:
+    """A first choice posted with these request headers and no cookie; returns the status."""
+    request = urllib.request.Request(f"{base}/consent", data=b"action=accept_all", headers=headers)
+    opener = urllib.request.build_opener(NoRedirect())
+    try:
+        with opener.open(request, timeout=30) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 def choose_concurrently(base: str) -> list[int]:
@@ -69,7 +81,7 @@ def assert_chain_is_whole(database_uri: str, tmp_path: Path) -> None:
         db.session.remove()
         db.engine.dispose()
     assert report.intact, report.problem
-    assert count == READERS * CHOICES_PER_READER == report.checked
+    assert count == READERS * CHOICES_PER_READER + 1 == report.checked
     assert len(set(links)) == len(links), "two records were linked to the same head"
 
 
@@ -81,8 +93,17 @@ def test_concurrent_choices_keep_one_chain(database_uri, tmp_path, monkeypatch):
         "FLASK_RATELIMIT_CONSENT_PER_ADDRESS": "100000 per minute",
     }
     with running_gunicorn(database_uri, tmp_path, **server_settings) as server:
-        statuses = choose_concurrently(f"http://127.0.0.1:{server.port}")
+        base = f"http://127.0.0.1:{server.port}"
+        statuses = choose_concurrently(base)
+        forged = [
+            choice_sent_with(base, {"Sec-Fetch-Site": "cross-site"}),
+            choice_sent_with(base, {"Origin": "http://127.0.0.1:1"}),
+            choice_sent_with(base, {"Origin": "http://evil.example"}),
+        ]
+        own = choice_sent_with(base, {"Origin": base})
     assert statuses == [303] * (READERS * CHOICES_PER_READER)
+    assert forged == [403, 403, 403]
+    assert own == 303
     assert_chain_is_whole(database_uri, tmp_path)
 
 

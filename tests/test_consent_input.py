@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import choose, csrf_token
+from conftest import SAME_ORIGIN, choose
 from globalupdates.consent.records import ConsentRecord
 from globalupdates.extensions import db
 
@@ -25,48 +25,73 @@ def reader_with_choice(app, client):
     return stored_choice(client)
 
 
-def fresh_token(client) -> str:
-    return csrf_token(client.get("/consent").get_data(as_text=True))
-
-
 def assert_nothing_changed(app, client, before):
     assert stored_choice(client) == before
     assert record_count(app) == 1
 
 
-def test_missing_csrf_token_is_refused(app, client, reader_with_choice):
-    response = client.post("/consent", data={"action": "accept_all"})
-    assert response.status_code == 400
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Origin": "http://evil.example"},
+        {"Origin": "null"},
+        # Sec-Fetch-Site decides when both are sent, whatever the Origin says
+        {"Sec-Fetch-Site": "cross-site", "Origin": "http://localhost"},
+    ],
+)
+def test_a_cross_site_post_is_refused(app, client, reader_with_choice, headers):
+    response = client.post("/consent", data={"action": "accept_all"}, headers=headers)
+    assert response.status_code == 403
     assert "Nothing was changed" in response.get_data(as_text=True)
+    assert "Set-Cookie" not in response.headers
     assert_nothing_changed(app, client, reader_with_choice)
 
 
-def test_forged_csrf_token_is_refused(app, client, reader_with_choice):
-    response = client.post("/consent", data={"csrf_token": "forged", "action": "accept_all"})
-    assert response.status_code == 400
-    assert_nothing_changed(app, client, reader_with_choice)
-
-
-def test_a_token_from_another_session_is_refused(app, client, reader_with_choice):
+def test_a_cross_site_post_gives_a_first_visitor_nothing(app):
     stranger = app.test_client()
-    token = csrf_token(stranger.get("/consent").get_data(as_text=True))
-    response = client.post("/consent", data={"csrf_token": token, "action": "accept_all"})
-    assert response.status_code == 400
-    assert_nothing_changed(app, client, reader_with_choice)
+    response = stranger.post(
+        "/consent",
+        data={"action": "accept_all"},
+        headers={"Sec-Fetch-Site": "cross-site", "Accept": "application/json"},
+    )
+    assert response.status_code == 403
+    assert "Set-Cookie" not in response.headers
+    assert stored_choice(stranger) is None
+    assert record_count(app) == 0
 
 
-def test_refused_form_keeps_the_readers_ticks_and_a_fresh_token(client, reader_with_choice):
+@pytest.mark.parametrize(
+    "headers",
+    [
+        SAME_ORIGIN,
+        {"Sec-Fetch-Site": "none"},
+        {"Origin": "http://localhost"},
+        {},  # no browser sent this: it cannot carry a reader's cookie by forgery
+    ],
+)
+def test_a_post_from_the_site_itself_is_taken(app, client, reader_with_choice, headers):
+    response = client.post("/consent", data={"action": "accept_all"}, headers=headers)
+    assert response.status_code == 303
+    assert stored_choice(client)["categories"] != reader_with_choice["categories"]
+    assert record_count(app) == 2
+
+
+def test_refused_form_keeps_the_readers_ticks(client, reader_with_choice):
     response = client.post(
-        "/consent", data={"action": "save", "functional": "on", "performance": "on"}
+        "/consent",
+        data={"action": "save", "functional": "on", "performance": "on", "next": "/" * 3000},
+        headers=SAME_ORIGIN,
     )
     html = response.get_data(as_text=True)
     assert response.status_code == 400
     assert 'id="functional" name="functional" value="on" checked' in html
     assert 'id="performance" name="performance" value="on" checked' in html
     assert 'id="analytics" name="analytics" value="on" checked' not in html
+    assert "csrf_token" not in html
     retry = client.post(
-        "/consent",
-        data={"csrf_token": csrf_token(html), "action": "save", "functional": "on"},
+        "/consent", data={"action": "save", "functional": "on"}, headers=SAME_ORIGIN
     )
     assert retry.status_code == 303
 
@@ -83,7 +108,7 @@ def test_refused_form_keeps_the_readers_ticks_and_a_fresh_token(client, reader_w
     ],
 )
 def test_malformed_choice_is_a_clear_400(app, client, reader_with_choice, form):
-    response = client.post("/consent", data={"csrf_token": fresh_token(client), **form})
+    response = client.post("/consent", data=form, headers=SAME_ORIGIN)
     assert response.status_code == 400
     assert "Nothing was changed" in response.get_data(as_text=True)
     assert_nothing_changed(app, client, reader_with_choice)
@@ -113,7 +138,8 @@ def test_a_garbled_stored_choice_counts_as_no_choice(client):
 def test_an_action_sent_twice_is_refused(app, client, reader_with_choice):
     response = client.post(
         "/consent",
-        data={"csrf_token": fresh_token(client), "action": ["accept_all", "reject_all"]},
+        data={"action": ["accept_all", "reject_all"]},
+        headers=SAME_ORIGIN,
     )
     assert response.status_code == 400
     assert_nothing_changed(app, client, reader_with_choice)

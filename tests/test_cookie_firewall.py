@@ -11,7 +11,7 @@ import pytest
 from consent_support import ARTICLE, OPTIONAL, store_choice
 from flask import Flask, Response, session
 
-from conftest import csrf_token
+from conftest import SAME_ORIGIN
 from globalupdates.consent.firewall import expires_cookie
 
 STATES = [
@@ -44,11 +44,11 @@ def requests_for_every_route(app: Flask) -> list[tuple[str, str, str]]:
 def send(client, method: str, url: str, endpoint: str, state: frozenset[str]):
     if method == "GET":
         return client.get(url)
-    token = csrf_token(client.get("/consent").get_data(as_text=True))
+    client.get("/consent")
     if endpoint == "consent.choose":
-        form = {"csrf_token": token, "action": "save", **dict.fromkeys(state, "on")}
-        return client.post(url, data=form)
-    return client.post(url, json=JSON_BODIES.get(endpoint, {}), headers={"X-CSRFToken": token})
+        form = {"action": "save", **dict.fromkeys(state, "on")}
+        return client.post(url, data=form, headers=SAME_ORIGIN)
+    return client.post(url, json=JSON_BODIES.get(endpoint, {}), headers=SAME_ORIGIN)
 
 
 def refused_cookies(app: Flask, response, state: frozenset[str]) -> list[str]:

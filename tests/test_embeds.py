@@ -7,8 +7,9 @@ from html.parser import HTMLParser
 
 import pytest
 from article_factory import import_articles
+from consent_support import static_path
 
-from conftest import choose, csrf_token
+from conftest import SAME_ORIGIN, choose
 from globalupdates.articles.importer import ArticleImportError, render_body
 
 ARTICLE = "/articles/harrowmere-tidal-lagoon-switches-on"
@@ -97,25 +98,27 @@ def test_the_grant_button_posts_the_category_with_those_already_granted(client):
     fields = grant["fields"]
     assert fields["action"] == "save" and fields["next"] == ARTICLE
     assert {k for k, v in fields.items() if v == "on"} == {"analytics", "functional"}
+    assert set(fields) == {"action", "next", "analytics", "functional"}  # and no token
 
 
-def test_pressing_grant_keeps_earlier_grants_and_then_renders_the_frame(client):
+def test_pressing_grant_keeps_earlier_grants_and_then_renders_the_frame(app, client):
     choose(client, "save", ("analytics",))
     html = client.get(ARTICLE).get_data(as_text=True)
     _, grant = embed_forms(html)
-    response = client.post(grant["action"], data=grant["fields"])
+    response = client.post(grant["action"], data=grant["fields"], headers=SAME_ORIGIN)
     assert response.status_code == 303 and response.headers["Location"] == ARTICLE
     page = client.get(ARTICLE).get_data(as_text=True)
     assert f'<iframe src="{EMBED_SRC}"' in page
-    assert 'src="/static/features/pageviews.js"' in page
-    assert 'src="/static/features/textsize.js"' in page
+    assert f'src="{static_path(app, "features/pageviews.js")}"' in page
+    assert f'src="{static_path(app, "features/textsize.js")}"' in page
 
 
 def test_a_reader_who_rejects_all_sees_the_placeholder(client):
     choose(client, "reject_all")
     html = client.get(ARTICLE).get_data(as_text=True)
     assert "<iframe" not in html and PLAYER not in html
-    assert csrf_token(html)
+    _, grant = embed_forms(html)
+    assert grant["fields"]["action"] == "save" and grant["fields"]["functional"] == "on"
 
 
 def test_feeds_link_to_the_provider_page_instead_of_framing_it(client):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import choose, csrf_token
+from conftest import SAME_ORIGIN, choose
 from globalupdates.extensions import db
 from globalupdates.features.models import PageTiming, PageView
 
@@ -17,15 +17,14 @@ ENDPOINTS = [
 ]
 
 
-def token_for(client) -> dict[str, str]:
-    html = client.get("/consent").get_data(as_text=True)
-    return {"X-CSRFToken": csrf_token(html)}
+CROSS_SITE = [{"Sec-Fetch-Site": "cross-site"}, {"Origin": "http://evil.example"}]
 
 
-def call(client, method, path, body):
+def call(client, method, path, body, headers=SAME_ORIGIN):
+    """A feature script's request, sent from a page of the site."""
     if method == "get":
-        return client.get(path)
-    return client.post(path, json=body, headers=token_for(client))
+        return client.get(path, headers=headers)
+    return client.post(path, json=body, headers=headers)
 
 
 def max_age_of(response, name: str) -> int:
@@ -61,16 +60,24 @@ def test_page_view_is_counted_and_the_reader_cookie_set_once(app, client):
 )
 def test_page_view_of_something_that_is_not_a_page_is_refused(app, client, body):
     choose(client, "save", ("analytics",))
-    response = client.post("/features/pageview", json=body, headers=token_for(client))
+    response = client.post("/features/pageview", json=body, headers=SAME_ORIGIN)
     assert response.status_code == 400
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count(PageView.id))) == 0
 
 
-def test_beacons_need_the_csrf_token(client):
+@pytest.mark.parametrize("headers", CROSS_SITE)
+@pytest.mark.parametrize(("method", "path", "body"), ENDPOINTS[:3])
+def test_beacons_from_another_site_are_refused(app, client, method, path, body, headers):
     choose(client, "accept_all")
-    response = client.post("/features/pageview", json={"path": ARTICLE})
-    assert response.status_code == 400
+    response = call(client, method, path, body, headers=headers)
+    assert response.status_code == 403
+    assert "another site" in response.get_json()["error"]
+    assert "Set-Cookie" not in response.headers
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count(PageView.id))) == 0
+        assert db.session.scalar(db.select(db.func.count(PageTiming.id))) == 0
+    assert 'data-text-size="normal"' in client.get(ARTICLE).get_data(as_text=True)
 
 
 def test_timing_is_stored_and_nonsense_refused(app, client):

@@ -7,7 +7,9 @@ leaves the reader's stored choice and the consent records exactly as they were.
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
+from urllib.parse import urlsplit
 
 import pytest
 from consent_support import ARTICLE, OPTIONAL, stored_choice
@@ -16,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 
-from conftest import choose, csrf_token
+from conftest import SAME_ORIGIN, choose
 from globalupdates.consent.forms import ACTIONS, CHECKED_VALUES
 from globalupdates.consent.records import ConsentRecord
 from globalupdates.extensions import db
@@ -54,7 +56,6 @@ class Reader:
         self.client = app.test_client()
         choose(self.client, "save", OPTIONAL)
         self.choice = stored_choice(self.client)
-        self.token = csrf_token(self.client.get("/consent").get_data(as_text=True))
         self.proof = self.records()
 
     def records(self) -> tuple[int, str | None]:
@@ -110,21 +111,51 @@ choice_forms = st.dictionaries(
 
 
 @SETTINGS
-@given(form=choice_forms, with_token=st.booleans())
-def test_hostile_choice_forms(reader, form, with_token):
-    data = [(key, value) for key, values in form.items() for value in values if key != "csrf_token"]
-    if with_token:
-        data.append(("csrf_token", reader.token))
-    response = reader.client.post("/consent", data=MultiDict(data))
+@given(form=choice_forms, fetch_site=st.sampled_from([None, "same-origin", "none"]))
+def test_hostile_choice_forms(reader, form, fetch_site):
+    """Sent from the site itself (or by no browser), so only the form's content refuses it."""
+    data = [(key, value) for key, values in form.items() for value in values]
+    headers = {"Sec-Fetch-Site": fetch_site} if fetch_site else {}
+    response = reader.client.post("/consent", data=MultiDict(data), headers=headers)
     assert_clear_refusal(response)
     reader.assert_untouched()
 
 
+def names_this_site(origin: str) -> bool:
+    try:
+        return urlsplit(origin).netloc.lower() == "localhost"
+    except ValueError:
+        return False
+
+
+cross_site_headers = st.fixed_dictionaries(
+    {"Sec-Fetch-Site": printable.filter(lambda value: value not in ("same-origin", "none"))}
+) | st.fixed_dictionaries(
+    {
+        "Origin": (printable | printable.map(lambda host: f"https://{host}")).filter(
+            lambda origin: not names_this_site(origin)
+        )
+    }
+)
+
+
 @SETTINGS
-@given(token=printable, action=st.sampled_from(ACTIONS))
-def test_forged_tokens_change_nothing(reader, token, action):
-    response = reader.client.post("/consent", data={"csrf_token": token, "action": action})
+@given(headers=cross_site_headers, action=st.sampled_from(ACTIONS))
+def test_cross_site_choices_change_nothing(reader, headers, action):
+    """A well-formed choice that comes from anywhere but the site itself is refused."""
+    response = reader.client.post("/consent", data={"action": action}, headers=headers)
+    assert response.status_code == 403
+    assert "Set-Cookie" not in response.headers
     assert_clear_refusal(response)
+    reader.assert_untouched()
+
+
+@pytest.mark.parametrize("origin", ["http://[", "https://[::1", "http://]evil.example["])
+def test_a_malformed_origin_is_refused_and_never_fails(reader, origin):
+    response = reader.client.post(
+        "/consent", data={"action": "reject_all"}, headers={"Origin": origin}
+    )
+    assert response.status_code == 403
     reader.assert_untouched()
 
 
@@ -137,9 +168,7 @@ def test_forged_tokens_change_nothing(reader, token, action):
     ),
 )
 def test_hostile_beacons(reader, path, body, content_type):
-    response = reader.client.post(
-        path, data=body, content_type=content_type, headers={"X-CSRFToken": reader.token}
-    )
+    response = reader.client.post(path, data=body, content_type=content_type, headers=SAME_ORIGIN)
     assert response.status_code < 500
     if response.status_code >= 400:
         assert response.get_json()["error"]
@@ -174,7 +203,7 @@ def test_hostile_query_strings_and_next_values(reader, path, query, next_value, 
     method=st.sampled_from(["GET", "POST", "PUT", "DELETE"]),
 )
 def test_arbitrary_paths_and_methods_never_fail(reader, path, method):
-    response = reader.client.open(path, method=method, headers={"X-CSRFToken": reader.token})
+    response = reader.client.open(path, method=method, headers=SAME_ORIGIN)
     assert response.status_code < 500
     if response.status_code >= 400:
         assert_clear_refusal(response)
@@ -221,7 +250,7 @@ def test_tampered_or_foreign_sessions_never_grant_and_never_fail(reader, choice,
     scripts = (
         html.count("<script ")
         - html.count('<script type="application/ld+json"')
-        - html.count('<script src="/static/js/consent.js"')
+        - len(re.findall(r'<script src="/static/js/consent-[0-9a-f]{32}\.js"', html))
     )
     assert scripts == 0 or secret != "another-site's-secret"
     reader.assert_untouched()
@@ -244,7 +273,7 @@ def test_hostile_csp_reports(reader, body, content_type):
 
 def test_an_oversized_form_is_refused_with_413(reader):
     response = reader.client.post(
-        "/consent", data={"csrf_token": reader.token, "action": "save", "next": "x" * 100_000}
+        "/consent", data={"action": "save", "next": "x" * 100_000}, headers=SAME_ORIGIN
     )
     assert response.status_code == 413
     reader.assert_untouched()

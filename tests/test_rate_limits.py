@@ -9,20 +9,38 @@ import pytest
 import redis
 from consent_support import ARTICLE, records, store_choice, stored_choice
 
-from conftest import choose, csrf_token
+from conftest import SAME_ORIGIN, choose
 
 
 def test_a_reader_who_keeps_choosing_is_stopped_with_a_clear_429(app, client):
-    statuses = [choose(client, "accept_all").status_code for _ in range(10)]
-    assert statuses == [303] * 10
+    """The first choice is made before the reader has a consent id, so only the address
+    ceiling counts it; each later one counts against the reader's own 10 per minute."""
+    statuses = [choose(client, "accept_all").status_code for _ in range(11)]
+    assert statuses == [303] * 11
     before = stored_choice(client)
-    token = csrf_token(client.get("/consent").get_data(as_text=True))
-    refused = client.post("/consent", data={"csrf_token": token, "action": "reject_all"})
+    client.get("/consent")
+    refused = client.post("/consent", data={"action": "reject_all"}, headers=SAME_ORIGIN)
     assert refused.status_code == 429
     assert "wait a minute and try again" in refused.get_data(as_text=True)
     assert "Retry-After" in refused.headers
     assert stored_choice(client) == before
-    assert len(records(app)) == 10
+    assert len(records(app)) == 11
+
+
+def test_refused_cross_site_posts_use_up_no_allowance(app, client):
+    """A forged post is refused before any limit counts it, so another site cannot spend a
+    reader's allowance and lock them out of their own settings."""
+    statuses = [choose(client, "accept_all").status_code for _ in range(10)]
+    assert statuses == [303] * 10  # the first uncounted, then 9 of the reader's 10
+    forged = [
+        client.post(
+            "/consent", data={"action": "reject_all"}, headers={"Sec-Fetch-Site": "cross-site"}
+        ).status_code
+        for _ in range(5)
+    ]
+    assert forged == [403] * 5
+    assert choose(client, "reject_all").status_code == 303
+    assert choose(client, "reject_all").status_code == 429
 
 
 def test_many_readers_behind_one_address_are_not_locked_out(app):
@@ -40,8 +58,7 @@ def test_beacons_are_limited_per_reader_with_a_json_message(app_factory):
     app = app_factory(RATELIMIT_BEACON_PER_READER="3 per minute")
     client = app.test_client()
     store_choice(client, {"analytics"})
-    token = csrf_token(client.get("/consent").get_data(as_text=True))
-    headers = {"X-CSRFToken": token}
+    headers = SAME_ORIGIN
     statuses = [
         client.post("/features/pageview", json={"path": ARTICLE}, headers=headers).status_code
         for _ in range(4)
@@ -51,10 +68,7 @@ def test_beacons_are_limited_per_reader_with_a_json_message(app_factory):
     assert "slow down" in refused.get_json()["error"]
     other = app.test_client()
     store_choice(other, {"analytics"})
-    other_token = csrf_token(other.get("/consent").get_data(as_text=True))
-    answer = other.post(
-        "/features/pageview", json={"path": ARTICLE}, headers={"X-CSRFToken": other_token}
-    )
+    answer = other.post("/features/pageview", json={"path": ARTICLE}, headers=SAME_ORIGIN)
     assert answer.status_code == 200
 
 
@@ -84,7 +98,8 @@ def test_limits_are_shared_through_redis_when_configured(app_factory, monkeypatc
     )
     assert second_host.config["RATELIMIT_STORAGE_URI"].startswith("redis://")
     reader = first_host.test_client()
-    assert choose(reader, "accept_all").status_code == 303
+    assert choose(reader, "accept_all").status_code == 303  # no consent id yet: uncounted
+    assert choose(reader, "accept_all").status_code == 303  # the first of three
     consent_cookie = reader.get_cookie("gu_session").value
     elsewhere = second_host.test_client()
     elsewhere.set_cookie("gu_session", consent_cookie)
