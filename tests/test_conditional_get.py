@@ -1,17 +1,22 @@
 """Conditional GET: articles and feeds answer 304 when nothing the reader sees has changed,
-and never when the reader's consent, banner or preferences would change the page."""
+and never when the reader's consent, banner or preferences would change the page.
+
+A page is the same for every reader in the same state, so its validator is a strong ETag
+over its bytes, bound to that state; pages carry no Last-Modified (feeds still do)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import gzip
+import re
 
+import pytest
 from article_factory import import_articles
+from consent_support import store_choice
 
 from conftest import choose
-from globalupdates.articles.models import Article
-from globalupdates.extensions import db
 
 ARTICLE = "/articles/harrowmere-tidal-lagoon-switches-on"
+OPTIONAL = ("functional", "analytics", "performance", "advertisement")
 
 
 def revalidate(client, path: str, response, **headers: str):
@@ -20,25 +25,30 @@ def revalidate(client, path: str, response, **headers: str):
     return client.get(path, headers=sent)
 
 
-def test_an_article_carries_validators_and_answers_304_when_unchanged(client):
+def test_an_article_carries_a_strong_etag_and_answers_304_when_unchanged(client):
     first = client.get(ARTICLE)
     assert first.status_code == 200
-    assert first.headers["ETag"].startswith('W/"')
-    assert first.headers["Last-Modified"]
+    assert re.fullmatch(r'"[0-9a-f]{32}"', first.headers["ETag"])
+    assert "Last-Modified" not in first.headers
     again = revalidate(client, ARTICLE, first)
     assert again.status_code == 304
     assert again.data == b""
     assert again.headers["ETag"] == first.headers["ETag"]
 
 
-def test_a_304_carries_no_new_policy_or_body_headers(client):
-    """A cache merges a 304's headers into the stored page: a fresh CSP nonce there would
-    no longer match the nonces inside the cached body, so none may be sent."""
+@pytest.mark.parametrize("granted", [None, (), ("analytics",), OPTIONAL])
+def test_a_304_carries_the_same_policy_as_the_page_and_no_body_headers(client, granted):
+    """A cache merges a 304's headers into the page it keeps; the policy in them is the one
+    the page was served under, since both depend on the reader's state alone."""
+    if granted is not None:
+        store_choice(client, granted)
     first = client.get(ARTICLE)
     again = revalidate(client, ARTICLE, first)
     assert again.status_code == 304
-    assert "Content-Security-Policy" not in again.headers
+    for name in ("Content-Security-Policy", "Cache-Control", "Vary", "ETag"):
+        assert again.headers[name] == first.headers[name], name
     assert "Content-Length" not in again.headers or again.headers["Content-Length"] == "0"
+    assert "Content-Encoding" not in again.headers
 
 
 def test_the_etag_changes_when_the_reader_chooses(client):
@@ -61,19 +71,12 @@ def test_the_etag_changes_between_two_choices(client):
     assert "<iframe" in both.get_data(as_text=True)
 
 
-def test_if_modified_since_alone_follows_the_readers_choice_as_well(app, client):
-    """HTTP dates count whole seconds, so the story is dated well before the choice."""
-    with app.app_context():
-        db.session.execute(db.update(Article).values(modified_at=datetime(2026, 11, 19, 14, 5)))
-        db.session.commit()
+def test_if_modified_since_alone_never_answers_304_for_a_page(client):
+    """Pages have no date to compare with, so only the ETag can revalidate them."""
     first = client.get(ARTICLE)
-    assert first.headers["Last-Modified"] == "Thu, 19 Nov 2026 14:05:00 GMT"
-    since = {"If-Modified-Since": first.headers["Last-Modified"]}
-    assert client.get(ARTICLE, headers=since).status_code == 304
-    choose(client, "reject_all")
-    later = client.get(ARTICLE, headers=since)
-    assert later.status_code == 200
-    assert later.last_modified >= datetime.now(UTC).replace(microsecond=0, second=0)
+    since = {"If-Modified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"}
+    assert client.get(ARTICLE, headers=since).status_code == 200
+    assert revalidate(client, ARTICLE, first).status_code == 304
 
 
 def test_the_etag_follows_preference_cookies_and_the_allow_once_button(client):
@@ -87,11 +90,34 @@ def test_the_etag_follows_preference_cookies_and_the_allow_once_button(client):
     assert once.headers["ETag"] != plain.headers["ETag"]
 
 
-def test_another_readers_etag_does_not_match(app, client):
+def test_a_reader_in_another_state_does_not_match(app, client):
     first = client.get(ARTICLE)
-    stranger = app.test_client()
-    stranger.get("/")
-    assert revalidate(stranger, ARTICLE, first).status_code == 200
+    chose = app.test_client()
+    choose(chose, "reject_all")
+    assert revalidate(chose, ARTICLE, first).status_code == 200
+    gpc = app.test_client()
+    assert revalidate(gpc, ARTICLE, first, **{"Sec-GPC": "1"}).status_code == 200
+
+
+def test_readers_in_the_same_state_share_the_page_and_its_etag(app, client):
+    choose(client, "save", ("analytics",))
+    first = client.get(ARTICLE)
+    other = app.test_client()
+    choose(other, "save", ("analytics",))
+    same = other.get(ARTICLE)
+    assert same.headers["ETag"] == first.headers["ETag"]
+    assert same.data == first.data
+    assert revalidate(other, ARTICLE, first).status_code == 304
+
+
+def test_the_etag_names_the_page_whatever_its_content_coding(client):
+    plain = client.get(ARTICLE)
+    zipped = client.get(ARTICLE, headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(zipped.data) == plain.data
+    assert "Accept-Encoding" in zipped.headers["Vary"]
+    again = revalidate(client, ARTICLE, zipped, **{"Accept-Encoding": "gzip"})
+    assert again.status_code == 304
 
 
 def test_the_etag_changes_when_the_article_is_edited(app, client, tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 
@@ -75,19 +77,46 @@ def test_the_readers_choice_maps_onto_the_signals(tagged, granted, expected_gran
         assert "googletagmanager" not in policy
 
 
-def test_consent_mode_scripts_carry_the_responses_nonce(tagged):
+def inline_scripts(html: str) -> list[str]:
+    return re.findall(r"<script>(.*?)</script>", html, re.S)
+
+
+def hash_source(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+@pytest.mark.parametrize("granted", [None, set(), {"analytics"}, {"advertisement", "functional"}])
+def test_the_inline_consent_mode_script_runs_by_its_hash_alone(tagged, granted):
     client = tagged.test_client()
-    store_choice(client, {"analytics"})
+    if granted is not None:
+        store_choice(client, granted)
     response = client.get("/")
-    nonce = re.search(r"'nonce-([^']+)'", response.headers["Content-Security-Policy"]).group(1)
     html = response.get_data(as_text=True)
+    [inline] = inline_scripts(html)
+    script_src = next(
+        part.split()[1:]
+        for part in response.headers["Content-Security-Policy"].split(";")
+        if part.split()[0] == "script-src"
+    )
+    assert [source for source in script_src if source.startswith("'sha256-")] == [
+        hash_source(inline)
+    ]
+    assert not any(source.startswith("'nonce-") for source in script_src)
+    assert "'unsafe-inline'" not in script_src and "'self'" not in script_src
     tags = [
         tag
         for tag in re.findall(r"<script[^>]*>", html)
-        if "data-category" not in tag and "/static/js/consent.js" not in tag
+        if "data-category" not in tag and "/static/js/consent-" not in tag
     ]
-    assert len(tags) == 2
-    assert all(f'nonce="{nonce}"' in tag for tag in tags)
+    assert len(tags) == (2 if granted and granted & {"analytics", "advertisement"} else 1)
+    assert not any("nonce" in tag for tag in tags)
+
+
+def test_no_hash_without_a_tag_id(client):
+    choose(client, "accept_all")
+    response = client.get("/")
+    assert "'sha256-" not in response.headers["Content-Security-Policy"]
+    assert inline_scripts(response.get_data(as_text=True)) == []
 
 
 def test_the_default_comes_before_any_other_script(tagged):

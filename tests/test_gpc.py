@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from consent_support import (
     ARTICLE,
@@ -73,6 +75,34 @@ def test_gpc_opt_out_revises_a_grant_made_without_the_signal_and_records_it_once
     actions = [(r.action, r.gpc, r.consent_id) for r in records(app)]
     assert actions == [("accept_all", False, consent_id), ("gpc_opt_out", True, consent_id)]
     assert "advertisement" not in records(app)[-1].categories
+
+
+def test_a_replayed_old_cookie_is_recorded_as_revised_once(app, app_factory, client):
+    """The cookie from before the revision, sent again and again with the signal (by a
+    restored tab, another device, a worker that never saw it), adds no record."""
+    choose(client, "accept_all")
+    consent_id = stored_choice(client)["id"]
+    old_cookie = client.get_cookie("gu_session").value
+    other_worker = app_factory()
+    for site in (app, app, other_worker, other_worker, app):
+        replay = site.test_client()
+        replay.set_cookie("gu_session", old_cookie)
+        html = replay.get(ARTICLE, headers=GPC).get_data(as_text=True)
+        assert "advertisement" not in gated_categories(html)
+        assert "analytics" in gated_categories(html)
+    actions = [(r.action, r.consent_id) for r in records(app)]
+    assert actions == [("accept_all", consent_id), ("gpc_opt_out", consent_id)]
+
+
+def test_a_new_choice_revised_by_gpc_is_recorded_again(app, client):
+    choose(client, "accept_all")
+    client.get("/", headers=GPC)
+    time.sleep(1.05)  # a choice's time is kept in whole seconds
+    choose(client, "accept_all")  # without the signal: advertisement granted again
+    client.get("/", headers=GPC)
+    client.get(ARTICLE, headers=GPC)
+    actions = [r.action for r in records(app)]
+    assert actions == ["accept_all", "gpc_opt_out", "accept_all", "gpc_opt_out"]
 
 
 def test_static_files_never_apply_the_opt_out(app, client):

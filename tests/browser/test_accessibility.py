@@ -111,6 +111,20 @@ def test_keyboard_only_reader_uses_the_dialog(reader: Reader) -> None:
     assert reader.optional_cookies() == set()
     assert reader.running_categories() == []
 
+    # Reject All in the dialog starts and stops nothing, so the page stays; the banner goes,
+    # and with it the link that opened the dialog: focus returns to the page itself.
+    reader.mark_document()
+    page.keyboard.press("Enter")
+    expect(dialog).to_be_visible()
+    tab_until(page, "el.value === 'reject_all'")
+    page.keyboard.press("Enter")
+    expect(page.locator("dialog")).to_have_count(0)
+    expect(page.locator("#consent-banner")).to_have_count(0)
+    assert reader.same_document()
+    assert focus_in(page, "main"), "focus returns to the page when the opener has gone"
+
+    # Granting analytics reloads the page, under a policy that names the analytics script.
+    tab_until(page, "el.textContent === 'Cookie settings'")
     page.keyboard.press("Enter")
     expect(dialog).to_be_visible()
     tab_until(page, "el.name === 'analytics'")
@@ -118,10 +132,11 @@ def test_keyboard_only_reader_uses_the_dialog(reader: Reader) -> None:
     analytics = dialog.get_by_role("checkbox", name="Allow analytics cookies and scripts")
     expect(analytics).to_be_checked()
     tab_until(page, "el.value === 'save'")
-    page.keyboard.press("Enter")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
     expect(page.locator("#page-views")).to_be_visible()
     assert reader.running_categories() == ["analytics"]
-    assert focus_in(page, "main"), "focus returns to the page when the opener has gone"
+    assert not reader.same_document()
 
 
 @pytest.mark.parametrize("screen", ["desktop", "320px"])
