@@ -66,12 +66,12 @@ preload_app = os.environ.get("GUNICORN_PRELOAD", "1") != "0"
 def on_starting(server):
     """Migrate and load demo content once, in the master, before any worker is forked."""
     from globalupdates import create_app
-    from globalupdates.bootstrap import compile_templates, prepare_site
+    from globalupdates.bootstrap import prepare_site, warm_up
 
     site = preloaded_site(server)
     prepare_site(site or create_app())
     if site is not None:
-        compile_templates(site)
+        warm_up(site)
 
 
 def preloaded_site(server):
