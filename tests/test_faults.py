@@ -70,7 +70,7 @@ def test_postgresql_unreachable_gives_503_then_recovers(
         relayed = postgres_behind_relay(database_uri, relay)
         with running_gunicorn(relayed, tmp_path, WEB_CONCURRENCY="2") as server:
             assert server.get(ARTICLE)[0] == 200
-            workers = server.worker_pids()
+            workers = server.wait_for_workers(2)  # one may answer before the other has booted
             relay.cut()
             status, body = server.get("/healthz")
             assert status == 503 and "unreachable" in body
