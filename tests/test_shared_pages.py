@@ -116,7 +116,12 @@ def test_the_gzipped_page_is_the_same_page(client):
     packed = client.get(ARTICLE, headers={"Accept-Encoding": "gzip, deflate, br"})
     assert packed.headers["Content-Encoding"] == "gzip"
     assert gzip.decompress(packed.data) == plain.data
-    assert packed.headers["ETag"] == plain.headers["ETag"]
+    assert packed.headers["ETag"] == plain.headers["ETag"][:-1] + '-gzip"'
+    again = client.get(
+        ARTICLE, headers={"Accept-Encoding": "gzip", "If-None-Match": packed.headers["ETag"]}
+    )
+    assert again.status_code == 304
+    assert client.get(ARTICLE, headers={"If-None-Match": packed.headers["ETag"]}).status_code == 200
     refused = client.get(ARTICLE, headers={"Accept-Encoding": "gzip;q=0, identity"})
     assert "Content-Encoding" not in refused.headers and refused.data == plain.data
 

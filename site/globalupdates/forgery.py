@@ -75,9 +75,17 @@ def refusal_reason() -> str | None:
         return None
     if origin == "null":
         return "Origin is null"
-    if urlsplit(origin).netloc.lower() != request.host.lower():
+    if origin_host(origin) != request.host.lower():
         return f"Origin {origin[:100]!r} is not this site ({request.host[:100]})"
     return None
+
+
+def origin_host(origin: str) -> str | None:
+    """The host (and port) an ``Origin`` names; None for one that cannot be read."""
+    try:
+        return urlsplit(origin).netloc.lower()
+    except ValueError:
+        return None
 
 
 def refuse_cross_origin_requests() -> None:

@@ -7,7 +7,8 @@ preferences a feature declares (text size). Those make the cache key, and nothin
 does, so the key can never hold a reader's identity and a body can never hold one either.
 
 Each entry keeps the body gzipped once, with a strong ETag over the uncompressed bytes; a
-reader whose browser takes gzip gets those bytes as they are, anyone else gets them
+reader whose browser takes gzip gets those bytes as they are (under the same ETag with
+``-gzip`` added, since a strong validator names one representation), anyone else gets them
 inflated. The store is Flask-Caching: a bounded in-memory cache per worker by default, or
 Redis (``CACHE_TYPE=RedisCache``) so that several hosts render each variant once.
 
@@ -167,10 +168,12 @@ def cache_entry(response: Response) -> CachedPage:
 def respond(entry: CachedPage) -> Response:
     share_page()
     environ = request.environ
-    headers = [("ETag", f'"{entry.etag}"'), ("Vary", PAGE_VARY)]
-    if f'"{entry.etag}"' in environ.get("HTTP_IF_NONE_MATCH", ""):
+    gzipped = accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", ""))
+    etag = f'"{entry.etag}-gzip"' if gzipped else f'"{entry.etag}"'
+    headers = [("ETag", etag), ("Vary", PAGE_VARY)]
+    if etag in environ.get("HTTP_IF_NONE_MATCH", ""):
         return Response(status=304, headers=headers)
-    if accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", "")):
+    if gzipped:
         headers.append(("Content-Encoding", "gzip"))
         return Response(entry.gzipped, headers=headers, mimetype=entry.mimetype)
     return Response(gzip.decompress(entry.gzipped), headers=headers, mimetype=entry.mimetype)

@@ -178,7 +178,14 @@ def content_security_policy(state: ConsentState) -> str:
     from .providers import allowed_once_providers  # providers asks this module for the state
 
     allowed_once = allowed_once_providers()
-    key = (request.scheme, request.host, state.granted, state.has_choice, allowed_once)
+    key = (
+        request.scheme,
+        request.host,
+        request.script_root,
+        state.granted,
+        state.has_choice,
+        allowed_once,
+    )
     policies = engine().policies
     policy = policies.get(key)
     if policy is None:

@@ -28,8 +28,8 @@ RECORDED_MEMORY = 4096
 def record_gpc_opt_out_once(revised: StoredChoice, registry: Registry) -> None:
     """Record that GPC revised a stored choice, and store the revision in the session.
 
-    A stored choice is revised once: the record is written only if none exists for this
-    consent id since the choice was made, so a replayed cookie sent again and again with
+    A stored choice is revised once: the record is written only if the reader's newest record
+    is not already this opt-out, so a replayed cookie sent again and again with
     ``Sec-GPC: 1`` adds one record, not one per request. Each worker remembers the choices
     it has seen recorded, so a replay costs at most one query per worker. If the record
     cannot be written, the signal is still honoured (the state already applies it) but the
@@ -39,7 +39,7 @@ def record_gpc_opt_out_once(revised: StoredChoice, registry: Registry) -> None:
     remembered = recorded_revisions()
     if key not in remembered:
         try:
-            if not opt_out_recorded_since(revised.consent_id, revised.made_at):
+            if not opt_out_recorded(revised):
                 append_to_chain(
                     consent_id=revised.consent_id,
                     created_at=datetime.now(UTC),
@@ -62,18 +62,22 @@ def recorded_revisions() -> OrderedDict[tuple[str, datetime], None]:
     return current_app.extensions.setdefault("gpc_revisions_recorded", OrderedDict())
 
 
-def opt_out_recorded_since(consent_id: str, made_at: datetime) -> bool:
+def opt_out_recorded(revised: StoredChoice) -> bool:
+    """True when this reader's newest record already is this very opt-out: a new choice made
+    since then is newer, so GPC revising that one is recorded again."""
     query = (
-        db.select(ConsentRecord.id)
-        .where(
-            ConsentRecord.consent_id == consent_id,
-            ConsentRecord.action == GPC_OPT_OUT_ACTION,
-            ConsentRecord.created_at >= made_at.astimezone(UTC).replace(tzinfo=None),
-        )
+        db.select(ConsentRecord.action, ConsentRecord.categories)
+        .where(ConsentRecord.consent_id == revised.consent_id)
+        .order_by(ConsentRecord.id.desc())
         .limit(1)
     )
     with Session(db.engine) as reading:
-        return reading.scalar(query) is not None
+        newest = reading.execute(query).first()
+    return (
+        newest is not None
+        and newest.action == GPC_OPT_OUT_ACTION
+        and frozenset(newest.categories) == revised.categories
+    )
 
 
 @bp.get("/.well-known/gpc.json")
