@@ -237,3 +237,72 @@ def test_readers_behind_one_address_each_make_their_first_choice(app):
     reader = reader_who_chose(app, "reject_all")
     statuses = [choose(reader, "accept_all").status_code for _ in range(11)]
     assert statuses[:10] == [303] * 10 and statuses[-1] == 429
+
+
+@pytest.fixture
+def kept_app(app_factory):
+    """An app whose kept responses live long enough to be seen, counting what reaches Flask."""
+    app = app_factory(CONTENT_CHECK_SECONDS=30)
+    from flask import request
+
+    app.reached_flask = []
+    app.before_request(lambda: app.reached_flask.append(request.path))
+    with app.app_context():
+        from globalupdates.articles.importer import import_paths
+
+        from conftest import CONTENT_DIR
+
+        import_paths([CONTENT_DIR])
+    return app
+
+
+def comparable(response) -> tuple:
+    headers = sorted((k, v) for k, v in response.headers.items() if k != "Date")
+    return response.status_code, headers, response.data
+
+
+def test_a_repeated_request_is_answered_before_flask_exactly_as_flask_answered(kept_app):
+    for make_reader in (
+        lambda: kept_app.test_client(),
+        lambda: reader_who_chose(kept_app, "accept_all"),
+        lambda: reader_who_chose(kept_app, "save", ("analytics",)),
+    ):
+        reader = make_reader()
+        first = reader.get(ARTICLE)
+        kept_app.reached_flask.clear()
+        again = reader.get(ARTICLE)
+        assert kept_app.reached_flask == []
+        assert comparable(again) == comparable(first)
+
+
+def test_a_kept_page_is_shared_by_readers_in_the_same_state_and_follows_a_new_choice(kept_app):
+    one = reader_who_chose(kept_app, "accept_all")
+    page = one.get(ARTICLE).data
+    other = reader_who_chose(kept_app, "accept_all")
+    assert other.get(ARTICLE).data == page
+    choose(one, "reject_all")
+    after = one.get(ARTICLE).get_data(as_text=True)
+    assert "data-category" not in after and "Accept All" not in after
+
+
+def test_a_leftover_cookie_of_a_withdrawn_category_is_expired_on_every_request(kept_app):
+    reader = reader_who_chose(kept_app, "reject_all")
+    reader.get(ARTICLE)
+    reader.get(ARTICLE)
+    reader.set_cookie("gu_text_size", "large")
+    for _ in range(3):
+        response = reader.get(ARTICLE)
+        assert "gu_text_size" in set_cookie_names(response)
+        reader.set_cookie("gu_text_size", "large")
+
+
+def test_a_kept_page_follows_the_text_size_and_the_gpc_signal(kept_app):
+    reader = reader_who_chose(kept_app, "accept_all")
+    reader.set_cookie("gu_text_size", "large")
+    assert 'data-text-size="large"' in reader.get(ARTICLE).get_data(as_text=True)
+    reader.set_cookie("gu_text_size", "small")
+    assert 'data-text-size="small"' in reader.get(ARTICLE).get_data(as_text=True)
+    first = kept_app.test_client()
+    plain = first.get(ARTICLE).data
+    assert first.get(ARTICLE, headers=GPC).data != plain
+    assert first.get(ARTICLE).data == plain

@@ -118,6 +118,7 @@ def register_page_cache(app: Flask) -> None:
         app,
         content_version=articles.content_version,
         site_version=pagecache.site_version(app, registry.revision, registry.notice_hash, settings),
+        page_cookies=features.PAGE_COOKIES,
     )
     pagecache.add_key_part(app, consent.page_variant)
     pagecache.add_key_part(app, features.page_variant)

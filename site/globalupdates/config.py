@@ -37,7 +37,10 @@ class Defaults:
     CACHE_KEY_PREFIX = "gu-page:"
     CONTENT_CHECK_SECONDS = 10  # how often a worker looks for imported or edited articles
     SHARED_PAGE_MAX_AGE = 30  # how long a proxy may keep a first-visit page (s-maxage)
-    FIRST_VISIT_PAGES = 200  # whole first-visit responses each worker keeps; 0 turns it off
+    # Whole page responses each worker keeps in front of Flask (pagecache.KeptResponses),
+    # and how many readers' verified cookies it remembers; 0 responses turns that layer off.
+    KEPT_RESPONSES = 300
+    KEPT_READERS = 4096
 
     MAX_CONTENT_LENGTH = 64 * 1024
 

@@ -90,13 +90,22 @@ def site_version(app: Flask, *parts: object) -> str:
     return digest.hexdigest()[:16]
 
 
-def init_app(app: Flask, content_version: Callable[[], object], site_version: str) -> None:
+def init_app(
+    app: Flask,
+    content_version: Callable[[], object],
+    site_version: str,
+    page_cookies: frozenset[str] = frozenset(),
+) -> None:
+    """Bind the page cache. ``page_cookies`` names the cookies whose values change a page."""
     page_cache.init_app(app)
-    if app.config["FIRST_VISIT_PAGES"]:
-        app.wsgi_app = FirstVisitPages(  # type: ignore[method-assign]
+    if app.config["KEPT_RESPONSES"]:
+        app.wsgi_app = KeptResponses(  # type: ignore[method-assign]
             app.wsgi_app,
             lifetime=float(app.config["CONTENT_CHECK_SECONDS"]),
-            capacity=int(app.config["FIRST_VISIT_PAGES"]),
+            capacity=int(app.config["KEPT_RESPONSES"]),
+            readers=int(app.config["KEPT_READERS"]),
+            session_cookie=app.config["SESSION_COOKIE_NAME"],
+            page_cookies=page_cookies,
         )
     app.extensions["page_cache"] = PageCacheState(
         site_version=site_version,
@@ -117,6 +126,8 @@ def state() -> PageCacheState:
 def page_key() -> str:
     cache = state()
     environ = request.environ
+    variant = tuple(part() for part in cache.key_parts)
+    environ[VARIANT_KEY] = variant
     parts = (
         environ["wsgi.url_scheme"],
         request.host,
@@ -125,7 +136,7 @@ def page_key() -> str:
         environ.get("QUERY_STRING", ""),
         cache.site_version,
         cache.content_version.current(),
-        *(part() for part in cache.key_parts),
+        *variant,
     )
     return hashlib.blake2b(repr(parts).encode(), digest_size=20).hexdigest()
 
@@ -184,39 +195,101 @@ def accepts_gzip(accept_encoding: str) -> bool:
     return "gzip" in accept_encoding and "q=0" not in accept_encoding.replace(" ", "")
 
 
-class FirstVisitPages:
-    """WSGI middleware that answers a repeated first visit from memory, as a proxy would.
+VARIANT_KEY = "globalupdates.page_variant"
+NO_COOKIE = ("no cookie",)
 
-    A request with no cookie at all is a reader with no choice, and the site gives every
-    such reader the same response for a URL (given the GPC signal and whether gzip is
-    accepted). When the site has answered one with a page it calls public (``Cache-Control:
-    public``, no ``Set-Cookie``), the whole response is kept here for
-    ``CONTENT_CHECK_SECONDS`` and given to the next first visitors without entering Flask.
-    That bound is the same one the content version is read with, so an edit reaches first
-    visitors no later than it reaches anyone else. Anything else (a cookie, a POST, a 404)
-    goes to the site untouched. At most ``FIRST_VISIT_PAGES`` responses are kept per worker.
+
+class KeptResponses:
+    """WSGI middleware that answers a repeated page request from memory, before Flask.
+
+    Whole responses that the site gave to a GET of a cached page, with no ``Set-Cookie``,
+    are kept for ``CONTENT_CHECK_SECONDS`` (the same bound the content version is read
+    with, so an edit reaches readers no later than through the page cache) under a key of
+    the URL, the GPC signal, gzip or not, the names of the cookies sent and the page variant:
+
+    - a request with no cookie at all is a reader with no choice: one variant for everyone;
+    - a request with the session cookie is a reader whose variant (granted categories,
+      banner, GPC, text size) the site worked out from that cookie. Each worker remembers
+      which variant a verified cookie value gave, for the same bound, so the next request
+      with that cookie needs no Flask at all; the response itself is shared by every reader
+      in the same variant. A changed choice is a new cookie value, unknown here, so it goes
+      through the site.
+
+    The cookies whose values change a page (the text size) are part of the key; the names of
+    the others are, so a request carrying a cookie the site would expire goes through the site.
+    Anything else (a POST, a 404, a response that sets a cookie) passes through untouched. At
+    most ``KEPT_RESPONSES`` responses and ``KEPT_READERS`` cookie values are kept per worker.
     """
 
-    def __init__(self, app: Callable[..., Any], lifetime: float, capacity: int) -> None:
+    def __init__(
+        self,
+        app: Callable[..., Any],
+        *,
+        lifetime: float,
+        capacity: int,
+        readers: int,
+        session_cookie: str,
+        page_cookies: frozenset[str],
+    ) -> None:
         self.app = app
         self.lifetime = lifetime
         self.capacity = capacity
-        self.kept: OrderedDict[tuple[str, ...], KeptResponse] = OrderedDict()
+        self.reader_capacity = readers
+        self.session_cookie = session_cookie
+        self.page_cookies = page_cookies
+        self.kept: OrderedDict[tuple[Any, ...], KeptResponse] = OrderedDict()
+        self.readers: OrderedDict[str, tuple[float, tuple[Any, ...]]] = OrderedDict()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         method = environ.get("REQUEST_METHOD")
-        if "HTTP_COOKIE" in environ or method not in ("GET", "HEAD"):
+        if method not in ("GET", "HEAD"):
             return self.app(environ, start_response)
-        key = first_visit_key(environ)
-        kept = self.kept.get(key)
-        if kept is not None and time.monotonic() - kept.kept_at < self.lifetime:
-            return kept.answer(environ, start_response)
-        if method != "GET":
+        session, others = self.split_cookies(environ.get("HTTP_COOKIE"))
+        asked = request_key(environ)
+        variant = self.variant_of(session, asked, others)
+        if variant is not None:
+            kept = self.kept.get((*asked, others, variant))
+            if kept is not None and time.monotonic() - kept.kept_at < self.lifetime:
+                return kept.answer(environ, start_response)
+        if method != "GET" or (session is None and others):
             return self.app(environ, start_response)
-        return self.keep_if_public(key, environ, start_response)
+        return self.keep_if_shareable(environ, start_response, session, asked, others)
 
-    def keep_if_public(
-        self, key: tuple[str, ...], environ: dict[str, Any], start_response: Callable[..., Any]
+    def split_cookies(self, header: str | None) -> tuple[str | None, tuple[str, ...]]:
+        """The session cookie's value, and the other cookies as the key needs them."""
+        if not header:
+            return None, ()
+        session = None
+        others = []
+        for part in header.split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == self.session_cookie:
+                session = value
+            elif name in self.page_cookies:
+                others.append(f"{name}={value}")
+            elif name:
+                others.append(name)
+        return session, tuple(sorted(others))
+
+    def variant_of(
+        self, session: str | None, asked: tuple[str, ...], others: tuple[str, ...]
+    ) -> tuple[Any, ...] | None:
+        """The variant a request gets: one for every cookieless request, and for a session
+        cookie the one the site worked out from it (with the same signal and cookies)."""
+        if session is None:
+            return NO_COOKIE
+        known = self.readers.get(reader_key(session, asked, others))
+        if known is None or time.monotonic() - known[0] >= self.lifetime:
+            return None
+        return known[1]
+
+    def keep_if_shareable(
+        self,
+        environ: dict[str, Any],
+        start_response: Callable[..., Any],
+        session: str | None,
+        asked: tuple[str, ...],
+        others: tuple[str, ...],
     ) -> Any:
         seen: list[Any] = []
 
@@ -226,17 +299,33 @@ class FirstVisitPages:
 
         answer = self.app(environ, remember)
         status, headers = seen
-        if not (status.startswith("200") and is_public(headers)):
+        variant = environ.get(VARIANT_KEY)
+        if variant is None or not (status.startswith("200") and is_shareable(headers)):
             return answer
         try:
             body = b"".join(answer)
         finally:
             if hasattr(answer, "close"):
                 answer.close()
-        self.kept[key] = KeptResponse(status, headers, body, time.monotonic())
-        while len(self.kept) > self.capacity:
-            self.kept.popitem(last=False)
+        now = time.monotonic()
+        if session is not None:
+            self.readers[reader_key(session, asked, others)] = (now, variant)
+            trim(self.readers, self.reader_capacity)
+        else:
+            variant = NO_COOKIE
+        self.kept[(*asked, others, variant)] = KeptResponse(status, headers, body, now)
+        trim(self.kept, self.capacity)
         return [body]
+
+
+def reader_key(session: str, asked: tuple[str, ...], others: tuple[str, ...]) -> str:
+    """A reader's cookie with the signal and the other cookies that their variant came with."""
+    return f"{session}|{asked[GPC_FIELD]}|{';'.join(others)}"
+
+
+def trim(kept: OrderedDict[Any, Any], capacity: int) -> None:
+    while len(kept) > capacity:
+        kept.popitem(last=False)
 
 
 @dataclass(frozen=True)
@@ -262,12 +351,16 @@ def not_modified_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]
     return [(name, value) for name, value in headers if name.lower() not in ENTITY_HEADERS]
 
 
-def is_public(headers: list[tuple[str, str]]) -> bool:
+def is_shareable(headers: list[tuple[str, str]]) -> bool:
+    """A response that sets no cookie and that some cache may keep."""
     names = {name.lower(): value for name, value in headers}
-    return "set-cookie" not in names and names.get("cache-control", "").startswith("public")
+    return "set-cookie" not in names and "no-store" not in names.get("cache-control", "no-store")
 
 
-def first_visit_key(environ: dict[str, Any]) -> tuple[str, ...]:
+GPC_FIELD = 5  # where request_key puts the GPC signal
+
+
+def request_key(environ: dict[str, Any]) -> tuple[str, ...]:
     encodings = environ.get("HTTP_ACCEPT_ENCODING", "")
     return (
         environ["wsgi.url_scheme"],

@@ -8,6 +8,8 @@ from flask import Flask
 
 from . import views
 
+PAGE_COOKIES = frozenset({views.TEXT_SIZE_COOKIE})  # cookies whose value changes a page
+
 
 def page_variant() -> str:
     """The one reader preference a page shows: the text size, while functional is granted."""
