@@ -9,6 +9,8 @@ import gc
 import hashlib
 import os
 import re
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -64,12 +66,19 @@ preload_app = os.environ.get("GUNICORN_PRELOAD", "1") != "0"
 
 
 def on_starting(server):
-    """Migrate and load demo content once, in the master, before any worker is forked."""
-    from globalupdates import create_app
-    from globalupdates.bootstrap import prepare_site, warm_up
+    """Migrate and load demo content once, before any worker is forked, then warm the site up.
+
+    The migration runs in a child process (``flask prepare``): alembic, which it needs, then
+    never enters the master, whose memory every worker shares.
+    """
+    subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "prepare"],
+        cwd=Path(__file__).resolve().parent,
+        check=True,
+    )
+    from globalupdates.bootstrap import warm_up
 
     site = preloaded_site(server)
-    prepare_site(site or create_app())
     if site is not None:
         warm_up(site)
 

@@ -147,10 +147,24 @@ def gunicorn(app: str, workdir: Path, gunicorn_env: dict[str, str]) -> Iterator[
         )
     try:
         wait_for_port(port)
+        wait_for_workers(process.pid, int(env.get("WEB_CONCURRENCY") or 3))
         yield port, process.pid
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
+
+
+def wait_for_workers(master_pid: int, count: int, timeout: float = 30) -> None:
+    """Wait until every worker runs. The port answers as soon as the first one does, and a
+    load started then lets that worker take every kept-alive connection for the whole run,
+    holding the app (site or bare) to one core."""
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children")
+    deadline = time.monotonic() + timeout
+    while len(children.read_text().split()) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"gunicorn did not start {count} workers within {timeout} s")
+        time.sleep(0.05)
+    time.sleep(1)
 
 
 @contextmanager

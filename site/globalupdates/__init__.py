@@ -25,7 +25,7 @@ from . import (
     security,
 )
 from .config import PROJECT_ROOT, Defaults
-from .extensions import db, migrate
+from .extensions import db
 from .sessions import ConsentAwareSessionInterface
 
 PAGE_SETTINGS = ("SITE_NAME", "CANONICAL_ORIGIN", "GOOGLE_TAG_ID", "ARTICLES_PER_PAGE")
@@ -89,7 +89,8 @@ def instance_secret_key(path: Path) -> str:
 
 def register_extensions(app: Flask) -> None:
     db.init_app(app)
-    migrate.init_app(app, db, directory=app.config["MIGRATIONS_DIR"])
+    if app.testing or os.environ.get("FLASK_RUN_FROM_CLI") == "true":
+        bootstrap.bind_migrations(app)
     assets.init_app(app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         from .database import tune_sqlite

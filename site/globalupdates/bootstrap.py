@@ -7,12 +7,26 @@ from pathlib import Path
 
 import click
 from flask import Flask
-from flask_migrate import upgrade
 
 from .articles.importer import import_paths
 from .articles.listing import newest_first
 from .articles.models import Article
 from .extensions import db
+
+
+def bind_migrations(app: Flask) -> None:
+    """Flask-Migrate, bound only where the schema is managed: the ``flask`` command line
+    (``flask db``, ``flask prepare``), the tests and ``prepare_site``.
+
+    alembic, which Flask-Migrate imports, takes about 11 MB in every process that imports
+    it. A site served by gunicorn migrates in a child process (``flask prepare``, from
+    ``gunicorn.conf.py``), so its master and workers never import it.
+    """
+    if "migrate" in app.extensions:
+        return
+    from flask_migrate import Migrate
+
+    Migrate(app, db, directory=app.config["MIGRATIONS_DIR"])
 
 
 def prepare_site(app: Flask) -> None:
@@ -21,6 +35,9 @@ def prepare_site(app: Flask) -> None:
     Several gunicorn masters on one machine take turns through a lock file in the
     instance folder; gunicorn itself calls this once, in the master, before forking.
     """
+    from flask_migrate import upgrade
+
+    bind_migrations(app)
     lock_path = Path(app.instance_path) / "prepare.lock"
     with open(lock_path, "w") as lock, app.app_context():
         fcntl.flock(lock, fcntl.LOCK_EX)
