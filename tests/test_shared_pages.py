@@ -11,8 +11,10 @@ import time
 import pytest
 from article_factory import import_articles
 from consent_support import ARTICLE, GPC, OPTIONAL, records, set_cookie_names, store_choice
+from flask import request
 
-from conftest import choose
+from conftest import CONTENT_DIR, choose
+from globalupdates.articles.importer import import_paths
 from globalupdates.assets import static_url
 
 PAGES = (
@@ -243,15 +245,9 @@ def test_readers_behind_one_address_each_make_their_first_choice(app):
 def kept_app(app_factory):
     """An app whose kept responses live long enough to be seen, counting what reaches Flask."""
     app = app_factory(CONTENT_CHECK_SECONDS=30)
-    from flask import request
-
     app.reached_flask = []
     app.before_request(lambda: app.reached_flask.append(request.path))
     with app.app_context():
-        from globalupdates.articles.importer import import_paths
-
-        from conftest import CONTENT_DIR
-
         import_paths([CONTENT_DIR])
     return app
 
