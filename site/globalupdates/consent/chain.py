@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, text
 from sqlalchemy.orm import Session
 
+from ..database import one_writer
 from ..extensions import db
 from .records import ChainAnchor, ConsentRecord, as_utc, utc_text
 
@@ -110,7 +111,7 @@ def append_to_chain(
         "notice_hash": notice_hash,
         "gpc": gpc,
     }
-    with db.engine.connect() as connection:
+    with one_writer(db.engine), db.engine.connect() as connection:
         lock_chain(connection)
         fields["prev_hash"] = chain_head(connection)
         fields["hash"] = fields_hash(fields)

@@ -17,6 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from ..consent import current_consent, engine
+from ..database import one_writer
 from ..extensions import db
 from .models import PageTiming, PageView, PageViewCount
 
@@ -127,7 +128,7 @@ def count_page_view(path: str, reader: str) -> int:
 
     Core statements, not the ORM: a beacon is two small writes, and the unit of work cost
     more than both."""
-    with db.engine.connect() as connection:
+    with one_writer(db.engine), db.engine.connect() as connection:
         connection.execute(INSERT_VIEW, {"path": path, "reader": reader, "created_at": utc_now()})
         views = connection.scalar(count_upsert(connection.dialect.name), {"path": path})
         connection.commit()
@@ -161,8 +162,9 @@ def record_timing() -> ResponseReturnValue:
         dom_content_loaded=whole_milliseconds(data, "domContentLoaded"),
         load_event=whole_milliseconds(data, "load"),
     )
-    db.session.add(timing)
-    db.session.commit()
+    with one_writer(db.engine):
+        db.session.add(timing)
+        db.session.commit()
     return jsonify(recorded=True, load=timing.load_event), 201
 
 
