@@ -16,8 +16,9 @@ How an edit reaches readers: each worker reads the content version (a count and 
 ``modified_at`` of the articles) at most every ``CONTENT_CHECK_SECONDS`` (10 s), and the
 version is part of every key, so an import or edit made by any process on any host is in
 every worker's pages within that time. A proxy keeps a first-visit page for
-``SHARED_PAGE_MAX_AGE`` (30 s) at most, so a first visitor behind nginx sees it within 40 s,
-and a reader with a choice (whose pages are private and revalidated) within 10 s.
+``SHARED_PAGE_MAX_AGE`` (30 s) at most. The kept responses (``KeptResponses``) live as long
+as the check interval, so one made just before a worker noticed the change adds up to 10 s:
+a reader sees an edit within 20 s, a first visitor behind nginx within 50 s.
 """
 
 from __future__ import annotations
