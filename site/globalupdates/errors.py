@@ -18,11 +18,14 @@ def wants_json() -> bool:
 
 
 def render_error(error: HTTPException) -> ResponseReturnValue:
+    """The error in the caller's format, keeping the headers the error carries (``Allow`` on a
+    405, ``Retry-After`` where given)."""
     status = error.code or 500
+    headers = [(name, value) for name, value in error.get_headers() if name != "Content-Type"]
     if wants_json():
-        return {"error": error.description}, status
+        return {"error": error.description}, status, headers
     template = TEMPLATES.get(status, "errors/generic.html")
-    return render_template(template, error=error), status
+    return render_template(template, error=error), status, headers
 
 
 def database_unavailable(error: OperationalError) -> ResponseReturnValue:

@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from ..extensions import db
 from .conditional import content_validators
 from .embeds import body_for_feed
+from .importer import xml_safe
 from .listing import Section, all_sections, find_section, newest_first, section_articles
 from .models import Article
 from .seo import external_url, iso
@@ -53,7 +54,7 @@ def atom_response(
     updated = max((a.last_changed for a in articles), default=EPOCH)
     feed = Element("feed", xmlns=ATOM)
     SubElement(feed, "id").text = self_url
-    SubElement(feed, "title").text = title
+    SubElement(feed, "title").text = xml_safe(title)
     SubElement(
         feed, "subtitle"
     ).text = f"Stories from {current_app.config['SITE_NAME']}, newest first."
@@ -73,18 +74,18 @@ def atom_entry(article: Article) -> Element:
     url = external_url("articles.article_page", slug=article.slug)
     entry = Element("entry")
     SubElement(entry, "id").text = url
-    SubElement(entry, "title").text = article.headline
+    SubElement(entry, "title").text = xml_safe(article.headline)
     SubElement(entry, "link", rel="alternate", type="text/html", href=url)
     SubElement(entry, "published").text = iso(article.published_at)
     SubElement(entry, "updated").text = iso(article.last_changed)
     author = SubElement(entry, "author")
-    SubElement(author, "name").text = article.author
+    SubElement(author, "name").text = xml_safe(article.author)
     if article.section:
-        SubElement(entry, "category", term=article.section)
+        SubElement(entry, "category", term=xml_safe(article.section))
     for tag in article.tags:
         SubElement(entry, "category", term=tag)
-    SubElement(entry, "summary").text = article.standfirst
-    SubElement(entry, "content", type="html").text = body_for_feed(article.body_html)
+    SubElement(entry, "summary").text = xml_safe(article.standfirst)
+    SubElement(entry, "content", type="html").text = xml_safe(body_for_feed(article.body_html))
     return entry
 
 
@@ -114,12 +115,15 @@ def sitemap() -> ResponseReturnValue:
     return conditional_xml(body, latest_change(), "application/xml")
 
 
+MAX_SITEMAP_DIGITS = 6  # a million sitemaps of 50,000 URLs each is far past any site
+
+
 @bp.get("/sitemaps/<part>.xml")
 def sitemap_part(part: str) -> ResponseReturnValue:
     per_file = current_app.config["SITEMAP_URLS"]
     if part == "pages":
         return urlset_response(0, 0, all_sections(), include_pages=True)
-    if not part.isdigit() or int(part) < 1:
+    if not part.isascii() or not part.isdigit() or len(part) > MAX_SITEMAP_DIGITS or int(part) < 1:
         abort(404, "There is no such sitemap.")
     return urlset_response((int(part) - 1) * per_file, per_file, (), include_pages=False)
 

@@ -19,6 +19,7 @@ from ..extensions import db
 from .embeds import EmbedDirectiveError, insert_markers, replace_directives
 from .models import Article, ArticleTag
 
+XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 ALLOWED_TAGS = {
     "p", "h2", "h3", "h4", "ul", "ol", "li", "blockquote", "a", "em", "strong", "code",
@@ -80,17 +81,21 @@ def parse_article(path: Path) -> ArticleData:
         raise ArticleImportError(f"{path}: cannot read: {error}") from error
     except Exception as error:  # the YAML parser raises its own error types
         raise ArticleImportError(f"{path}: front matter is not valid YAML: {error}") from error
-    meta: dict[str, Any] = dict(post.metadata)
+    meta: dict[str, Any] = {
+        name: xml_safe(value) if isinstance(value, str) else value
+        for name, value in post.metadata.items()
+    }
+    content = xml_safe(post.content)
     missing = [name for name in REQUIRED_FIELDS if not meta.get(name)]
     if missing:
         raise ArticleImportError(f"{path}: front matter lacks {', '.join(missing)}")
     slug = str(meta.get("slug") or path.stem)
     if not SLUG_PATTERN.match(slug) or len(slug) > 120:
         raise ArticleImportError(f"{path}: slug {slug!r} must be lowercase words joined by hyphens")
-    if not post.content.strip():
+    if not content.strip():
         raise ArticleImportError(f"{path}: the article has no body")
     try:
-        body_html = render_body(post.content)
+        body_html = render_body(content)
     except EmbedDirectiveError as error:
         raise ArticleImportError(f"{path}: {error}") from error
     body_text = plain_text(body_html)
@@ -108,6 +113,13 @@ def parse_article(path: Path) -> ArticleData:
         body_text=body_text,
         word_count=len(body_text.split()),
     )
+
+
+def xml_safe(text: str) -> str:
+    """The text without the characters XML 1.0 forbids (most C0 controls, lone surrogates,
+    U+FFFE and U+FFFF): an article is published in Atom feeds and sitemaps, where one such
+    character would make the whole document unreadable."""
+    return XML_FORBIDDEN.sub("", text)
 
 
 def plain_text(body_html: str) -> str:

@@ -12,6 +12,7 @@ from sqlalchemy import Select, bindparam
 from ..extensions import db
 from ..pagecache import cached_page
 from .embeds import body_for_reader
+from .importer import SLUG_PATTERN
 from .listing import (
     find_section,
     newest_first,
@@ -29,6 +30,7 @@ bp = Blueprint("articles", __name__)
 # Built once: constructing this statement on every request cost as much as running it.
 ARTICLE_BY_SLUG = db.select(Article).where(Article.slug == bindparam("slug"))
 TAG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+MAX_SLUG_LENGTH = 120  # what the import accepts, so no stored article is ever out of reach
 MAX_PAGE_DIGITS = 6
 
 
@@ -117,6 +119,8 @@ def tag_page(tag: str) -> ResponseReturnValue:
 @bp.get("/articles/<slug>")
 @cached_page
 def article_page(slug: str) -> ResponseReturnValue:
+    if len(slug) > MAX_SLUG_LENGTH or not SLUG_PATTERN.match(slug):
+        abort(404)
     article = db.session.scalars(ARTICLE_BY_SLUG, {"slug": slug}).one_or_none()
     if article is None:
         abort(404)
