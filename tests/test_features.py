@@ -107,3 +107,34 @@ def test_house_ad_stops_after_its_daily_cap(client):
     assert [r.status_code for r in shown] == [200, 200, 200, 204]
     assert max_age_of(shown[0], "gu_ad_cap") == 86400
     assert shown[0].get_json()["headline"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/articles/no-such-story",
+        "/articles/%2e%2e",
+        "/sections/no-such-section",
+        "/tags/no-such-tag",
+        "/healthz",
+        "/feed.atom",
+        "/sitemap.xml",
+        "/robots.txt",
+        "/.well-known/gpc.json",
+    ],
+)
+def test_the_page_view_beacon_counts_only_pages_that_exist(app, client, path):
+    choose(client, "accept_all")
+    response = client.post("/features/pageview", json={"path": path}, headers=SAME_ORIGIN)
+    assert response.status_code == 400
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count(PageView.id))) == 0
+
+
+@pytest.mark.parametrize(
+    "path", ["/", ARTICLE, "/sections/world", "/tags/energy", "/search", "/cookie-policy"]
+)
+def test_the_page_view_beacon_counts_every_real_page(client, path):
+    choose(client, "accept_all")
+    response = client.post("/features/pageview", json={"path": path}, headers=SAME_ORIGIN)
+    assert response.status_code == 200 and response.get_json()["views"] == 1

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from consent_support import ARTICLE, records, set_cookie_names, stored_choice
 
-from conftest import SAME_ORIGIN, choose
+from conftest import CONTENT_DIR, SAME_ORIGIN, choose
+from globalupdates.articles.importer import import_paths
 from globalupdates.forgery import trusted_origins
 
 TRUSTED = "https://partner.example"
@@ -33,7 +34,10 @@ ACCEPTED = {
 
 @pytest.fixture
 def app(app_factory):
-    return app_factory(TRUSTED_ORIGINS=(TRUSTED,))
+    app = app_factory(TRUSTED_ORIGINS=(TRUSTED,))
+    with app.app_context():
+        import_paths([CONTENT_DIR])
+    return app
 
 
 @pytest.fixture

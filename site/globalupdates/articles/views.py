@@ -135,6 +135,24 @@ def article_page(slug: str) -> ResponseReturnValue:
     )
 
 
+def section_exists(values: dict[str, Any]) -> bool:
+    return find_section(str(values.get("section_slug", ""))) is not None
+
+
+def tag_exists(values: dict[str, Any]) -> bool:
+    tag = str(values.get("tag", ""))
+    if len(tag) > 60 or not TAG_PATTERN.match(tag):
+        return False
+    return db.session.scalar(tag_articles(tag).limit(1)) is not None
+
+
+def article_exists(values: dict[str, Any]) -> bool:
+    slug = str(values.get("slug", ""))
+    if len(slug) > MAX_SLUG_LENGTH or not SLUG_PATTERN.match(slug):
+        return False
+    return db.session.scalar(db.select(Article.id).where(Article.slug == slug)) is not None
+
+
 @bp.get("/search")
 @cached_page
 def search_page() -> ResponseReturnValue:

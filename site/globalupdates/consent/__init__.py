@@ -8,6 +8,7 @@ from __future__ import annotations
 from flask import Flask
 
 from .. import forgery
+from ..pages import declare_page
 from . import cli, gpc, reports, views
 from .gate import ConsentEngine, current_consent, engine, init_gate, page_variant, share_page
 from .providers import allowed_once_providers, restore_allowed_once
@@ -35,3 +36,5 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(gpc.bp)
     app.register_blueprint(reports.bp)
     forgery.exempt(app, reports.bp.name)
+    declare_page(app, "consent.preferences")
+    declare_page(app, "consent.cookie_policy")

@@ -14,11 +14,11 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import bindparam, insert
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from ..consent import current_consent, engine
 from ..database import one_writer
 from ..extensions import db
+from ..pages import page_exists
 from .models import PageTiming, PageView, PageViewCount
 
 bp = Blueprint("features", __name__, url_prefix="/features")
@@ -78,19 +78,12 @@ def json_body() -> dict[str, Any]:
 
 
 def site_path(value: Any) -> str:
-    """A path on this site that a page lives at; anything else is refused."""
+    """A path of this site at which a page exists; anything else is refused."""
     if not isinstance(value, str) or not value.startswith("/") or len(value) > 300:
         abort(400, description="'path' must be a path on this site.")
     if value.startswith("//") or any(ord(ch) < 0x21 or ch == "\x7f" for ch in value):
         abort(400, description="'path' must be a path on this site.")
-    adapter = current_app.url_map.bind("localhost")
-    try:
-        endpoint, _ = adapter.match(value, method="GET")
-    except (NotFound, MethodNotAllowed):
-        abort(400, description="'path' is not a page of this site.")
-    except Exception:
-        abort(400, description="'path' is not a page of this site.")
-    if endpoint == "static" or endpoint.startswith("features."):
+    if not page_exists(value):
         abort(400, description="'path' is not a page of this site.")
     return value
 
