@@ -7,6 +7,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask
 
@@ -61,11 +62,31 @@ def complete_config(app: Flask) -> None:
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         database = Path(app.instance_path) / "globalupdates.sqlite3"
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{database}"
+    app.config["TRUSTED_HOSTS"] = trusted_hosts(app.config)
     lifetime = timedelta(days=int(app.config["CONSENT_LIFETIME_DAYS"]))
     app.config["CONSENT_LIFETIME_DAYS"] = lifetime.days
     app.config["PERMANENT_SESSION_LIFETIME"] = min(
         lifetime, _as_timedelta(app.config["PERMANENT_SESSION_LIFETIME"])
     )
+
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
+
+def trusted_hosts(config: Any) -> list[str]:
+    """The host names to answer for: the operator's (a list, or a comma-separated string from
+    the environment), else loopback and the canonical origin's host. A forged Host must not
+    reach redirects, canonical links or the sitemap."""
+    configured = config.get("TRUSTED_HOSTS")
+    if isinstance(configured, str):
+        configured = [name.strip() for name in configured.split(",") if name.strip()]
+    if configured:
+        return list(configured)
+    hosts = list(LOOPBACK_HOSTS)
+    canonical = urlsplit(config.get("CANONICAL_ORIGIN") or "").hostname
+    if canonical:
+        hosts.append(canonical)
+    return hosts
 
 
 def _as_timedelta(value: Any) -> timedelta:

@@ -63,6 +63,9 @@ class Defaults:
     RATELIMIT_CSP_REPORT_PER_ADDRESS = "60 per minute"
 
     CANONICAL_ORIGIN = None  # e.g. "https://news.example"; None uses the host of each request
+    # Host names the site answers for (Flask's TRUSTED_HOSTS; a leading "." admits subdomains);
+    # any other Host gets 400. None means loopback names and CANONICAL_ORIGIN's host.
+    TRUSTED_HOSTS: list[str] | None = None
     ARTICLES_PER_PAGE = 10
     SITEMAP_URLS = 50000  # past this many URLs, /sitemap.xml becomes a sitemap index
 

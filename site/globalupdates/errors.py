@@ -5,7 +5,12 @@ from __future__ import annotations
 from flask import Flask, render_template, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import OperationalError
-from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
+from werkzeug.exceptions import (
+    HTTPException,
+    InternalServerError,
+    SecurityError,
+    ServiceUnavailable,
+)
 
 from .extensions import db
 
@@ -20,12 +25,20 @@ def wants_json() -> bool:
 def render_error(error: HTTPException) -> ResponseReturnValue:
     """The error in the caller's format, keeping the headers the error carries (``Allow`` on a
     405, ``Retry-After`` where given)."""
+    if isinstance(error, SecurityError):
+        return untrusted_host()
     status = error.code or 500
     headers = [(name, value) for name, value in error.get_headers() if name != "Content-Type"]
     if wants_json():
         return {"error": error.description}, status, headers
     template = TEMPLATES.get(status, "errors/generic.html")
     return render_template(template, error=error), status, headers
+
+
+def untrusted_host() -> ResponseReturnValue:
+    """A Host the site does not answer for: plain text, since every page names its host."""
+    text = "This site does not answer for that host name.\n"
+    return text, 400, {"Content-Type": "text/plain; charset=utf-8"}
 
 
 def database_unavailable(error: OperationalError) -> ResponseReturnValue:
