@@ -26,7 +26,7 @@ ROUTES = (
     "/sitemaps/{}.xml",
     "/search?q={}",
     "/?page={}",
-    "/sections/energy?page={}",
+    "/sections/world?page={}",
 )
 
 

@@ -50,6 +50,16 @@ def test_first_visit_shows_the_banner_and_runs_nothing_optional(reader: Reader) 
     assert storage == [0, 0]
 
 
+def expect_every_feature_running(page) -> None:
+    """Each optional feature shows its effect: the view count, the load time, the house ad,
+    and a text-size button that works."""
+    expect(page.locator("#page-views")).to_be_visible()
+    expect(page.locator("#page-timing")).to_be_visible()
+    expect(page.locator(".house-ad")).to_be_visible()
+    page.get_by_role("button", name="Larger text").click()
+    expect(page.locator("html")).to_have_attribute("data-text-size", "large")
+
+
 def test_accept_all_reloads_the_page_and_runs_every_feature(reader: Reader, count_rows) -> None:
     views_before = count_rows("page_view", path=ARTICLE)
     reader.page.goto(ARTICLE)
@@ -60,11 +70,7 @@ def test_accept_all_reloads_the_page_and_runs_every_feature(reader: Reader, coun
         choose_in_banner(reader, "Accept All")
 
     page = reader.page
-    expect(page.locator("#page-views")).to_be_visible()
-    expect(page.locator("#page-timing")).to_be_visible()
-    expect(page.locator(".house-ad")).to_be_visible()
-    page.get_by_role("button", name="Larger text").click()
-    expect(page.locator("html")).to_have_attribute("data-text-size", "large")
+    expect_every_feature_running(page)
     reader.settle()
     assert not reader.same_document(), "new scripts need a page served under a new policy"
     assert script_files(reader) == EVERY_FEATURE
@@ -89,11 +95,7 @@ def test_after_accept_all_the_features_run_under_the_policy_with_no_violation(
     with reader.page.expect_navigation() as navigation:
         choose_in_banner(reader, "Accept All")
     page = reader.page
-    expect(page.locator("#page-views")).to_be_visible()
-    expect(page.locator("#page-timing")).to_be_visible()
-    expect(page.locator(".house-ad")).to_be_visible()
-    page.get_by_role("button", name="Larger text").click()
-    expect(page.locator("html")).to_have_attribute("data-text-size", "large")
+    expect_every_feature_running(page)
     reader.settle()
 
     response = navigation.value
