@@ -46,9 +46,10 @@ SOURCE_SUFFIXES = frozenset({".html", ".css", ".js", ".svg", ".json"})
 
 @dataclass(frozen=True)
 class CachedPage:
+    """A rendered HTML page, gzipped once."""
+
     gzipped: bytes
     etag: str
-    mimetype: str
     allowed_once: frozenset[str]
 
 
@@ -130,11 +131,7 @@ def page_key() -> str:
     variant = tuple(part() for part in cache.key_parts)
     environ[VARIANT_KEY] = variant
     parts = (
-        environ["wsgi.url_scheme"],
-        request.host,
-        environ.get("SCRIPT_NAME", ""),
-        environ.get("PATH_INFO", ""),
-        environ.get("QUERY_STRING", ""),
+        *url_key(environ),
         cache.site_version,
         cache.content_version.current(),
         *variant,
@@ -172,7 +169,6 @@ def cache_entry(response: Response) -> CachedPage:
     return CachedPage(
         gzipped=gzip.compress(body, compresslevel=6, mtime=0),
         etag=hashlib.sha256(body).hexdigest()[:32],
-        mimetype=response.mimetype or "text/html",
         allowed_once=allowed_once_providers(),
     )
 
@@ -187,8 +183,8 @@ def respond(entry: CachedPage) -> Response:
         return Response(status=304, headers=headers)
     if gzipped:
         headers.append(("Content-Encoding", "gzip"))
-        return Response(entry.gzipped, headers=headers, mimetype=entry.mimetype)
-    return Response(gzip.decompress(entry.gzipped), headers=headers, mimetype=entry.mimetype)
+        return Response(entry.gzipped, headers=headers, mimetype="text/html")
+    return Response(gzip.decompress(entry.gzipped), headers=headers, mimetype="text/html")
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
@@ -361,14 +357,21 @@ def is_shareable(headers: list[tuple[str, str]]) -> bool:
 GPC_FIELD = 5  # where request_key puts the GPC signal
 
 
-def request_key(environ: dict[str, Any]) -> tuple[str, ...]:
-    encodings = environ.get("HTTP_ACCEPT_ENCODING", "")
+def url_key(environ: dict[str, Any]) -> tuple[str, ...]:
+    """The URL as the site was asked for it (ProxyFix has already put in the public one)."""
     return (
         environ["wsgi.url_scheme"],
         environ.get("HTTP_HOST") or environ.get("SERVER_NAME", ""),
         environ.get("SCRIPT_NAME", ""),
         environ.get("PATH_INFO", ""),
         environ.get("QUERY_STRING", ""),
+    )
+
+
+def request_key(environ: dict[str, Any]) -> tuple[str, ...]:
+    encodings = environ.get("HTTP_ACCEPT_ENCODING", "")
+    return (
+        *url_key(environ),
         "gpc" if environ.get("HTTP_SEC_GPC") == "1" else "",
         "gzip" if accepts_gzip(encodings) else "",
     )

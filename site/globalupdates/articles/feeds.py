@@ -11,7 +11,6 @@ from sqlalchemy import func
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..extensions import db
-from .conditional import content_validators
 from .embeds import body_for_feed
 from .importer import xml_safe
 from .listing import Section, all_sections, find_section, newest_first, section_articles
@@ -94,7 +93,8 @@ def conditional_xml(body: bytes, last_modified: datetime, mimetype: str) -> Base
     response.mimetype = mimetype
     # Not "public": a reader's session cookie may be renewed on any response.
     response.headers["Cache-Control"] = "private, max-age=300"
-    content_validators(body, last_modified).apply(response)
+    response.add_etag()
+    response.last_modified = last_modified.replace(tzinfo=UTC)
     return response.make_conditional(request)
 
 

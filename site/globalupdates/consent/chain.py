@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from ..database import one_writer
 from ..extensions import db
-from .records import ChainAnchor, ConsentRecord, as_utc, utc_text
+from .records import EXPORT_FIELDS, ChainAnchor, ConsentRecord, as_utc, utc_text
 
 GENESIS_HASH = "0" * 64
 RECORDS = ConsentRecord.__table__
@@ -33,16 +33,7 @@ CHAIN_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 POSTGRES_CHAIN_LOCK = 0x6775_636F_6E73  # any constant 64-bit key shared by every worker
 
 
-HASHED_FIELDS = (
-    "consent_id",
-    "created_at",
-    "action",
-    "categories",
-    "revision",
-    "notice_hash",
-    "gpc",
-    "prev_hash",
-)
+HASHED_FIELDS = tuple(name for name in EXPORT_FIELDS if name not in ("id", "hash"))
 
 
 def record_hash(record: ConsentRecord) -> str:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, jsonify, request
+from flask import Blueprint, Response, abort, jsonify, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import bindparam, insert
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -123,7 +123,7 @@ def count_page_view(path: str, reader: str) -> int:
     more than both."""
     with one_writer(db.engine), db.engine.connect() as connection:
         connection.execute(INSERT_VIEW, {"path": path, "reader": reader, "created_at": utc_now()})
-        views = connection.scalar(count_upsert(connection.dialect.name), {"path": path})
+        views = connection.scalar(COUNT_UPSERTS[connection.dialect.name], {"path": path})
         connection.commit()
     return int(views)
 
@@ -131,17 +131,19 @@ def count_page_view(path: str, reader: str) -> int:
 INSERT_VIEW = insert(PageView.__table__)
 
 
-def count_upsert(dialect: str) -> Any:
-    """``INSERT … ON CONFLICT DO UPDATE … RETURNING views`` in the database's own dialect."""
-    upserts = current_app.extensions.setdefault("page_view_upserts", {})
-    if dialect not in upserts:
-        table = PageViewCount.__table__
-        build = postgresql_insert if dialect == "postgresql" else sqlite_insert
-        statement = build(table).values(path=bindparam("path"), views=1)
-        upserts[dialect] = statement.on_conflict_do_update(
-            index_elements=[table.c.path], set_={"views": table.c.views + 1}
-        ).returning(table.c.views)
-    return upserts[dialect]
+def count_upsert(build: Any) -> Any:
+    """``INSERT … ON CONFLICT DO UPDATE … RETURNING views`` with one dialect's ``insert``."""
+    table = PageViewCount.__table__
+    statement = build(table).values(path=bindparam("path"), views=1)
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.path], set_={"views": table.c.views + 1}
+    ).returning(table.c.views)
+
+
+COUNT_UPSERTS = {
+    "postgresql": count_upsert(postgresql_insert),
+    "sqlite": count_upsert(sqlite_insert),
+}
 
 
 @bp.post("/timing")
