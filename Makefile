@@ -6,30 +6,50 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 MANIFEST := static/cache_manifest.json
+LOCK := requirements.lock
+UV_VERSION := 0.13.9
+PY_SOURCES := site tests bench wsgi.py gunicorn.conf.py
 export FLASK_APP := wsgi
 
-.PHONY: run test lint typecheck check browser test-tools screenshots clean
+.PHONY: help run test test-fast lint typecheck check lock browser test-tools screenshots clean
 
-run: $(STAMP) $(MANIFEST)
+help: ## List the targets
+	@grep -E '^[a-z-]+( [a-z-]+)*:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
+
+run: $(STAMP) $(MANIFEST) ## Serve the site under gunicorn on http://127.0.0.1:8000
 	$(BIN)/gunicorn -c gunicorn.conf.py
 
-test: $(STAMP) test-tools $(MANIFEST)
+test: $(STAMP) test-tools $(MANIFEST) ## Run the whole suite (SQLite; PostgreSQL too with TEST_DATABASE_URL)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
-	$(BIN)/ruff check site tests bench wsgi.py gunicorn.conf.py
-	$(BIN)/ruff format --check site tests bench wsgi.py gunicorn.conf.py
+test-fast: $(STAMP) $(MANIFEST) ## The suite without browser, load and real-server tests
+	$(BIN)/python -m pytest -m 'not slow' $(PYTEST_ARGS)
 
-typecheck: $(STAMP)
+lint: $(STAMP) ## ruff: lint and format check
+	$(BIN)/ruff check $(PY_SOURCES)
+	$(BIN)/ruff format --check $(PY_SOURCES)
+
+typecheck: $(STAMP) ## mypy on the package
 	$(BIN)/mypy
 
-check: lint typecheck test
+check: lint typecheck test ## Everything CI runs: lint, format check, mypy, the whole suite
 
-$(STAMP): pyproject.toml
+# Every dependency, direct or not, is installed at the version and hashes in $(LOCK);
+# pyproject.toml names the direct ones. `make lock` resolves them again.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+lock: ## Resolve every dependency again into requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/uv pip compile pyproject.toml --extra test --extra bench --quiet \
+		--python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+		--generate-hashes --no-header --annotation-style line -o $(LOCK)
 
 # Content-hashed copies of the stylesheets, scripts and icons, and the manifest naming them.
 # The app reads the manifest when it is created, so this runs before anything creates it.
@@ -43,16 +63,15 @@ $(MANIFEST): $(STAMP) $(STATIC_SOURCES)
 # whichever is missing, in one apt-get run. (nginx lives in /usr/sbin, outside some PATHs.)
 browser: DEBIAN_TOOLS = chromium
 test-tools: DEBIAN_TOOLS = chromium nginx
-browser test-tools:
+browser test-tools: ## Install Debian's chromium (and nginx) when missing
 	@missing=$$(for tool in $(DEBIAN_TOOLS); do \
 		PATH="$$PATH:/usr/sbin" command -v $$tool >/dev/null 2>&1 || echo $$tool; done); \
 	test -z "$$missing" || { \
 		echo "Installing Debian's" $$missing "for the tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; }
 
-# Retake the README's pictures of the banner and the dialog from the real site.
-screenshots: $(STAMP) browser
+screenshots: $(STAMP) browser ## Retake the README's pictures of the banner and the dialog
 	GU_SCREENSHOT_DIR=docs/screenshots $(BIN)/python -m pytest -q tests/browser/test_screenshots.py
 
-clean:
+clean: ## Remove the virtualenv, the instance folder and caches
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
