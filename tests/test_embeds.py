@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 
 import pytest
 from article_factory import import_articles
-from consent_support import static_path
+from consent_support import records, static_path, stored_choice
 
 from conftest import SAME_ORIGIN, choose
 from globalupdates.articles.importer import ArticleImportError, render_body
@@ -57,10 +57,15 @@ def test_before_consent_the_page_holds_a_placeholder_and_nothing_from_the_provid
     assert 'href="https://vidmoor.example/watch/harrowmere-first-cycle"' in html
 
 
-def test_the_allow_once_button_is_a_plain_get_form_for_this_embed(client):
+def show_once(client, token: str = TOKEN, path: str = ARTICLE, headers: dict | None = None):
+    """Press "Show this once" as the browser sends it from the article itself."""
+    return client.post(path, data={"embed": token}, headers={**SAME_ORIGIN, **(headers or {})})
+
+
+def test_the_allow_once_button_posts_this_embed_back_to_the_article(client):
     html = client.get(ARTICLE).get_data(as_text=True)
     once, _ = embed_forms(html)
-    assert once["method"] == "get"
+    assert once["method"] == "post"
     assert once["action"] == f"{ARTICLE}#embed-vidmoor-harrowmere-first-cycle"
     assert once["fields"] == {"embed": TOKEN}
 
@@ -69,25 +74,109 @@ def test_allowing_once_shows_the_frame_for_that_response_and_stores_nothing(clie
     client.get(ARTICLE)
     with client.session_transaction() as before:
         stored_before = dict(before)
-    html = client.get(ARTICLE, query_string={"embed": TOKEN}).get_data(as_text=True)
-    assert f'<iframe src="{EMBED_SRC}"' in html
+    response = show_once(client)
+    assert response.status_code == 200
+    assert f'<iframe src="{EMBED_SRC}"' in response.get_data(as_text=True)
     with client.session_transaction() as after:
         assert dict(after) == stored_before
     assert "<iframe" not in client.get(ARTICLE).get_data(as_text=True)
 
 
+@pytest.mark.parametrize("choice", [None, "reject_all"], ids=["no choice", "rejected all"])
+def test_the_allow_once_answer_sets_no_cookie_and_is_never_stored(client, choice):
+    if choice:
+        choose(client, choice)
+    response = show_once(client)
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response.headers
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "ETag" not in response.headers
+
+
+def test_a_link_with_an_allow_once_value_loads_nothing_and_is_the_plain_page(client):
+    """A GET is anybody's link: it must never make the reader's browser call the provider."""
+    choose(client, "reject_all")
+    plain = client.get(ARTICLE)
+    linked = client.get(ARTICLE, query_string={"embed": TOKEN})
+    html = linked.get_data(as_text=True)
+    assert linked.status_code == 200
+    assert "<iframe" not in html and EMBED_SRC not in html
+    assert frame_src(linked) is None
+    assert linked.headers["Cache-Control"] == plain.headers["Cache-Control"]
+    # the page differs only in the address its settings links return to
+    returns_to_link = html.replace(f"?embed={TOKEN}", "").replace(f"?embed%3D{TOKEN}", "")
+    assert returns_to_link == plain.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Origin": "https://attacker.example"},
+    ],
+    ids=["cross-site", "same-site", "foreign origin"],
+)
+def test_an_allow_once_post_from_another_site_is_refused(client, headers):
+    choose(client, "reject_all")
+    response = client.post(ARTICLE, data={"embed": TOKEN}, headers=headers)
+    assert response.status_code == 403
+    html = response.get_data(as_text=True)
+    assert "<iframe" not in html and EMBED_SRC not in html
+    assert PLAYER not in response.headers["Content-Security-Policy"]
+    assert "Set-Cookie" not in response.headers
+
+
 @pytest.mark.parametrize(
     "value",
-    ["vidmoor:other-video", "nowhere:harrowmere-first-cycle", "vidmoor", "<script>", "x" * 500],
+    [
+        "vidmoor:other-video",
+        "nowhere:harrowmere-first-cycle",
+        "vidmoor",
+        "",
+        "<script>",
+        "x" * 500,
+        "vidmoor:harrowmere-first-cycle\x00",
+    ],
 )
-def test_an_allow_once_value_for_no_embed_on_the_page_shows_nothing(client, value):
-    response = client.get(ARTICLE, query_string={"embed": value})
-    assert response.status_code == 200
+def test_an_allow_once_value_for_no_embed_on_the_page_is_a_400_that_loads_nothing(client, value):
+    response = show_once(client, value)
+    assert response.status_code == 400
     html = response.get_data(as_text=True)
+    assert "not part of this story" in html
     assert "<iframe" not in html and PLAYER not in html
-    assert "<script>" not in html.split("<body>")[1].split("<footer")[0].replace(
-        '<script type="application/ld+json"', ""
-    )
+    assert PLAYER not in response.headers["Content-Security-Policy"]
+    assert "<script>" not in html
+
+
+def test_an_allow_once_post_without_the_field_is_a_400(client):
+    response = client.post(ARTICLE, data={}, headers=SAME_ORIGIN)
+    assert response.status_code == 400
+    assert "<iframe" not in response.get_data(as_text=True)
+
+
+def test_another_storys_embed_cannot_be_shown_on_this_one(app, client, tmp_path):
+    import_articles(app, tmp_path, ("quiet-story", {"body": "No embeds here.\n"}))
+    assert show_once(client, path="/articles/quiet-story").status_code == 400
+
+
+@pytest.mark.parametrize("path", ["/articles/no-such-story", "/articles/Not_A_Slug"])
+def test_an_allow_once_post_to_no_article_is_a_404(client, path):
+    assert show_once(client, path=path).status_code == 404
+
+
+def test_allowing_once_is_neither_rate_limited_nor_recorded_as_a_choice(app, client):
+    """The reader may look at embeds as often as they like; only choices are limited and
+    kept, and this is not one."""
+    choose(client, "reject_all")
+    before = records(app)
+    limit = int(app.config["RATELIMIT_CONSENT_PER_READER"].split()[0])
+    for _ in range(limit * 3):
+        response = show_once(client)
+        assert response.status_code == 200
+        assert not any(name.lower().startswith("x-ratelimit") for name, _ in response.headers)
+    assert [r.id for r in records(app)] == [r.id for r in before]
+    assert stored_choice(client)["categories"] == ["necessary"]
 
 
 def test_the_grant_button_posts_the_category_with_those_already_granted(client):
@@ -170,7 +259,7 @@ def test_the_policy_lets_the_page_frame_the_provider_only_once_allowed(client):
     before = client.get(ARTICLE)
     assert frame_src(before) is None
     assert "default-src 'none'" in before.headers["Content-Security-Policy"]
-    once = client.get(ARTICLE, query_string={"embed": TOKEN})
+    once = show_once(client)
     assert frame_src(once) == f"frame-src {PLAYER}"
     assert frame_src(client.get(ARTICLE)) is None
     choose(client, "save", ("functional",))

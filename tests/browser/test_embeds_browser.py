@@ -37,6 +37,7 @@ CHROMIUM_FLAGS = [
 ]
 ARTICLE = "/articles/harrowmere-tidal-lagoon-switches-on"
 PLAYER_HOST = "player.vidmoor.example"
+ANCHOR = "embed-vidmoor-harrowmere-first-cycle"
 PROVIDER_HOSTS = {PLAYER_HOST, "vidmoor.example"}
 TIMEOUT_MS = 10_000
 
@@ -156,9 +157,13 @@ def test_nothing_is_requested_from_the_provider_until_the_reader_allows_it_once(
             "iframes": page.locator("iframe").count(),
             "placeholder": placeholder.inner_text(),
         }
-        with page.expect_request(lambda r: urlsplit(r.url).hostname == PLAYER_HOST):
+        with (
+            page.expect_request(lambda r: r.is_navigation_request()) as sent,
+            page.expect_request(lambda r: urlsplit(r.url).hostname == PLAYER_HOST),
+        ):
             page.get_by_role("button", name="Show this once").click()
         after_once = {
+            "sent": (sent.value.method, sent.value.url, sent.value.post_data),
             "url": page.url,
             "iframe_src": page.locator("figure.embed iframe").get_attribute("src"),
         }
@@ -178,9 +183,10 @@ def test_nothing_is_requested_from_the_provider_until_the_reader_allows_it_once(
     assert seen["iframes"] == 0
     assert "Vidmoor (demonstration video host)" in seen["placeholder"]
     assert "vm_viewer" in seen["placeholder"]
-    assert seen["url"].endswith(
-        f"{ARTICLE}?embed=vidmoor%3Aharrowmere-first-cycle#embed-vidmoor-harrowmere-first-cycle"
-    )
+    method, url, form = seen["sent"]
+    assert (method, form) == ("POST", "embed=vidmoor%3Aharrowmere-first-cycle")
+    assert urlsplit(url).path == ARTICLE and not urlsplit(url).query
+    assert seen["url"].endswith(f"{ARTICLE}#{ANCHOR}")
     assert seen["iframe_src"] == f"https://{PLAYER_HOST}/embed/harrowmere-first-cycle"
     assert seen["requests_on_return"] == [] and seen["iframes_on_return"] == 0
 
@@ -217,15 +223,35 @@ def test_without_javascript_the_placeholder_links_to_the_provider_and_still_work
         page.wait_for_load_state("networkidle")
         link = page.get_by_role("link", name="Open it on Vidmoor (demonstration video host)")
         seen = {"href": link.get_attribute("href"), "early": traffic.to_provider()}
-        page.get_by_role("button", name="Show this once").click()
-        page.wait_for_url("**embed=*")
+        with page.expect_navigation():
+            page.get_by_role("button", name="Show this once").click()
+        seen["url"] = page.url
         seen["iframes"] = page.locator("figure.embed iframe").count()
         return seen
 
     seen = in_browser(served, scenario, java_script_enabled=False)
     assert seen["href"] == "https://vidmoor.example/watch/harrowmere-first-cycle"
     assert seen["early"] == []
+    assert seen["url"].endswith(f"{ARTICLE}#{ANCHOR}")
     assert seen["iframes"] == 1
+
+
+def test_a_link_that_asks_for_the_embed_loads_nothing_from_the_provider(served):
+    """The old "show once" address, followed from anywhere: the reader did nothing on this
+    site, so the page stays as it is for them, with no frame and no request to the provider."""
+
+    def scenario(page: Any, traffic: Traffic) -> dict:
+        page.goto(f"{ARTICLE}?embed=vidmoor:harrowmere-first-cycle#{ANCHOR}")
+        page.locator("figure.embed").scroll_into_view_if_needed()
+        page.wait_for_load_state("networkidle")
+        return {
+            "provider_requests": traffic.to_provider(),
+            "iframes": page.locator("iframe").count(),
+            "placeholders": page.locator(".embed-placeholder").count(),
+        }
+
+    seen = in_browser(served, scenario)
+    assert seen == {"provider_requests": [], "iframes": 0, "placeholders": 1}
 
 
 @pytest.mark.parametrize("path", ["/", ARTICLE, "/search?q=tidal", "/sections/world"])

@@ -7,6 +7,8 @@ An author writes, on a line of its own::
 At import the line becomes a marker element in the stored HTML (added after sanitising, with
 every value checked and escaped here). At render the marker becomes the real frame when the
 consent engine allows the provider, or else a placeholder that requests nothing from it.
+The placeholder's "Show this once" button posts the embed's token back to the article, and
+only that answer loads the one embed.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ class EmbedRef:
 
     @property
     def token(self) -> str:
-        """The value of the "allow once" query parameter that shows this embed."""
+        """What the "Show this once" form posts to show this embed."""
         return f"{self.provider}:{self.ref}"
 
     def marker(self) -> str:
@@ -144,11 +146,21 @@ def split_body(body_html: str) -> tuple[str | EmbedRef, ...]:
     return tuple(part for part in parts if part != "")
 
 
-def body_for_reader(body_html: str, allow_once: str | None) -> list[Markup | EmbedView]:
+def embed_in(body_html: str, token: str) -> EmbedRef | None:
+    """The embed of this body that ``token`` names, when its provider is declared; None for
+    a token that names nothing here (another story's embed, a made-up value)."""
+    for part in split_body(body_html):
+        if isinstance(part, EmbedRef) and part.token == token:
+            return part if declared_provider(part.provider) is not None else None
+    return None
+
+
+def body_for_reader(body_html: str, allow_once: str | None = None) -> list[Markup | EmbedView]:
     """Pieces for the article template: trusted HTML, and an EmbedView per declared embed.
 
-    ``allow_once`` is the reader's "show this embed" request (``provider:id``); it lets that
-    one embed load in this response and changes nothing stored.
+    ``allow_once`` is the token of the embed the reader asked to see (``provider:id``, from
+    the "Show this once" POST); it lets that one embed load in this response and changes
+    nothing stored.
     """
     pieces: list[Markup | EmbedView] = []
     for part in split_body(body_html):

@@ -4,14 +4,22 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from flask import Blueprint, abort, current_app, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    make_response,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import Select, bindparam
 
 from ..extensions import db
 from ..pagecache import cached_page
-from .embeds import body_for_reader
+from .embeds import body_for_reader, embed_in
 from .importer import SLUG_PATTERN
 from .listing import (
     find_section,
@@ -32,6 +40,7 @@ ARTICLE_BY_SLUG = db.select(Article).where(Article.slug == bindparam("slug"))
 TAG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 MAX_SLUG_LENGTH = 120  # what the import accepts, so no stored article is ever out of reach
 MAX_PAGE_DIGITS = 6
+EMBED_FIELD = "embed"  # the "Show this once" form's one field
 
 
 def paginate(statement: Select) -> Pagination:
@@ -116,15 +125,18 @@ def tag_page(tag: str) -> ResponseReturnValue:
     )
 
 
-@bp.get("/articles/<slug>")
-@cached_page
-def article_page(slug: str) -> ResponseReturnValue:
+def find_article(slug: str) -> Article:
+    """The article at ``slug``; a slug the import could never have made is a 404 before any
+    query."""
     if len(slug) > MAX_SLUG_LENGTH or not SLUG_PATTERN.match(slug):
         abort(404)
     article = db.session.scalars(ARTICLE_BY_SLUG, {"slug": slug}).one_or_none()
     if article is None:
         abort(404)
-    allow_once = request.args.get("embed", "")[:100] or None
+    return article
+
+
+def render_article(article: Article, allow_once: str | None = None) -> str:
     return render_template(
         "articles/article.html",
         article=article,
@@ -133,6 +145,35 @@ def article_page(slug: str) -> ResponseReturnValue:
         section_slug=slugify(article.section),
         page_meta=article_meta(article),
     )
+
+
+@bp.get("/articles/<slug>")
+@cached_page
+def article_page(slug: str) -> ResponseReturnValue:
+    """The story as every reader in the same consent state gets it.
+
+    Nothing in the query string allows an embed: a link from anywhere would otherwise make
+    the reader's browser call a third party without the reader doing anything on this site.
+    """
+    return render_article(find_article(slug))
+
+
+@bp.post("/articles/<slug>")
+def show_embed_once(slug: str) -> ResponseReturnValue:
+    """The story with the one embed whose "Show this once" button the reader pressed.
+
+    The forgery check has already refused a POST sent from another site, so this is the
+    reader's own act on this page. The answer stores nothing, sets no cookie and is never
+    cached; its policy lets the page frame that one provider. It is neither a consent choice
+    nor rate limited: nothing is written.
+    """
+    article = find_article(slug)
+    token = request.form.get(EMBED_FIELD, "")
+    if embed_in(article.body_html, token) is None:
+        abort(400, "That embed is not part of this story, so nothing was loaded.")
+    response = make_response(render_article(article, allow_once=token))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def section_exists(values: dict[str, Any]) -> bool:
