@@ -14,6 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from globalupdates import server_errors
+
 UNIX_SOCKET_PATH_LIMIT = 100  # sun_path holds 108 bytes on Linux; keep a margin
 
 
@@ -63,6 +65,10 @@ loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 wsgi_app = "wsgi:app"
 # The master imports and builds the app once; workers share its memory copy-on-write.
 preload_app = os.environ.get("GUNICORN_PRELOAD", "1") != "0"
+
+# gunicorn's own 400, 414 and 431 answers carry the site's fixed security headers; a gunicorn
+# that no longer writes them the way this expects stops here, at start-up.
+server_errors.install()
 
 
 def on_starting(server):

@@ -7,8 +7,10 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from gunicorn import util
 from gunicorn.config import Config
 
+from globalupdates import server_errors
 from globalupdates.config import PROJECT_ROOT
 
 CONFIG_FILE = PROJECT_ROOT / "gunicorn.conf.py"
@@ -125,3 +127,14 @@ def test_control_socket_path_fits_a_unix_socket(load_settings, tmp_path: Path):
 def test_control_socket_can_be_named(load_settings, tmp_path: Path):
     path = str(tmp_path / "ops.ctl")
     assert load_settings(GUNICORN_CONTROL_SOCKET=path)["control_socket"] == path
+
+
+def test_loading_the_file_gives_gunicorn_the_sites_error_answers(
+    load_settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    def gunicorns_own(sock, status_int, reason, mesg):
+        raise AssertionError("gunicorn's own write_error was left in place")
+
+    monkeypatch.setattr(util, "write_error", gunicorns_own)
+    load_settings(FLASK_INSTANCE_PATH=str(tmp_path))
+    assert util.write_error is server_errors.write_error
