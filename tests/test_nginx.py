@@ -15,17 +15,21 @@ import json
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from deployed_nginx import check_config, deployed_nginx, nginx_binary
+from deployed_nginx import check_config, deployed_nginx, free_port, nginx_binary
 from gunicorn_server import running_gunicorn
 
 from globalupdates.config import PROJECT_ROOT
+from globalupdates.consent.csp import NON_HTML_POLICY
+from globalupdates.security import STATIC_HEADERS
 
 ARTICLE = "/articles/harrowmere-tidal-lagoon-switches-on"
 STYLESHEET = "css/site.css"
@@ -38,6 +42,9 @@ RAISED_LIMITS = {
 SESSION_COOKIE = re.compile(r"^gu_session=([^;]+)")
 SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
 MISSING_NGINX = "nginx is not installed; `make test` installs it (apt-get install -y nginx)"
+# What nginx adds to an answer that lacks them: the app's fixed headers and its policy for
+# anything that is not a page.
+FALLBACK_HEADERS = {**STATIC_HEADERS, "Content-Security-Policy": NON_HTML_POLICY}
 
 
 @dataclass
@@ -48,6 +55,10 @@ class Answer:
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
+
+    def every(self, name: str) -> list[str]:
+        """Each value of a header, as many times as it was sent."""
+        return self.headers.get_all(name) or []
 
     def cookies_set(self) -> list[str]:
         return self.headers.get_all("Set-Cookie") or []
@@ -281,7 +292,7 @@ def test_nginx_serves_static_files_itself(site, site_root):
         assert answer.header("X-Cache-Status") is None, "the request reached the app"
         assert answer.header("Content-Type") == "text/css"
         assert answer.header("Cache-Control") == cache_control
-        assert answer.header("Content-Security-Policy") is None, "the app answered"
+        assert_fallback_headers(answer)
     packed = site.get(f"/static/{digested}", Accept_Encoding="gzip")
     assert packed.header("Content-Encoding") == "gzip"
     assert gzip.decompress(packed.body) == (static / digested).read_bytes()
@@ -304,3 +315,136 @@ def test_the_assets_a_page_links_come_from_nginx_for_good(site):
         assert answer.header("X-Cache-Status") is None, f"{path} reached the app"
         assert answer.header("Cache-Control") == "public, max-age=31536000, immutable", path
         assert answer.header("Content-Encoding") == "gzip", path
+
+
+def assert_fallback_headers(answer: Answer) -> None:
+    for name, value in FALLBACK_HEADERS.items():
+        assert answer.every(name) == [value], (name, answer.status, dict(answer.headers))
+
+
+def forwarded_as_nginx_does(site: Site) -> dict[str, str]:
+    """The headers nginx adds, so that gunicorn asked directly answers as it does nginx."""
+    return {
+        "Host": "127.0.0.1",
+        "X-Forwarded-For": "127.0.0.1",
+        "X-Forwarded-Proto": "http",
+        "X-Forwarded-Host": "127.0.0.1",
+        "X-Forwarded-Port": str(site.port),
+    }
+
+
+def from_gunicorn(site: Site, path: str, headers: dict[str, str]) -> Answer:
+    conn = http.client.HTTPConnection("127.0.0.1", site.app_port, timeout=15)
+    try:
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        return Answer(response.status, response.headers, response.read())
+    finally:
+        conn.close()
+
+
+def test_a_page_keeps_the_apps_own_headers_alone_fresh_or_cached(site):
+    """A page's policy is the reader's own; nginx neither adds a second one nor changes it,
+    also when the page comes from its cache or is revalidated there."""
+    url = fresh(ARTICLE, "own-policy")
+    direct = from_gunicorn(site, url, forwarded_as_nginx_does(site))
+    policy = direct.every("Content-Security-Policy")
+    assert (
+        len(policy) == 1 and "frame-ancestors 'none'" in policy[0] and policy != [NON_HTML_POLICY]
+    )
+    first, second = site.get(url), site.get(url)
+    assert (first.header("X-Cache-Status"), second.header("X-Cache-Status")) == ("MISS", "HIT")
+    revalidated = site.get(url, If_None_Match=second.header("ETag") or "")
+    assert revalidated.status == 304
+    for answer in (first, second, revalidated):
+        assert answer.every("Content-Security-Policy") == policy, answer.header("X-Cache-Status")
+        for name, value in STATIC_HEADERS.items():
+            assert answer.every(name) == [value], (name, answer.header("X-Cache-Status"))
+
+
+def test_a_readers_own_page_keeps_its_policy_alone(site):
+    cookie = accepted_all(site)
+    page = site.get(ARTICLE, Cookie=f"gu_session={cookie}")
+    assert page.status == 200 and page.header("X-Cache-Status") == "BYPASS"
+    (policy,) = page.every("Content-Security-Policy")
+    assert "frame-src https://player.vidmoor.example" in policy
+
+
+def test_nginxs_own_errors_carry_the_fallback_headers(site):
+    oversize_header = site.get("/", X_Padding="a" * 9000)
+    assert oversize_header.status == 400
+    oversize_body = site.request(
+        "POST",
+        "/consent",
+        "action=save&" + "a" * 100_000,
+        {"Content-Type": "application/x-www-form-urlencoded", **SAME_ORIGIN},
+    )
+    assert oversize_body.status == 413
+    for answer in (oversize_header, oversize_body):
+        assert_fallback_headers(answer)
+
+
+def test_gunicorns_own_error_through_nginx_has_each_header_once(site):
+    """A 5,000-character URL is within nginx's limit and over gunicorn's."""
+    answer = site.get("/" + "a" * 5000)
+    assert answer.status == 414
+    assert answer.body == b"The address in this request is too long.\n", "nginx answered"
+    assert_fallback_headers(answer)
+
+
+class Upstream(BaseHTTPRequestHandler):
+    """Stands in for an upstream that sends some headers of its own, or none."""
+
+    OWN = {
+        "Content-Security-Policy": "default-src 'self'",
+        "X-Frame-Options": "SAMEORIGIN",
+        "X-Content-Type-Options": "nosniff",
+    }
+
+    def do_GET(self) -> None:
+        body = b"upstream\n"
+        self.send_response(400 if self.path == "/bare" else 200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        if self.path == "/own":
+            for name, value in self.OWN.items():
+                self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def stand_in_upstream() -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_nginx_adds_only_the_headers_an_upstream_answer_lacks(stand_in_upstream, site_root):
+    if nginx_binary() is None:
+        pytest.fail(MISSING_NGINX)
+    with deployed_nginx(stand_in_upstream, site_root) as nginx:
+        site = Site(port=nginx.port, app_port=stand_in_upstream)
+        bare, own = site.get("/bare"), site.get("/own")
+    assert bare.status == 400
+    assert_fallback_headers(bare)
+    assert own.status == 200
+    for name, value in FALLBACK_HEADERS.items():
+        assert own.every(name) == [Upstream.OWN.get(name, value)], name
+
+
+def test_nginxs_answer_while_gunicorn_is_down_carries_the_fallback_headers(site_root):
+    if nginx_binary() is None:
+        pytest.fail(MISSING_NGINX)
+    with deployed_nginx(free_port(), site_root) as nginx:
+        answer = Site(port=nginx.port, app_port=0).get("/")
+    assert answer.status == 502
+    assert_fallback_headers(answer)
