@@ -6,17 +6,24 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.exc import DisconnectionError
+
+FileIdentity = tuple[int, int]
+TRUE_WORDS = ("1", "true", "yes", "on", "t", "y")
 
 
 def tune_sqlite(engine: Engine) -> None:
     """WAL lets readers work while a writer commits; the busy timeout makes writers queue,
-    and the site's own writes queue on a lock file first (``one_writer``)."""
-    database = engine.url.database
-    if database and database != ":memory:":
-        WRITER_QUEUES.setdefault(database, WriterQueue(database))
+    and the site's own writes queue on a lock file first (``one_writer``). Connections are
+    kept on the file at the configured path (``DatabaseFile``)."""
+    path = sqlite_file_path(engine.url)
+    if path is not None:
+        WRITER_QUEUES.setdefault(engine.url.database or "", WriterQueue(path))
+        DatabaseFile(path).watch(engine)
 
     @event.listens_for(engine, "connect")
     def set_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -26,6 +33,71 @@ def tune_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+
+
+def sqlite_file_path(url: URL) -> str | None:
+    """The file a SQLite URL names, also when it is given as a SQLite URI
+    (``sqlite:///file:/srv/site.db?mode=ro&uri=true``); None for an in-memory database."""
+    database = url.database or ""
+    if database.startswith("file:") and str(url.query.get("uri", "")).lower() in TRUE_WORDS:
+        if url.query.get("mode") == "memory":
+            return None
+        database = unquote(urlsplit(database).path)
+    if database in ("", ":memory:"):
+        return None
+    return database
+
+
+def file_identity(path: str) -> FileIdentity | None:
+    """The device and inode of whatever is at ``path`` now, or None when nothing is."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+class DatabaseFile:
+    """Keeps every connection on the file that is at the configured path now.
+
+    An open SQLite connection holds on to the file it opened: if that file is removed or
+    replaced (a volume remounted, a backup restored), it goes on writing to the old one
+    and every choice it stores is lost with it. So each connection remembers the file it
+    opened, and is discarded at checkout when that is no longer the file at the path.
+
+    And once the file has been seen, a missing file is an outage, not a fresh start:
+    ``sqlite3.connect`` would create an empty database there and the site would answer on
+    it. Only a process that never saw the file (``flask prepare`` on a new site, the
+    tests) may create one.
+    """
+
+    IDENTITY = "database_file_identity"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.seen = file_identity(path) is not None
+
+    def watch(self, engine: Engine) -> None:
+        event.listen(engine, "do_connect", self.refuse_to_create)
+        event.listen(engine, "connect", self.remember_file)
+        event.listen(engine, "checkout", self.check_same_file)
+
+    def refuse_to_create(self, dialect: Any, _record: Any, _args: Any, _params: Any) -> None:
+        if self.seen and file_identity(self.path) is None:
+            raise dialect.loaded_dbapi.OperationalError(
+                f"unable to open database file: {self.path} is missing (restore it, or run "
+                "`flask prepare` to make a new one); an empty database is not created in its place"
+            )
+
+    def remember_file(self, _dbapi_connection: Any, record: Any) -> None:
+        identity = file_identity(self.path)
+        record.info[self.IDENTITY] = identity
+        if identity is not None:
+            self.seen = True
+
+    def check_same_file(self, _dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if record.info.get(self.IDENTITY) != file_identity(self.path):
+            raise DisconnectionError(f"{self.path} is no longer the file this connection opened")
 
 
 WRITER_QUEUES: dict[str, WriterQueue] = {}
@@ -62,14 +134,25 @@ class WriterQueue:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def lock_file(self) -> Any:
-        """The lock file, opened once per process (a worker must not share its master's)."""
-        if self.handle is None or self.handle_pid != os.getpid():
-            try:
-                self.handle = open(self.path, "a")  # noqa: SIM115 - kept open for the process
-            except OSError:
-                return None
-            self.handle_pid = os.getpid()
+        """The lock file, opened once per process (a worker must not share its master's),
+        and again when the file at the path is no longer the one open: the processes that
+        queue on a removed file would not meet those that queue on its successor."""
+        if self.handle is not None and self.handle_pid == os.getpid():
+            if file_identity(self.path) == self.open_identity():
+                return self.handle
+            self.handle.close()
+            self.handle = None
+        try:
+            self.handle = open(self.path, "a")  # noqa: SIM115 - kept open for the process
+        except OSError:
+            self.handle = None
+            return None
+        self.handle_pid = os.getpid()
         return self.handle
+
+    def open_identity(self) -> FileIdentity:
+        status = os.fstat(self.handle.fileno())
+        return status.st_dev, status.st_ino
 
 
 @contextmanager
