@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Flask, render_template, request
+from flask import Flask, current_app, render_template, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import (
+    DBAPIError,
+    InternalError,
+    OperationalError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
 from werkzeug.exceptions import (
     HTTPException,
     InternalServerError,
@@ -13,6 +19,12 @@ from werkzeug.exceptions import (
 )
 
 from .extensions import db
+
+# PostgreSQL's SQLSTATEs for a table and for a column that do not exist, and for a write
+# refused because transactions are read-only (a standby, or default_transaction_read_only).
+MISSING_SCHEMA_STATES = frozenset({"42P01", "42703"})
+READ_ONLY_STATE = "25006"
+MISSING_SCHEMA_SQLITE = ("no such table", "no such column")
 
 TEMPLATES = {404: "errors/404.html", 500: "errors/500.html", 503: "errors/503.html"}
 
@@ -41,11 +53,37 @@ def untrusted_host() -> ResponseReturnValue:
     return text, 400, {"Content-Type": "text/plain; charset=utf-8"}
 
 
-def database_unavailable(error: OperationalError) -> ResponseReturnValue:
+def database_unavailable(error: DBAPIError) -> ResponseReturnValue:
     db.session.rollback()
+    current_app.logger.warning("database unavailable: %s", str(error.orig).strip().split("\n")[0])
     return render_error(
         ServiceUnavailable("The database is not answering. Please try again shortly.")
     )
+
+
+def outage_or_error(error: DBAPIError) -> ResponseReturnValue:
+    """A table or column the code needs is not in the database (a database recreated empty,
+    a migration not run), or the database takes no writes: an outage like an unreachable
+    database, so a 503 while it is repaired. Any other error of these classes is a bug, and
+    goes on to the 500 and its log."""
+    if not (is_missing_schema(error) or sqlstate(error) == READ_ONLY_STATE):
+        raise error
+    return database_unavailable(error)
+
+
+def is_missing_schema(error: SQLAlchemyError) -> bool:
+    """Whether the database lacks a table or column: PostgreSQL says so with a SQLSTATE,
+    SQLite only in its message."""
+    state = sqlstate(error)
+    if state is not None:
+        return state in MISSING_SCHEMA_STATES
+    return str(getattr(error, "orig", "")).startswith(MISSING_SCHEMA_SQLITE)
+
+
+def sqlstate(error: SQLAlchemyError) -> str | None:
+    """The SQLSTATE the driver reported (psycopg 3 and psycopg2 name it differently)."""
+    original = getattr(error, "orig", None)
+    return getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
 
 
 def internal_error(error: Exception) -> ResponseReturnValue:
@@ -55,4 +93,6 @@ def internal_error(error: Exception) -> ResponseReturnValue:
 def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, render_error)
     app.register_error_handler(OperationalError, database_unavailable)
+    app.register_error_handler(ProgrammingError, outage_or_error)
+    app.register_error_handler(InternalError, outage_or_error)
     app.register_error_handler(InternalServerError, internal_error)
