@@ -70,7 +70,11 @@ def check_gunicorn() -> None:
         )
     if not callable(getattr(util, "write_nonblock", None)):
         raise GunicornChanged("gunicorn.util.write_nonblock is gone")
-    if "util.write_error(" not in inspect.getsource(base.Worker.handle_error):
+    try:
+        handler = inspect.getsource(base.Worker.handle_error)
+    except OSError as error:
+        raise GunicornChanged(f"cannot read gunicorn's Worker.handle_error: {error}") from error
+    if "util.write_error(" not in handler:
         raise GunicornChanged("gunicorn's Worker.handle_error no longer calls util.write_error")
 
 
