@@ -1,5 +1,6 @@
 """Several gunicorn workers append to one chain at once, on SQLite and on PostgreSQL,
-and the chain still verifies: the append is serialised by the database."""
+and the chain still verifies: the append is serialised by the database, and the workers,
+each making the proof key file on its first need, all sign with one key."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from pathlib import Path
 from gunicorn_server import running_gunicorn
 
 from globalupdates import create_app
-from globalupdates.consent.chain import append_to_chain, verify_chain
+from globalupdates.consent.chain import append_to_chain
+from globalupdates.consent.proofkeys import key_file, read_key_file
 from globalupdates.consent.records import ConsentRecord
+from globalupdates.consent.verification import verify_chain
 from globalupdates.extensions import db
 
 READERS = 8
@@ -78,11 +81,15 @@ def assert_chain_is_whole(database_uri: str, tmp_path: Path) -> None:
         report = verify_chain()
         count = db.session.scalar(db.select(db.func.count(ConsentRecord.id)))
         links = db.session.scalars(db.select(ConsentRecord.prev_hash)).all()
+        key_ids = set(db.session.scalars(db.select(ConsentRecord.key_id)))
         db.session.remove()
         db.engine.dispose()
-    assert report.intact, report.problem
+    assert report.intact, report.problems
     assert count == READERS * CHOICES_PER_READER + 1 == report.checked
     assert len(set(links)) == len(links), "two records were linked to the same head"
+    [key] = read_key_file(key_file(app))
+    assert key_ids == {key.key_id}, "the workers signed with different keys"
+    assert key_file(app).stat().st_mode & 0o777 == 0o600
 
 
 def test_concurrent_choices_keep_one_chain(database_uri, tmp_path, monkeypatch):

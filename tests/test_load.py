@@ -16,7 +16,7 @@ from load_client import ACCEPTED, DELIBERATE_REFUSAL, LoadResult, run_load
 from sqlalchemy import create_engine, text
 
 from globalupdates import create_app
-from globalupdates.consent.chain import verify_chain
+from globalupdates.consent.verification import verify_chain
 from globalupdates.extensions import db
 
 READERS = 24
@@ -24,7 +24,9 @@ ROUNDS = 42  # each round is one consent choice and one page-view beacon per rea
 FAULT_ROUNDS = 20  # enough for the reload or the kill to land in the middle of the load
 WORKERS = 3
 GENEROUS = "100000 per minute"  # rate limits stay on, raised above what one test sends
+PROOF_KEY = "load:proof-key-for-the-load-test-not-for-production"  # the workers' and verify's
 SERVER_SETTINGS = {
+    "FLASK_CONSENT_PROOF_KEY": PROOF_KEY,
     "WEB_CONCURRENCY": str(WORKERS),
     # As on several hosts: the limit counters live in the machine's Redis, shared by workers.
     "FLASK_RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/0",
@@ -74,7 +76,13 @@ def assert_exactly_one_record_per_accepted_request(result: LoadResult, database_
 
 def assert_chain_verifies(database_uri: str, expected_records: int) -> None:
     """The hash chain of consent records is whole after concurrent appends from every worker."""
-    app = create_app({"SQLALCHEMY_DATABASE_URI": database_uri, "SECRET_KEY": SECRET_KEY})
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": database_uri,
+            "SECRET_KEY": SECRET_KEY,
+            "CONSENT_PROOF_KEY": PROOF_KEY,
+        }
+    )
     with app.app_context():
         report = verify_chain()
         db.session.remove()

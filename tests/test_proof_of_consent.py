@@ -1,10 +1,12 @@
-"""Proof of consent: hash-chained records, and the operator's verify/show/export/prune."""
+"""Proof of consent: records chained by keyed hashes, and the operator's verify, checkpoint,
+show, export and prune."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import shutil
 import tracemalloc
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -12,8 +14,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from consent_support import records, stored_choice
 
-from conftest import choose
+from conftest import app_config, choose
+from globalupdates import create_app
 from globalupdates.consent.chain import GENESIS_HASH, append_to_chain, record_hash
+from globalupdates.consent.proofkeys import signing_key
 from globalupdates.consent.records import ChainAnchor, ConsentRecord
 from globalupdates.extensions import db
 
@@ -40,8 +44,17 @@ def sql(app, statement, **params) -> None:
         db.session.commit()
 
 
-def verify(runner):
-    return runner.invoke(args=["consent", "verify"])
+def verify(runner, *args: str):
+    return runner.invoke(args=["consent", "verify", *args])
+
+
+def problems(result) -> list[str]:
+    return [line for line in result.output.splitlines() if line.startswith("PROBLEM: ")]
+
+
+def the_signing_key(app):
+    with app.app_context():
+        return signing_key()
 
 
 @pytest.fixture
@@ -58,10 +71,11 @@ def test_each_record_links_to_the_one_before(app):
     choose(reader, "save", ("functional",))
     choose(app.test_client(), "reject_all")
     chain = records(app)
+    key = the_signing_key(app)
     assert chain[0].prev_hash == GENESIS_HASH
     for before, after in zip(chain, chain[1:], strict=False):
         assert after.prev_hash == before.hash
-    assert all(record_hash(r) == r.hash for r in chain)
+    assert all(r.key_id == key.key_id and record_hash(r, key) == r.hash for r in chain)
 
 
 def test_a_record_holds_the_proof_and_no_personal_data(app, client):
@@ -69,7 +83,7 @@ def test_a_record_holds_the_proof_and_no_personal_data(app, client):
     [record] = records(app)
     assert set(record.as_export()) == {
         "id", "consent_id", "created_at", "action", "categories", "revision",
-        "notice_hash", "gpc", "prev_hash", "hash",
+        "notice_hash", "gpc", "prev_hash", "key_id", "hash",
     }  # fmt: skip
     assert record.consent_id == stored_choice(client)["id"]
     assert record.notice_hash == app.extensions["consent"].registry.notice_hash
@@ -96,6 +110,23 @@ def test_verify_passes_on_an_untouched_chain(app, runner, five_records):
     result = verify(runner)
     assert result.exit_code == 0, result.output
     assert "5 record(s) verified" in result.output
+    assert "PROBLEM" not in result.output
+
+
+def test_verify_prints_the_head_the_count_and_where_the_chain_starts(app, runner, five_records):
+    head = records(app)[-1]
+    result = verify(runner)
+    assert "Start: genesis\n" in result.output
+    assert f"Head hash: {head.hash} (record 5)\n" in result.output
+    assert "Records checked: 5\n" in result.output
+    runner.invoke(args=["consent", "prune", "--before", "2026-01-03", "--yes"])
+    result = verify(runner)
+    assert result.exit_code == 0, result.output
+    assert (
+        "Start: anchor 1 (it pruned 2 record(s) made before 2026-01-03T00:00:00Z, up to record 2)\n"
+    ) in result.output
+    assert f"Head hash: {head.hash} (record 5)\n" in result.output
+    assert "Records checked: 3\n" in result.output
 
 
 def test_verify_names_an_altered_record(app, runner, five_records):
@@ -107,15 +138,38 @@ def test_verify_names_an_altered_record(app, runner, five_records):
     assert "record 3 was altered" in result.output
 
 
-def test_verify_names_a_record_altered_and_rehashed(app, runner, five_records):
+def rehash_from(app, first_id: int, *, keyless: bool) -> None:
+    """What a writer of the database can do without the proof key: alter record
+    ``first_id``, then recompute the plain SHA-256 of it and of every record after it, so
+    that every link matches again (and, if ``keyless``, claim they predate proof keys)."""
     with app.app_context():
-        record = db.session.get(ConsentRecord, 2)
-        record.action = "accept_all"
-        record.hash = record_hash(record)
+        chain = db.session.scalars(db.select(ConsentRecord).order_by(ConsentRecord.id)).all()
+        chain[first_id - 1].action = "accept_all"
+        prev = chain[first_id - 2].hash if first_id > 1 else GENESIS_HASH
+        for record in chain[first_id - 1 :]:
+            if keyless:
+                record.key_id = None
+            record.prev_hash = prev
+            record.hash = prev = record_hash(record, None)
         db.session.commit()
+
+
+def test_a_record_altered_and_rehashed_fails_verification(app, runner, five_records):
+    rehash_from(app, 2, keyless=False)
     result = verify(runner)
     assert result.exit_code != 0
-    assert "record 2 was altered and re-hashed" in result.output
+    for record_id in (2, 3, 4, 5):
+        assert f"record {record_id} was altered: its hash is not the HMAC" in result.output
+    assert "record 1 was altered" not in result.output
+
+
+def test_a_record_rehashed_as_if_made_before_proof_keys_fails_verification(
+    app, runner, five_records
+):
+    rehash_from(app, 3, keyless=True)
+    result = verify(runner)
+    assert result.exit_code != 0
+    assert "record 3: key_id is missing, yet record 2 before it is keyed" in result.output
 
 
 def test_verify_names_a_removed_record(app, runner, five_records):
@@ -130,6 +184,210 @@ def test_verify_notices_removed_oldest_records(app, runner, five_records):
     result = verify(runner)
     assert result.exit_code != 0
     assert "before record 3 were removed" in result.output
+
+
+def delete_oldest_and_write_anchor(app, *, key_id: str | None, mac: str | None) -> None:
+    """What a writer of the database could do to hide the oldest records: delete them and
+    write the anchor a prune would have left, with whatever key id and mac they can make."""
+    with app.app_context():
+        [tail_hash] = db.session.scalars(
+            db.select(ConsentRecord.prev_hash).where(ConsentRecord.id == 3)
+        )
+        db.session.execute(db.delete(ConsentRecord).where(ConsentRecord.id <= 2))
+        db.session.add(
+            ChainAnchor(
+                created_at=datetime(2026, 6, 1),
+                pruned_before=datetime(2026, 1, 3),
+                last_pruned_id=2,
+                tail_hash=tail_hash,
+                pruned_count=2,
+                key_id=key_id,
+                mac=mac,
+            )
+        )
+        db.session.commit()
+
+
+@pytest.mark.parametrize(
+    ("key_id", "mac", "named"),
+    [
+        (None, None, "anchor 1: not signed by a proof key"),
+        ("k1", "f" * 64, "anchor 1 was altered or written by hand"),
+        ("k7", "f" * 64, "anchor 1: key_id 'k7' is not a known proof key"),
+    ],
+)
+def test_oldest_records_replaced_by_a_written_anchor_fail_verification(
+    app, runner, five_records, key_id, mac, named
+):
+    delete_oldest_and_write_anchor(app, key_id=key_id, mac=mac)
+    result = verify(runner)
+    assert result.exit_code != 0
+    assert f"PROBLEM: {named}" in result.output
+    assert "Start: anchor 1 (it pruned 2 record(s)" in result.output
+
+
+def test_a_signed_anchor_moved_to_hide_more_records_fails_verification(app, runner, five_records):
+    runner.invoke(args=["consent", "prune", "--before", "2026-01-02", "--yes"])
+    with app.app_context():
+        [tail_hash] = db.session.scalars(
+            db.select(ConsentRecord.prev_hash).where(ConsentRecord.id == 3)
+        )
+    sql(app, "DELETE FROM consent_record WHERE id = 2")
+    sql(app, "UPDATE consent_chain_anchor SET tail_hash = :h, last_pruned_id = 2", h=tail_hash)
+    result = verify(runner)
+    assert result.exit_code != 0
+    assert "anchor 1 was altered or written by hand" in result.output
+
+
+def test_verify_names_a_malformed_field_and_goes_on_to_the_end(app, runner, five_records):
+    """On every database: JSON that is not a list of names, then a record altered later."""
+    sql(app, "UPDATE consent_record SET categories = :c WHERE id = 2", c='{"necessary": 1}')
+    sql(app, "UPDATE consent_record SET action = 'accept_all' WHERE id = 4")
+    result = verify(runner)
+    assert result.exit_code == 1
+    [malformed, altered] = problems(result)
+    assert malformed.startswith("PROBLEM: record 2: categories is not a list of category names (")
+    assert altered.startswith("PROBLEM: record 4 was altered")
+    assert "Records checked: 5" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.fixture
+def loose_sqlite_app(migrated_sqlite, tmp_path, monkeypatch):
+    """An app on SQLite whichever databases this run covers: only SQLite's loosely typed
+    columns can store a created_at of 'yesterday' or categories that are not JSON."""
+    monkeypatch.setenv("FLASK_INSTANCE_PATH", str(tmp_path / "instance"))
+    path = tmp_path / "loose.sqlite3"
+    shutil.copyfile(migrated_sqlite, path)
+    app = create_app(app_config(f"sqlite:///{path}", tmp_path))
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_verify_survives_fields_no_column_type_can_read(loose_sqlite_app):
+    app, runner = loose_sqlite_app, loose_sqlite_app.test_cli_runner()
+    for day in range(5):
+        forge(app, when=datetime(2026, 1, 1 + day, tzinfo=UTC))
+    sql(app, "UPDATE consent_record SET created_at = 'yesterday' WHERE id = 2")
+    sql(app, "UPDATE consent_record SET categories = 'not json' WHERE id = 3")
+    sql(app, "UPDATE consent_record SET gpc = 1 WHERE id = 5")
+    result = verify(runner)
+    assert result.exit_code == 1
+    assert problems(result)[:2] == [
+        "PROBLEM: record 2: created_at is not a date and time ('yesterday')",
+        "PROBLEM: record 3: categories is not JSON ('not json')",
+    ]
+    assert problems(result)[2].startswith("PROBLEM: record 5 was altered")
+    assert "Error: chain broken: 3 problem(s) found in 5 record(s) checked" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_export_and_show_stop_clearly_at_an_unreadable_record(loose_sqlite_app):
+    app, runner = loose_sqlite_app, loose_sqlite_app.test_cli_runner()
+    reader = str(uuid.uuid4())
+    forge(app, when=datetime(2026, 1, 1, tzinfo=UTC), consent_id=reader)
+    sql(app, "UPDATE consent_record SET created_at = 'yesterday'")
+    for args in (["export"], ["show", reader]):
+        result = runner.invoke(args=["consent", *args])
+        assert result.exit_code == 1
+        assert "a record that cannot be read" in result.output
+        assert "`flask consent verify` names it" in result.output
+
+
+def checkpoint(runner, path) -> None:
+    result = runner.invoke(args=["consent", "checkpoint", "--output", str(path)])
+    assert result.exit_code == 0, result.output
+
+
+def test_checkpoint_prints_the_head_as_one_json_line(app, runner, five_records):
+    before = datetime.now(UTC)
+    result = runner.invoke(args=["consent", "checkpoint"])
+    assert result.exit_code == 0, result.output
+    point = json.loads(result.output)
+    assert point["record_id"] == 5 and point["count"] == 5
+    assert point["hash"] == records(app)[-1].hash
+    taken = datetime.fromisoformat(point["taken_at"].replace("Z", "+00:00"))
+    assert before <= taken <= datetime.now(UTC)
+
+
+def test_checkpoints_are_appended_to_the_file(app, runner, five_records, tmp_path):
+    kept = tmp_path / "checkpoints.jsonl"
+    checkpoint(runner, kept)
+    forge(app, when=datetime(2026, 1, 9, tzinfo=UTC))
+    checkpoint(runner, kept)
+    assert [json.loads(line)["record_id"] for line in kept.read_text().splitlines()] == [5, 6]
+    assert verify(runner, "--checkpoint", str(kept)).exit_code == 0
+
+
+def test_removing_the_newest_records_fails_against_a_checkpoint(
+    app, runner, five_records, tmp_path
+):
+    kept = tmp_path / "checkpoints.jsonl"
+    checkpoint(runner, kept)
+    forge(app, when=datetime(2026, 1, 9, tzinfo=UTC))
+    sql(app, "DELETE FROM consent_record WHERE id >= 5")
+    assert verify(runner).exit_code == 0, "the chain alone cannot show its end was cut"
+    result = verify(runner, "--checkpoint", str(kept))
+    assert result.exit_code == 1
+    assert f"PROBLEM: checkpoint {kept} line 1 (record 5, taken " in result.output
+    assert "record 5 is gone and no signed anchor says it was pruned" in result.output
+
+
+def test_a_chain_rewritten_from_the_start_fails_against_a_checkpoint(
+    app, runner, five_records, tmp_path
+):
+    """Rewriting every record as if made before proof keys is the one rewrite the chain
+    alone lets through (it is reported as unprotected); a checkpoint catches it."""
+    kept = tmp_path / "checkpoints.jsonl"
+    checkpoint(runner, kept)
+    rehash_from(app, 1, keyless=True)
+    plain = verify(runner)
+    assert "Not protected by a key: 5 record(s) made before proof keys" in plain.output
+    result = verify(runner, "--checkpoint", str(kept))
+    assert result.exit_code == 1
+    assert "record 5 no longer has the hash the checkpoint kept" in result.output
+
+
+def test_pruning_after_a_checkpoint_still_extends_it(app, runner, five_records, tmp_path):
+    kept = tmp_path / "checkpoints.jsonl"
+    checkpoint(runner, kept)
+    runner.invoke(args=["consent", "prune", "--before", "2026-01-03", "--yes"])
+    assert verify(runner, "--checkpoint", str(kept)).exit_code == 0
+    runner.invoke(args=["consent", "prune", "--before", "2027-01-01", "--yes"])
+    checkpoint(runner, kept)
+    choose(app.test_client(), "accept_all")
+    result = verify(runner, "--checkpoint", str(kept))
+    assert result.exit_code == 0, result.output
+    assert f"Checkpoints checked: 2, from {kept}" in result.output
+
+
+def test_a_written_anchor_does_not_cover_a_checkpoint(app, runner, five_records, tmp_path):
+    kept = tmp_path / "checkpoints.jsonl"
+    checkpoint(runner, kept)
+    head = records(app)[-1]
+    sql(app, "DELETE FROM consent_record")
+    sql(
+        app,
+        "INSERT INTO consent_chain_anchor (created_at, pruned_before, last_pruned_id, "
+        "tail_hash, pruned_count, key_id, mac) VALUES (:t, :t, 5, :h, 5, NULL, NULL)",
+        t=datetime(2026, 6, 1),
+        h=head.hash,
+    )
+    result = verify(runner, "--checkpoint", str(kept))
+    assert result.exit_code == 1
+    assert "record 5 is gone and no signed anchor says it was pruned" in result.output
+
+
+def test_verify_refuses_a_file_that_holds_no_checkpoint(app, runner, five_records, tmp_path):
+    kept = tmp_path / "checkpoints.jsonl"
+    checkpoint(runner, kept)
+    with kept.open("a") as handle:
+        handle.write("Chain intact: 5 record(s) verified.\n")
+    result = verify(runner, "--checkpoint", str(kept))
+    assert result.exit_code == 1
+    assert f"cannot use the checkpoints in {kept}: not a checkpoint" in result.output
+    assert "Records checked" not in result.output
 
 
 def test_show_prints_one_readers_history(app, runner):
@@ -173,6 +431,7 @@ def test_export_refuses_a_bad_date(runner):
 def bulk_records(app, count: int) -> None:
     """Many chained records inserted at once, the way the chain itself would link them."""
     with app.app_context():
+        key = signing_key()
         prev = db.session.scalar(
             db.select(ConsentRecord.hash).order_by(ConsentRecord.id.desc()).limit(1)
         )
@@ -188,8 +447,9 @@ def bulk_records(app, count: int) -> None:
                 notice_hash=NOTICE,
                 gpc=False,
                 prev_hash=prev,
+                key_id=key.key_id,
             )
-            record.hash = prev = record_hash(record)
+            record.hash = prev = record_hash(record, key)
             db.session.add(record)
         db.session.commit()
 
@@ -228,6 +488,7 @@ def test_prune_deletes_old_records_and_the_chain_still_verifies(app, runner, fiv
     with app.app_context():
         [anchor] = db.session.scalars(db.select(ChainAnchor)).all()
         assert anchor.tail_hash == kept[0].prev_hash and anchor.last_pruned_id == 2
+        assert anchor.key_id == signing_key().key_id and len(anchor.mac or "") == 64
     assert anchor.tail_hash in result.output
     assert verify(runner).exit_code == 0
     choose(app.test_client(), "reject_all")
@@ -243,6 +504,18 @@ def test_prune_of_every_record_leaves_an_anchor_the_next_record_links_to(app, ru
     choose(app.test_client(), "accept_all")
     assert verify(runner).exit_code == 0
     assert records(app)[0].prev_hash != GENESIS_HASH
+
+
+def test_ids_go_on_growing_after_a_prune_of_every_record(app, runner, five_records, tmp_path):
+    """A record id names one record for good, or a kept checkpoint could name another."""
+    kept = tmp_path / "checkpoints.jsonl"
+    checkpoint(runner, kept)
+    runner.invoke(args=["consent", "prune", "--before", "2027-01-01", "--yes"])
+    for day in range(6):
+        forge(app, when=datetime(2027, 2, 1 + day, tzinfo=UTC))
+    assert [record.id for record in records(app)] == [6, 7, 8, 9, 10, 11]
+    result = verify(runner, "--checkpoint", str(kept))
+    assert result.exit_code == 0, result.output
 
 
 def test_prune_asks_before_deleting(app, runner, five_records):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -50,3 +52,12 @@ def test_the_reader_sees_their_consent_id(app):
     html = reader.get("/consent").get_data(as_text=True)
     with reader.session_transaction() as session:
         assert f"<code>{session['consent']['id']}</code>" in html
+
+
+def test_export_names_the_key_that_signed_each_record(app, runner):
+    choose(app.test_client(), "accept_all")
+    [line] = export(runner)
+    assert line["key_id"] == "k1"
+    table = runner.invoke(args=["consent", "export", "--format", "csv"]).output
+    [row] = csv.DictReader(io.StringIO(table))
+    assert row["key_id"] == "k1"

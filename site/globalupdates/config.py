@@ -12,6 +12,9 @@ class Defaults:
     SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
     CONSENT_REGISTRY = None  # path to an operator's TOML; None ships the package's own
     CONSENT_LIFETIME_DAYS = 182
+    # The key that signs the consent chain, "key_id:secret"; None signs with the last key in
+    # the instance folder's consent_proof_keys file (see globalupdates.consent.proofkeys).
+    CONSENT_PROOF_KEY = None
     CONTENT_DIR = str(PROJECT_ROOT / "content")
     MIGRATIONS_DIR = str(PROJECT_ROOT / "migrations")
 

@@ -1,55 +1,89 @@
-"""The hash chain over consent records: serialised appends, verification and pruning.
+"""The keyed chain over consent records: serialised appends, pruning and checkpoints.
 
-Each record stores the hash of the record before it and a hash of its own fields plus that
-link, so altering or deleting a stored record breaks the chain at a place that can be named.
+Each record stores the ``hash`` of the record before it (``prev_hash``) and its own
+``hash``: an HMAC-SHA256, under the proof key named by its ``key_id``, over its fields, that
+link and the key id (see ``proofkeys``). The key is not in the database, so whoever can
+write the database can neither re-sign a record they altered nor sign one they made up.
+Records made before proof keys have no ``key_id`` and a plain SHA-256 ``hash``; they may
+only open the chain, before its first keyed record.
+
 Appends take a database-wide lock first (SQLite ``BEGIN IMMEDIATE``, a PostgreSQL advisory
 transaction lock), so several gunicorn workers never link two records to the same head.
+Verification lives in ``verification.py``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Generator
-from contextlib import closing
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, text
+from sqlalchemy import Connection, delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from ..database import one_writer
 from ..extensions import db
+from .proofkeys import ProofKey, signing_key
 from .records import EXPORT_FIELDS, ChainAnchor, ConsentRecord, as_utc, utc_text
 
 GENESIS_HASH = "0" * 64
 RECORDS = ConsentRecord.__table__
 ANCHORS = ChainAnchor.__table__
 INSERT_RECORD = insert(RECORDS)
+INSERT_ANCHOR = insert(ANCHORS)
 NEWEST_RECORD_HASH = select(RECORDS.c.hash).order_by(RECORDS.c.id.desc()).limit(1)
-NEWEST_ANCHOR_HASH = select(ANCHORS.c.tail_hash).order_by(ANCHORS.c.id.desc()).limit(1)
+NEWEST_ANCHOR = (
+    select(ANCHORS.c.tail_hash, ANCHORS.c.last_pruned_id).order_by(ANCHORS.c.id.desc()).limit(1)
+)
 CHAIN_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 POSTGRES_CHAIN_LOCK = 0x6775_636F_6E73  # any constant 64-bit key shared by every worker
 
+SIGNED_FIELDS = tuple(name for name in EXPORT_FIELDS if name not in ("id", "hash"))
+UNKEYED_FIELDS = tuple(name for name in SIGNED_FIELDS if name != "key_id")
+ANCHOR_SIGNED_FIELDS = (
+    "created_at",
+    "pruned_before",
+    "last_pruned_id",
+    "tail_hash",
+    "pruned_count",
+    "key_id",
+)
 
-HASHED_FIELDS = tuple(name for name in EXPORT_FIELDS if name not in ("id", "hash"))
+
+def seal_record(fields: Mapping[str, Any], key: ProofKey | None) -> str:
+    """The ``hash`` a record with these fields must carry: the HMAC under ``key``, or, for a
+    record made before proof keys (no key), the plain SHA-256 it was stored with."""
+    if key is None:
+        canonical = canonical_json({name: fields[name] for name in UNKEYED_FIELDS})
+        return hashlib.sha256(canonical).hexdigest()
+    return key.mac(canonical_json({name: fields[name] for name in SIGNED_FIELDS}))
 
 
-def record_hash(record: ConsentRecord) -> str:
-    """SHA-256 over the record's own fields and its link, in one canonical JSON form."""
-    return fields_hash({name: getattr(record, name) for name in HASHED_FIELDS})
+def record_hash(record: ConsentRecord, key: ProofKey | None) -> str:
+    return seal_record({name: getattr(record, name) for name in SIGNED_FIELDS}, key)
 
 
-def fields_hash(fields: dict[str, Any]) -> str:
+def canonical_json(fields: Mapping[str, Any]) -> bytes:
+    """One byte string per record, whichever database and driver it was read through."""
     canonical = {
         **fields,
         "created_at": utc_text(fields["created_at"]),
         "categories": list(fields["categories"]),
         "gpc": bool(fields["gpc"]),
     }
-    encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(encoded).hexdigest()
+    return json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
+
+
+def seal_anchor(fields: Mapping[str, Any], key: ProofKey) -> str:
+    """An anchor's ``mac``, over a form no record's fields can take (one ``anchor`` key)."""
+    signed = {name: fields[name] for name in ANCHOR_SIGNED_FIELDS}
+    signed["created_at"] = utc_text(signed["created_at"])
+    signed["pruned_before"] = utc_text(signed["pruned_before"])
+    encoded = json.dumps({"anchor": signed}, sort_keys=True, separators=(",", ":")).encode()
+    return key.mac(encoded)
 
 
 def lock_chain(connection: Connection | Session) -> None:
@@ -65,16 +99,27 @@ def lock_chain(connection: Connection | Session) -> None:
         raise RuntimeError(f"no chain lock for the {dialect} database")
 
 
-def chain_head(connection: Connection | Session) -> str:
-    """The hash the next record links to: the newest record's, or the newest anchor's."""
-    last = connection.scalar(NEWEST_RECORD_HASH)
-    if last is not None:
-        return last
-    return latest_anchor_hash(connection) or GENESIS_HASH
+def link_to_head(connection: Connection, fields: dict[str, Any]) -> None:
+    """Link ``fields`` to the chain's head: the newest record, else the newest anchor, else
+    the genesis value.
 
-
-def latest_anchor_hash(connection: Connection | Session) -> str | None:
-    return connection.scalar(NEWEST_ANCHOR_HASH)
+    After a prune of every record, the new record also takes the id after the last one
+    pruned. SQLite gives a table without AUTOINCREMENT the id after the highest one present,
+    which would start again at 1 and let one id name two records over time (and a kept
+    checkpoint the wrong one). PostgreSQL's sequence never goes back, and an id set by hand
+    there would later collide with it.
+    """
+    newest = connection.scalar(NEWEST_RECORD_HASH)
+    if newest is not None:
+        fields["prev_hash"] = newest
+        return
+    anchor = connection.execute(NEWEST_ANCHOR).first()
+    if anchor is None:
+        fields["prev_hash"] = GENESIS_HASH
+        return
+    fields["prev_hash"] = anchor.tail_hash
+    if connection.dialect.name == "sqlite":
+        fields["id"] = anchor.last_pruned_id + 1
 
 
 def append_to_chain(
@@ -91,8 +136,11 @@ def append_to_chain(
     return its hash.
 
     Written with SQLAlchemy Core, not the ORM: one append is a lock, one read of the head
-    and one insert, and the ORM's unit of work cost more than all three together.
+    and one insert (two reads only when every record was pruned), and the ORM's unit of
+    work cost more than all three together. The key
+    comes from this process's memory (``signing_key``), never from the disk.
     """
+    key = signing_key()
     fields: dict[str, Any] = {
         "consent_id": consent_id,
         "created_at": as_utc(created_at).replace(tzinfo=None),
@@ -101,25 +149,15 @@ def append_to_chain(
         "revision": revision,
         "notice_hash": notice_hash,
         "gpc": gpc,
+        "key_id": key.key_id,
     }
     with one_writer(db.engine), db.engine.connect() as connection:
         lock_chain(connection)
-        fields["prev_hash"] = chain_head(connection)
-        fields["hash"] = fields_hash(fields)
+        link_to_head(connection, fields)
+        fields["hash"] = seal_record(fields, key)
         connection.execute(INSERT_RECORD, fields)
         connection.commit()
     return fields["hash"]
-
-
-@dataclass(frozen=True)
-class ChainReport:
-    checked: int
-    problem: str | None = None
-    record_id: int | None = None
-
-    @property
-    def intact(self) -> bool:
-        return self.problem is None
 
 
 def iter_records(
@@ -147,42 +185,6 @@ def iter_records(
             result.close()
 
 
-def verify_chain(batch_size: int = 500) -> ChainReport:
-    """Walk the whole chain once, in id order, and stop at the first broken link."""
-    with Session(db.engine) as session:
-        expected = latest_anchor_hash(session) or GENESIS_HASH
-    previous: ConsentRecord | None = None
-    checked = 0
-    with closing(iter_records(batch_size=batch_size)) as chain:
-        for record in chain:
-            if record_hash(record) != record.hash:
-                return ChainReport(checked, f"record {record.id} was altered", record.id)
-            if record.prev_hash != expected:
-                return ChainReport(checked, broken_link_message(previous, record), record.id)
-            expected = record.hash
-            previous = record
-            checked += 1
-    return ChainReport(checked)
-
-
-def broken_link_message(previous: ConsentRecord | None, record: ConsentRecord) -> str:
-    if previous is None:
-        return f"the records before record {record.id} were removed (no anchor vouches for them)"
-    if record.id > previous.id + 1:
-        missing = (
-            f"{previous.id + 1}"
-            if record.id == previous.id + 2
-            else (f"{previous.id + 1} to {record.id - 1}")
-        )
-        return (
-            f"record {missing} was removed (record {record.id} no longer links to its predecessor)"
-        )
-    return (
-        f"record {previous.id} was altered and re-hashed, or a record between "
-        f"{previous.id} and {record.id} was removed"
-    )
-
-
 @dataclass(frozen=True)
 class PruneResult:
     deleted: int
@@ -190,42 +192,95 @@ class PruneResult:
 
 
 def prune_before(before: datetime) -> PruneResult:
-    """Delete the oldest records made before ``before`` and leave an anchor for the rest.
+    """Delete the oldest records made before ``before`` and leave a signed anchor for the rest.
 
     Only a run of records from the start of the chain is deleted (up to the first record
-    made on or after ``before``), so what is kept is still one unbroken chain.
+    made on or after ``before``), so what is kept is still one unbroken chain. Only ids and
+    hashes are read, so a record with a malformed field is pruned like any other.
     """
+    key = signing_key()
     cutoff = as_utc(before).replace(tzinfo=None)
-    with Session(db.engine) as session:
-        lock_chain(session)
-        first_kept = session.scalar(
-            db.select(db.func.min(ConsentRecord.id)).where(ConsentRecord.created_at >= cutoff)
-        )
-        doomed = db.select(ConsentRecord.id)
-        if first_kept is not None:
-            doomed = doomed.where(ConsentRecord.id < first_kept)
-        tail = session.scalar(
-            db.select(ConsentRecord)
-            .where(ConsentRecord.id.in_(doomed.scalar_subquery()))
-            .order_by(ConsentRecord.id.desc())
-            .limit(1)
-        )
+    with one_writer(db.engine), db.engine.connect() as connection:
+        lock_chain(connection)
+        tail = connection.execute(prunable_tail(connection, cutoff)).first()
         if tail is None:
-            session.rollback()
+            connection.rollback()
             return PruneResult(0, None)
-        count = session.scalar(
-            db.select(db.func.count()).select_from(ConsentRecord).where(ConsentRecord.id <= tail.id)
+        count = connection.scalar(
+            select(func.count()).select_from(RECORDS).where(RECORDS.c.id <= tail.id)
         )
-        session.add(
-            ChainAnchor(
-                created_at=datetime.now(UTC).replace(tzinfo=None),
-                pruned_before=cutoff,
-                last_pruned_id=tail.id,
-                tail_hash=tail.hash,
-                pruned_count=count or 0,
-            )
+        anchor: dict[str, Any] = {
+            "created_at": datetime.now(UTC).replace(tzinfo=None),
+            "pruned_before": cutoff,
+            "last_pruned_id": tail.id,
+            "tail_hash": tail.hash,
+            "pruned_count": count or 0,
+            "key_id": key.key_id,
+        }
+        anchor["mac"] = seal_anchor(anchor, key)
+        connection.execute(INSERT_ANCHOR, anchor)
+        connection.execute(delete(RECORDS).where(RECORDS.c.id <= tail.id))
+        connection.commit()
+    return PruneResult(anchor["pruned_count"], tail.hash)
+
+
+def prunable_tail(connection: Connection, cutoff: datetime) -> Any:
+    """A query for the last record of the run, from the start of the chain, made before
+    ``cutoff``."""
+    first_kept = connection.scalar(
+        select(func.min(RECORDS.c.id)).where(RECORDS.c.created_at >= cutoff)
+    )
+    query = select(RECORDS.c.id, RECORDS.c.hash).order_by(RECORDS.c.id.desc()).limit(1)
+    if first_kept is not None:
+        query = query.where(RECORDS.c.id < first_kept)
+    return query
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The chain's head at one moment, for an operator to keep outside the database.
+
+    ``record_id`` is the newest record's id; on an empty chain, the last id an anchor
+    pruned (or 0 before any record), and ``hash`` the hash the next record will link to.
+    """
+
+    record_id: int
+    hash: str
+    count: int
+    taken_at: str
+
+    def as_json(self) -> str:
+        return json.dumps(
+            {
+                "record_id": self.record_id,
+                "hash": self.hash,
+                "count": self.count,
+                "taken_at": self.taken_at,
+            },
+            separators=(",", ":"),
         )
-        session.execute(db.delete(ConsentRecord).where(ConsentRecord.id <= tail.id))
-        tail_hash = tail.hash
-        session.commit()
-        return PruneResult(count or 0, tail_hash)
+
+
+HEAD_WITH_COUNT = (
+    select(
+        RECORDS.c.id, RECORDS.c.hash, select(func.count()).select_from(RECORDS).scalar_subquery()
+    )
+    .order_by(RECORDS.c.id.desc())
+    .limit(1)
+)
+NEWEST_ANCHOR_TAIL = (
+    select(ANCHORS.c.last_pruned_id, ANCHORS.c.tail_hash).order_by(ANCHORS.c.id.desc()).limit(1)
+)
+
+
+def take_checkpoint() -> Checkpoint:
+    """Read the head and the number of records in one statement, so the two agree."""
+    taken_at = utc_text(datetime.now(UTC))
+    with db.engine.connect() as connection:
+        head = connection.execute(HEAD_WITH_COUNT).first()
+        if head is not None:
+            return Checkpoint(head[0], head[1], head[2], taken_at)
+        anchor = connection.execute(NEWEST_ANCHOR_TAIL).first()
+    if anchor is not None:
+        return Checkpoint(anchor[0], anchor[1], 0, taken_at)
+    return Checkpoint(0, GENESIS_HASH, 0, taken_at)

@@ -1,4 +1,5 @@
-"""Operator commands for the proof of consent: export, show, verify, prune."""
+"""Operator commands for the proof of consent: export, show, verify, checkpoint, prune and
+rotate-key."""
 
 from __future__ import annotations
 
@@ -8,14 +9,24 @@ import json
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import IO, Any
 
 import click
-from flask import Blueprint
+from flask import Blueprint, current_app
+from sqlalchemy.exc import SQLAlchemyError
 
-from .chain import iter_records, prune_before, verify_chain
+from .chain import iter_records, prune_before, take_checkpoint
+from .proofkeys import ProofKeyError, key_file, rotate_key
 from .records import EXPORT_FIELDS, ConsentRecord, utc_text
+from .verification import (
+    ChainReport,
+    CheckpointFileError,
+    KeptCheckpoint,
+    read_checkpoints,
+    verify_chain,
+)
 
 bp = Blueprint("consent_cli", __name__, cli_group="consent")
 
@@ -100,7 +111,21 @@ def write_all(lines: Iterator[str], handle: IO[str]) -> None:
 def export_command(output: str, fmt: str, since: datetime | None, until: datetime | None) -> None:
     """Stream consent records, oldest first, in constant memory."""
     records = iter_records(since=since, until=until)
-    write_lines(csv_lines(records) if fmt == "csv" else json_lines(records), output)
+    with unreadable_record_stops("the export"):
+        write_lines(csv_lines(records) if fmt == "csv" else json_lines(records), output)
+
+
+@contextmanager
+def unreadable_record_stops(what: str) -> Iterator[None]:
+    """A stored field no longer in its column's form (which only someone writing the database
+    by hand can cause) ends the command with a clear error; ``verify`` names the record."""
+    try:
+        yield
+    except (ValueError, TypeError) as error:
+        raise click.ClickException(
+            f"{what} stopped at a record that cannot be read ({first_line(error)}); "
+            "`flask consent verify` names it"
+        ) from None
 
 
 @bp.cli.command("show")
@@ -114,36 +139,149 @@ def show_command(consent_id: str) -> None:
             "a consent id looks like 3f2c...-...; see the reader's page"
         ) from None
     found = 0
-    for record in iter_records(consent_id=wanted):
-        found += 1
-        click.echo(
-            f"#{record.id}  {utc_text(record.created_at)}  {record.action:<12} "
-            f"{', '.join(record.categories)}  (revision {record.revision}, "
-            f"GPC {'present' if record.gpc else 'absent'}, notice {record.notice_hash[:12]})"
-        )
+    with unreadable_record_stops("the history"):
+        for record in iter_records(consent_id=wanted):
+            found += 1
+            click.echo(
+                f"#{record.id}  {utc_text(record.created_at)}  {record.action:<12} "
+                f"{', '.join(record.categories)}  (revision {record.revision}, "
+                f"GPC {'present' if record.gpc else 'absent'}, notice {record.notice_hash[:12]})"
+            )
     if not found:
         raise click.ClickException(f"no consent records for {wanted}")
 
 
 @bp.cli.command("verify")
-def verify_command() -> None:
-    """Check the hash chain; name the first record that was altered or removed."""
-    report = verify_chain()
+@click.option(
+    "--checkpoint",
+    "checkpoint_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A file written by `flask consent checkpoint`: the chain must still extend each "
+    "checkpoint in it.",
+)
+def verify_command(checkpoint_file: str | None) -> None:
+    """Check every record and anchor against its proof key, and every link between them.
+
+    Prints where the chain starts (genesis, or the anchor a prune left), each problem as
+    it is found (record or anchor id, and the field when one is malformed), the number of
+    records checked and the head hash. Exits with status 1 when anything is wrong.
+    Records made before proof keys are counted and said to be unprotected by a key.
+    """
+    checkpoints = kept_checkpoints(checkpoint_file) if checkpoint_file else []
+    try:
+        report = verify_chain(checkpoints=checkpoints, on_problem=print_problem)
+    except (ProofKeyError, SQLAlchemyError) as error:
+        raise click.ClickException(f"cannot verify the chain: {first_line(error)}") from None
+    print_summary(report, checkpoint_file)
     if not report.intact:
         raise click.ClickException(
-            f"chain broken after {report.checked} good record(s): {report.problem}"
+            f"chain broken: {report.problem_count} problem(s) found in "
+            f"{report.checked} record(s) checked"
         )
     click.echo(f"Chain intact: {report.checked} record(s) verified.")
+
+
+def kept_checkpoints(path: str) -> list[KeptCheckpoint]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return read_checkpoints(handle, path)
+    except (OSError, UnicodeDecodeError, CheckpointFileError) as error:
+        raise click.ClickException(f"cannot use the checkpoints in {path}: {error}") from None
+
+
+def print_problem(message: str) -> None:
+    click.echo(f"PROBLEM: {message}")
+
+
+def print_summary(report: ChainReport, checkpoint_file: str | None) -> None:
+    click.echo(f"Start: {report.describe_start()}")
+    head = f" (record {report.head_id})" if report.head_id is not None else " (no records)"
+    click.echo(f"Head hash: {report.head_hash}{head}")
+    click.echo(f"Records checked: {report.checked}")
+    click.echo(f"Proof keys: {', '.join(report.key_ids) or 'none found'}")
+    if report.first_keyed_id is not None and not report.key_ids:
+        click.echo(
+            f"No proof key was found in {key_file(current_app)} or CONSENT_PROOF_KEY: run "
+            "verify with the site's own instance folder and settings."
+        )
+    if report.unkeyed:
+        vouched = (
+            f"only the link from keyed record {report.first_keyed_id} vouches for them"
+            if report.first_keyed_id is not None
+            else "no keyed record follows them yet"
+        )
+        click.echo(
+            f"Not protected by a key: {report.unkeyed} record(s) made before proof keys; {vouched}."
+        )
+    if checkpoint_file:
+        click.echo(f"Checkpoints checked: {report.checkpoints}, from {checkpoint_file}")
+
+
+def first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+@bp.cli.command("checkpoint")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Append the checkpoint to this file (default: print it).",
+)
+def checkpoint_command(output: str | None) -> None:
+    """Record the chain's head (record id, hash, record count, UTC time) as one JSON line.
+
+    Keep the file somewhere the database's writers cannot reach, and later pass it to
+    `flask consent verify --checkpoint FILE`: removing the newest records, which the chain
+    alone cannot show, then fails verification. Pruning since does not.
+    """
+    try:
+        point = take_checkpoint()
+    except SQLAlchemyError as error:
+        raise click.ClickException(f"cannot read the chain: {first_line(error)}") from None
+    if output is None:
+        click.echo(point.as_json())
+        return
+    try:
+        with open(output, "a", encoding="utf-8") as handle:
+            handle.write(point.as_json() + "\n")
+    except OSError as error:
+        raise click.ClickException(f"cannot write the checkpoint: {error}") from None
+    click.echo(f"Checkpoint at record {point.record_id} appended to {output}.")
+
+
+@bp.cli.command("rotate-key")
+def rotate_key_command() -> None:
+    """Start signing with a new proof key; records signed by older keys still verify.
+
+    Appends a line 'key_id secret' to the instance folder's consent_proof_keys file (made,
+    owner-only, if missing); its last line signs. Never delete a line from that file.
+    When FLASK_CONSENT_PROOF_KEY (key_id:secret) is set it signs instead, so rotate it
+    there. The site's workers keep the key they read until they restart.
+    """
+    try:
+        key = rotate_key(current_app)
+    except (ProofKeyError, OSError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(
+        f"New signing key {key.key_id} in {key_file(current_app)}; records signed by older "
+        "keys still verify. Restart the site's workers so that they sign with it."
+    )
 
 
 @bp.cli.command("prune")
 @click.option("--before", type=UTC_MOMENT, required=True, help="Delete records made before this.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def prune_command(before: datetime, yes: bool) -> None:
-    """Delete records older than the retention date; an anchor keeps the rest verifiable."""
+    """Delete records older than the retention date; a signed anchor keeps the rest
+    verifiable."""
     if not yes:
         click.confirm(f"Delete every consent record made before {before.isoformat()}?", abort=True)
-    result = prune_before(before)
+    try:
+        result = prune_before(before)
+    except (ProofKeyError, SQLAlchemyError) as error:
+        raise click.ClickException(f"cannot prune: {first_line(error)}") from None
     if result.deleted == 0:
         click.echo("Nothing to prune.")
         return

@@ -1,7 +1,8 @@
-"""Proof of consent: one append-only, hash-chained database record per choice a reader makes.
+"""Proof of consent: one append-only, chained database record per choice a reader makes.
 
-The chain itself (hashing, serialised appends, verification, pruning) lives in ``chain.py``;
-this module holds the two tables and the shapes a record is exported in.
+The chain itself (signing, serialised appends, pruning) lives in ``chain.py`` and its
+verification in ``verification.py``; this module holds the two tables and the shapes a
+record is exported in.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ EXPORT_FIELDS = (
     "notice_hash",
     "gpc",
     "prev_hash",
+    "key_id",
     "hash",
 )
 
@@ -40,6 +42,9 @@ class ConsentRecord(db.Model):  # type: ignore[name-defined]
     notice_hash: Mapped[str] = mapped_column(String(64))
     gpc: Mapped[bool]
     prev_hash: Mapped[str] = mapped_column(String(64))
+    # The proof key whose HMAC ``hash`` is; None only on records made before proof keys,
+    # whose ``hash`` is a plain SHA-256 (see chain.py).
+    key_id: Mapped[str | None] = mapped_column(String(32))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
     def as_export(self) -> dict[str, Any]:
@@ -53,6 +58,7 @@ class ConsentRecord(db.Model):  # type: ignore[name-defined]
             "notice_hash": self.notice_hash,
             "gpc": self.gpc,
             "prev_hash": self.prev_hash,
+            "key_id": self.key_id,
             "hash": self.hash,
         }
 
@@ -61,7 +67,8 @@ class ChainAnchor(db.Model):  # type: ignore[name-defined]
     """Left behind by ``consent prune``: the hash of the last record it deleted.
 
     The first record kept still points at that hash, so the rest of the chain verifies
-    from the anchor instead of from the genesis value.
+    from the anchor instead of from the genesis value. ``mac`` is an HMAC of the other
+    fields under the proof key ``key_id``, so an anchor written by hand does not verify.
     """
 
     __tablename__ = "consent_chain_anchor"
@@ -72,6 +79,8 @@ class ChainAnchor(db.Model):  # type: ignore[name-defined]
     last_pruned_id: Mapped[int]
     tail_hash: Mapped[str] = mapped_column(String(64))
     pruned_count: Mapped[int]
+    key_id: Mapped[str | None] = mapped_column(String(32))
+    mac: Mapped[str | None] = mapped_column(String(64))
 
 
 def as_utc(moment: datetime) -> datetime:

@@ -1,0 +1,434 @@
+"""Verifying the consent chain from the values as stored, whatever someone made of them.
+
+Rows are read with SQLAlchemy Core and no type processing, and each field is parsed here,
+so a field made unreadable by someone with database access (a ``created_at`` of
+'yesterday', categories that are not JSON) is reported with its record and name instead of
+ending the walk in a traceback. SQLite hands back text where PostgreSQL hands back typed
+values (a datetime, a parsed JSON list); both are accepted.
+
+Every record is checked, to the end: after a bad record the walk goes on from that record's
+stored hash, so one altered record is reported once and does not condemn all that follow.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import Column, Connection, Label, select, type_coerce
+from sqlalchemy.types import NullType
+
+from ..extensions import db
+from .chain import ANCHORS, GENESIS_HASH, RECORDS, Checkpoint, seal_anchor, seal_record
+from .proofkeys import Keyring, ProofKey, load_keyring
+from .records import as_utc, utc_text
+
+KEPT_PROBLEMS = 100  # a report keeps this many messages; every one is passed to on_problem
+SHOWN_VALUE = 40
+
+
+def raw(column: Column) -> Label:
+    """The column's value exactly as the driver returns it, with no SQLAlchemy conversion."""
+    return type_coerce(column, NullType()).label(column.name)
+
+
+RAW_RECORDS = select(*(raw(column) for column in RECORDS.c)).order_by(RECORDS.c.id)
+RAW_ANCHORS = select(*(raw(column) for column in ANCHORS.c)).order_by(ANCHORS.c.id)
+
+
+class Malformed(ValueError):
+    """A stored value that is not what its field holds; the message says what it should be."""
+
+
+def text_value(value: Any) -> str:
+    if not isinstance(value, str):
+        raise Malformed("is not text")
+    return value
+
+
+def optional_text(value: Any) -> str | None:
+    return None if value is None else text_value(value)
+
+
+def whole_number(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Malformed("is not a whole number")
+    return value
+
+
+def flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise Malformed("is not true or false")
+
+
+def moment(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return as_utc(value)
+    if isinstance(value, str):
+        try:
+            return as_utc(datetime.fromisoformat(value))
+        except ValueError:
+            pass
+    raise Malformed("is not a date and time")
+
+
+def category_list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise Malformed("is not JSON") from None
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise Malformed("is not a list of category names")
+    return value
+
+
+RECORD_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "id": whole_number,
+    "consent_id": text_value,
+    "created_at": moment,
+    "action": text_value,
+    "categories": category_list,
+    "revision": whole_number,
+    "notice_hash": text_value,
+    "gpc": flag,
+    "prev_hash": text_value,
+    "key_id": optional_text,
+    "hash": text_value,
+}
+ANCHOR_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "id": whole_number,
+    "created_at": moment,
+    "pruned_before": moment,
+    "last_pruned_id": whole_number,
+    "tail_hash": text_value,
+    "pruned_count": whole_number,
+    "key_id": optional_text,
+    "mac": optional_text,
+}
+
+
+def parse_row(
+    row: Mapping[Any, Any], parsers: Mapping[str, Callable[[Any], Any]]
+) -> tuple[dict[str, Any], list[str]]:
+    """The row's fields parsed, and one message per field that could not be."""
+    fields: dict[str, Any] = {}
+    problems = []
+    for name, parse in parsers.items():
+        value = row[name]
+        try:
+            fields[name] = parse(value)
+        except Malformed as error:
+            problems.append(f"{name} {error} ({shown(value)})")
+    return fields, problems
+
+
+def shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= SHOWN_VALUE else text[: SHOWN_VALUE - 3] + "..."
+
+
+def same_hash(computed: str, stored: Any) -> bool:
+    return isinstance(stored, str) and hmac.compare_digest(computed, stored)
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """An anchor as verification sees it; ``signed`` only when its mac checked out."""
+
+    id: int
+    tail_hash: Any
+    last_pruned_id: int | None
+    pruned_count: int | None
+    pruned_before: datetime | None
+    key_id: str | None
+    signed: bool
+
+    def describe(self) -> str:
+        pruned = (
+            f"it pruned {self.pruned_count} record(s) made before "
+            f"{utc_text(self.pruned_before)}, up to record {self.last_pruned_id}"
+            if self.pruned_before is not None
+            else "its fields are malformed"
+        )
+        unsigned = "" if self.key_id else "; it is not signed by a proof key"
+        return f"anchor {self.id} ({pruned}{unsigned})"
+
+
+@dataclass
+class ChainReport:
+    """What one walk found: where the chain starts and ends, and what is wrong with it."""
+
+    start: Anchor | None = None
+    checked: int = 0
+    head_hash: str = GENESIS_HASH
+    head_id: int | None = None
+    unkeyed: int = 0
+    first_keyed_id: int | None = None
+    checkpoints: int = 0
+    key_ids: tuple[str, ...] = ()
+    problem_count: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def intact(self) -> bool:
+        return self.problem_count == 0
+
+    @property
+    def problem(self) -> str | None:
+        return self.problems[0] if self.problems else None
+
+    def describe_start(self) -> str:
+        return "genesis" if self.start is None else self.start.describe()
+
+
+ProblemSink = Callable[[str], None]
+
+
+def seal_name(key: ProofKey | None) -> str:
+    if key is None:
+        return "its hash is not the SHA-256 of its fields (it has no proof key)"
+    return f"its hash is not the HMAC of its fields under key {key.key_id}"
+
+
+class Walk:
+    """Checks records one at a time, in id order, keeping only what the next one needs."""
+
+    def __init__(self, keyring: Keyring, report: ChainReport, note: ProblemSink) -> None:
+        self.keyring = keyring
+        self.report = report
+        self.note = note
+        start = report.start
+        self.expected: Any = GENESIS_HASH if start is None else start.tail_hash
+        self.report.head_hash = self.expected if isinstance(self.expected, str) else ""
+        self.previous_id: int | None = None
+        self.last_keyed_id: int | None = None
+
+    def step(self, row: Mapping[Any, Any]) -> None:
+        record_id = row["id"]
+        fields, malformed = parse_row(row, RECORD_FIELDS)
+        for message in malformed:
+            self.note(f"record {record_id}: {message}")
+        if "key_id" in fields:
+            checkable, key = self.key_for(record_id, fields["key_id"])
+            if checkable and not malformed and not same_hash(seal_record(fields, key), row["hash"]):
+                self.note(f"record {record_id} was altered: {seal_name(key)}")
+        self.check_link(record_id, row["prev_hash"])
+        self.expected = row["hash"]
+        self.previous_id = record_id
+        self.report.checked += 1
+        self.report.head_id = record_id
+        self.report.head_hash = row["hash"] if isinstance(row["hash"], str) else ""
+
+    def key_for(self, record_id: int, key_id: str | None) -> tuple[bool, ProofKey | None]:
+        """Whether the record can be checked, and with which key: None for a record made
+        before proof keys (checked by SHA-256); not at all under an unknown key, or when an
+        unkeyed record follows a keyed one (reported here)."""
+        if key_id is None:
+            return self.unkeyed(record_id), None
+        if self.report.first_keyed_id is None:
+            self.report.first_keyed_id = record_id
+            self.refuse_unsigned_start(record_id)
+        self.last_keyed_id = record_id
+        key = self.keyring.get(key_id)
+        if key is None:
+            self.note(
+                f"record {record_id}: key_id {key_id!r} is not a known proof key (neither in "
+                "the key file nor CONSENT_PROOF_KEY)"
+            )
+        return key is not None, key
+
+    def unkeyed(self, record_id: int) -> bool:
+        if self.last_keyed_id is not None:
+            self.note(
+                f"record {record_id}: key_id is missing, yet record {self.last_keyed_id} "
+                "before it is keyed; only records made before proof keys may lack one"
+            )
+            return False
+        self.report.unkeyed += 1
+        return True
+
+    def refuse_unsigned_start(self, record_id: int) -> None:
+        """An anchor without a key may open a chain made before proof keys, never a keyed
+        one: that is what deleting the oldest records and writing an anchor would leave."""
+        start = self.report.start
+        if start is not None and start.key_id is None and self.previous_id is None:
+            self.note(
+                f"anchor {start.id}: not signed by a proof key, so it cannot vouch for the "
+                f"records before keyed record {record_id}"
+            )
+
+    def check_link(self, record_id: int, prev_hash: Any) -> None:
+        if prev_hash == self.expected:
+            return
+        previous = self.previous_id
+        if previous is None:
+            self.note(
+                f"the records before record {record_id} were removed "
+                f"(record {record_id} does not link to {self.report.describe_start()})"
+            )
+        elif record_id > previous + 1:
+            missing = (
+                f"{previous + 1}"
+                if record_id == previous + 2
+                else f"{previous + 1} to {record_id - 1}"
+            )
+            self.note(
+                f"record {missing} was removed (record {record_id} no longer links to "
+                f"record {previous})"
+            )
+        else:
+            self.note(
+                f"record {record_id} does not link to record {previous}: one of them was "
+                "altered, or re-linked"
+            )
+
+
+def check_anchors(connection: Connection, keyring: Keyring, note: ProblemSink) -> list[Anchor]:
+    """Every anchor, oldest first, each with whether its mac is good."""
+    anchors = []
+    for row in connection.execute(RAW_ANCHORS).mappings():
+        fields, malformed = parse_row(row, ANCHOR_FIELDS)
+        for message in malformed:
+            note(f"anchor {row['id']}: {message}")
+        anchors.append(
+            Anchor(
+                id=row["id"],
+                tail_hash=row["tail_hash"],
+                last_pruned_id=fields.get("last_pruned_id"),
+                pruned_count=fields.get("pruned_count"),
+                pruned_before=fields.get("pruned_before"),
+                key_id=fields.get("key_id"),
+                signed=not malformed and anchor_signed(row["id"], fields, keyring, note),
+            )
+        )
+    return anchors
+
+
+def anchor_signed(
+    anchor_id: int, fields: dict[str, Any], keyring: Keyring, note: ProblemSink
+) -> bool:
+    key_id = fields["key_id"]
+    if key_id is None:
+        return False
+    key = keyring.get(key_id)
+    if key is None:
+        note(f"anchor {anchor_id}: key_id {key_id!r} is not a known proof key")
+        return False
+    if not same_hash(seal_anchor(fields, key), fields["mac"]):
+        note(f"anchor {anchor_id} was altered or written by hand: its mac does not match")
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class KeptCheckpoint:
+    """A checkpoint read back from the operator's file, named by where it was found."""
+
+    label: str
+    checkpoint: Checkpoint
+
+
+class CheckpointFileError(ValueError):
+    pass
+
+
+def read_checkpoints(lines: Iterable[str], source: str) -> list[KeptCheckpoint]:
+    kept = []
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            kept.append(KeptCheckpoint(f"{source} line {number}", parse_checkpoint(line)))
+    if not kept:
+        raise CheckpointFileError(f"{source} holds no checkpoint")
+    return kept
+
+
+def parse_checkpoint(line: str) -> Checkpoint:
+    try:
+        data = json.loads(line)
+        checkpoint = Checkpoint(
+            record_id=whole_number(data["record_id"]),
+            hash=text_value(data["hash"]),
+            count=whole_number(data["count"]),
+            taken_at=text_value(data["taken_at"]),
+        )
+    except (ValueError, KeyError, TypeError):
+        raise CheckpointFileError(
+            f"not a checkpoint written by `flask consent checkpoint`: {shown(line.strip())}"
+        ) from None
+    return checkpoint
+
+
+def check_checkpoint(
+    connection: Connection, kept: KeptCheckpoint, anchors: Sequence[Anchor], note: ProblemSink
+) -> None:
+    """The chain must still hold the checkpoint's record with its hash, or a signed anchor
+    must say that record was pruned; otherwise records were removed from the end."""
+    point = kept.checkpoint
+    name = f"checkpoint {kept.label} (record {point.record_id}, taken {point.taken_at})"
+    if point.record_id == 0:
+        if point.hash != GENESIS_HASH:
+            note(f"{name}: record 0 can only be the empty chain's genesis hash")
+        return
+    stored = connection.scalar(select(raw(RECORDS.c.hash)).where(RECORDS.c.id == point.record_id))
+    if stored is not None:
+        if stored != point.hash:
+            note(f"{name}: record {point.record_id} no longer has the hash the checkpoint kept")
+        return
+    covering = [
+        anchor
+        for anchor in anchors
+        if anchor.signed and (anchor.last_pruned_id or 0) >= point.record_id
+    ]
+    if not covering:
+        note(
+            f"{name}: record {point.record_id} is gone and no signed anchor says it was "
+            "pruned; the chain no longer extends this checkpoint (records were removed "
+            "from its end)"
+        )
+    elif any(a.last_pruned_id == point.record_id and a.tail_hash != point.hash for a in covering):
+        note(f"{name}: the anchor that pruned record {point.record_id} kept another hash")
+
+
+def verify_chain(
+    *,
+    checkpoints: Sequence[KeptCheckpoint] = (),
+    on_problem: ProblemSink | None = None,
+    keyring: Keyring | None = None,
+    batch_size: int = 500,
+) -> ChainReport:
+    """Walk every anchor and record once, in id order, then every checkpoint given.
+
+    Each problem is passed to ``on_problem`` as it is found (the report keeps the first
+    ``KEPT_PROBLEMS``), so even a chain where every record is bad is checked in constant
+    memory. The key file is read afresh and never created: verifying writes nothing.
+    """
+    keyring = keyring or load_keyring(current_app, create=False)
+    report = ChainReport(key_ids=tuple(keyring.keys))
+
+    def note(message: str) -> None:
+        report.problem_count += 1
+        if len(report.problems) < KEPT_PROBLEMS:
+            report.problems.append(message)
+        if on_problem is not None:
+            on_problem(message)
+
+    with db.engine.connect() as connection:
+        anchors = check_anchors(connection, keyring, note)
+        report.start = anchors[-1] if anchors else None
+        walk = Walk(keyring, report, note)
+        rows = connection.execution_options(yield_per=batch_size).execute(RAW_RECORDS)
+        for row in rows.mappings():
+            walk.step(row)
+        for kept in checkpoints:
+            check_checkpoint(connection, kept, anchors, note)
+            report.checkpoints += 1
+    return report
