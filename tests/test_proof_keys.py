@@ -40,8 +40,8 @@ def sql(app, statement, **params) -> None:
         db.session.commit()
 
 
-def verify(app):
-    return app.test_cli_runner().invoke(args=["consent", "verify"])
+def verify(app, *args: str):
+    return app.test_cli_runner().invoke(args=["consent", "verify", *args])
 
 
 def problems(result) -> list[str]:
@@ -243,7 +243,11 @@ def upgraded_site(tmp_path, monkeypatch):
 
 def test_records_from_before_proof_keys_stay_an_unprotected_start(upgraded_site):
     app = upgraded_site
-    before = verify(app)
+    refused = verify(app)
+    assert refused.exit_code == 1
+    assert "2 record(s) carry no proof key" in refused.output
+    assert "--allow-unkeyed" in refused.output
+    before = verify(app, "--allow-unkeyed")
     assert before.exit_code == 0, before.output
     assert (
         "Start: anchor 1 (it pruned 1 record(s) made before 2025-01-02T00:00:00Z, up to "
@@ -254,7 +258,7 @@ def test_records_from_before_proof_keys_stay_an_unprotected_start(upgraded_site)
         "follows them yet."
     ) in before.output
     forge(app, 1)
-    after = verify(app)
+    after = verify(app, "--allow-unkeyed")
     assert after.exit_code == 0, after.output
     assert key_ids(app) == [None, None, "k1"]
     assert (
@@ -266,7 +270,7 @@ def test_records_from_before_proof_keys_stay_an_unprotected_start(upgraded_site)
 def test_an_old_record_altered_after_the_upgrade_fails(upgraded_site):
     forge(upgraded_site, 1)
     sql(upgraded_site, "UPDATE consent_record SET action = 'accept_all' WHERE id = 2")
-    result = verify(upgraded_site)
+    result = verify(upgraded_site, "--allow-unkeyed")
     assert problems(result) == [
         "PROBLEM: record 2 was altered: its hash is not the SHA-256 of its fields "
         "(it has no proof key)"
@@ -277,7 +281,7 @@ def test_an_unkeyed_record_after_a_keyed_one_fails(upgraded_site):
     forge(upgraded_site, 1)
     forge(upgraded_site, 2)
     sql(upgraded_site, "UPDATE consent_record SET key_id = NULL WHERE id = 5")
-    result = verify(upgraded_site)
+    result = verify(upgraded_site, "--allow-unkeyed")
     assert result.exit_code == 1
     assert problems(result)[0] == (
         "PROBLEM: record 5: key_id is missing, yet record 4 before it is keyed; only records "

@@ -337,14 +337,17 @@ def test_removing_the_newest_records_fails_against_a_checkpoint(
 def test_a_chain_rewritten_from_the_start_fails_against_a_checkpoint(
     app, runner, five_records, tmp_path
 ):
-    """Rewriting every record as if made before proof keys is the one rewrite the chain
-    alone lets through (it is reported as unprotected); a checkpoint catches it."""
+    """Rewriting every record as if made before proof keys fails plain verification (this
+    site has no such records); where a site does and says so, a checkpoint catches it."""
     kept = tmp_path / "checkpoints.jsonl"
     checkpoint(runner, kept)
     rehash_from(app, 1, keyless=True)
     plain = verify(runner)
-    assert "Not protected by a key: 5 record(s) made before proof keys" in plain.output
-    result = verify(runner, "--checkpoint", str(kept))
+    assert plain.exit_code == 1
+    assert "5 record(s) carry no proof key" in plain.output
+    allowed = verify(runner, "--allow-unkeyed")
+    assert "Not protected by a key: 5 record(s) made before proof keys" in allowed.output
+    result = verify(runner, "--allow-unkeyed", "--checkpoint", str(kept))
     assert result.exit_code == 1
     assert "record 5 no longer has the hash the checkpoint kept" in result.output
 

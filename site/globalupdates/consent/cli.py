@@ -159,13 +159,21 @@ def show_command(consent_id: str) -> None:
     help="A file written by `flask consent checkpoint`: the chain must still extend each "
     "checkpoint in it.",
 )
-def verify_command(checkpoint_file: str | None) -> None:
+@click.option(
+    "--allow-unkeyed",
+    is_flag=True,
+    help="Accept records made before proof keys (a site that kept records from then). "
+    "Without it, any record with no proof key fails verification.",
+)
+def verify_command(checkpoint_file: str | None, allow_unkeyed: bool) -> None:
     """Check every record and anchor against its proof key, and every link between them.
 
     Prints where the chain starts (genesis, or the anchor a prune left), each problem as
     it is found (record or anchor id, and the field when one is malformed), the number of
     records checked and the head hash. Exits with status 1 when anything is wrong.
-    Records made before proof keys are counted and said to be unprotected by a key.
+    Records made before proof keys are counted and said to be unprotected by a key; they
+    fail verification unless ``--allow-unkeyed`` says the site has such records, since
+    rewriting every record without a key is the one change the chain cannot show itself.
     """
     checkpoints = kept_checkpoints(checkpoint_file) if checkpoint_file else []
     try:
@@ -173,6 +181,12 @@ def verify_command(checkpoint_file: str | None) -> None:
     except (ProofKeyError, SQLAlchemyError) as error:
         raise click.ClickException(f"cannot verify the chain: {first_line(error)}") from None
     print_summary(report, checkpoint_file)
+    if report.unkeyed and not allow_unkeyed:
+        raise click.ClickException(
+            f"{report.unkeyed} record(s) carry no proof key. Only a site that kept records "
+            "from before proof keys has any; if yours did, run verify --allow-unkeyed. "
+            "Otherwise the chain may have been rewritten without the key."
+        )
     if not report.intact:
         raise click.ClickException(
             f"chain broken: {report.problem_count} problem(s) found in "
