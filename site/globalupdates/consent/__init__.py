@@ -10,7 +10,8 @@ from flask import Flask
 from .. import forgery
 from ..pages import declare_page
 from . import cli, gpc, reports, views
-from .gate import ConsentEngine, current_consent, engine, init_gate, page_variant, share_page
+from .current import ConsentEngine, current_consent, engine
+from .gate import init_gate, page_variant, share_page
 from .providers import allowed_once_providers, restore_allowed_once
 
 __all__ = [

@@ -9,9 +9,6 @@ computed from the same value.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request, session
@@ -20,54 +17,26 @@ from markupsafe import Markup
 from .. import forgery
 from ..assets import static_url
 from . import csp
-from .choice import ConsentState, gpc_signal, resolve
-from .consent_mode import configured_tag_id, consent_mode, consent_mode_script, policy_origins
+from .choice import ConsentState
+from .consent_mode import consent_mode, consent_mode_script, policy_origins
+from .current import build_engine, current_consent, engine
 from .firewall import strip_forbidden_cookies
-from .forms import PreferencesForm, preferences_form_class
 from .gpc import record_gpc_opt_out_once
-from .registry import Registry, Script, load_registry
+from .providers import allowed_once_providers, frame_origins
+from .registry import Script
 
 CONSENT_SCRIPT = "js/consent.js"
 POLICY_CACHE_SIZE = 256
 
 
-@dataclass(frozen=True)
-class ConsentEngine:
-    registry: Registry
-    form_class: type[PreferencesForm]
-    lifetime: timedelta
-    google_tag_id: str | None = None
-    policies: OrderedDict[tuple[Any, ...], str] = field(default_factory=OrderedDict, compare=False)
-
-
 def init_gate(app: Flask) -> None:
-    registry = load_registry(app.config["CONSENT_REGISTRY"])
-    app.extensions["consent"] = ConsentEngine(
-        registry=registry,
-        form_class=preferences_form_class(registry),
-        lifetime=timedelta(days=app.config["CONSENT_LIFETIME_DAYS"]),
-        google_tag_id=configured_tag_id(app, registry),
-    )
+    """Flask runs after-request hooks last-registered first, so the consent step is put at
+    the front of the list: it runs after every other hook, and none of them can add a
+    cookie past the firewall or replace the policy it sets."""
+    build_engine(app)
     app.before_request(resolve_consent)
     app.context_processor(consent_context)
-    app.after_request(apply_consent_to_response)
-
-
-def engine() -> ConsentEngine:
-    return current_app.extensions["consent"]
-
-
-def current_consent() -> ConsentState:
-    """The reader's state, with a GPC signal applied; it never writes anything itself."""
-    if "consent" not in g:
-        g.consent = resolve(
-            session,
-            engine().registry,
-            now=datetime.now(UTC),
-            lifetime=engine().lifetime,
-            gpc=gpc_signal(request.headers.get("Sec-GPC")),
-        )
-    return g.consent
+    app.after_request_funcs.setdefault(None, []).insert(0, apply_consent_to_response)
 
 
 def resolve_consent() -> None:
@@ -175,8 +144,6 @@ def page_variant() -> tuple[object, ...]:
 def content_security_policy(state: ConsentState) -> str:
     """The policy for this state, page origin and the embeds the view allowed once; each
     distinct policy is built once per worker."""
-    from .providers import allowed_once_providers  # providers asks this module for the state
-
     allowed_once = allowed_once_providers()
     key = (
         request.scheme,
@@ -197,8 +164,6 @@ def content_security_policy(state: ConsentState) -> str:
 
 
 def build_policy(state: ConsentState, allowed_once: frozenset[str]) -> str:
-    from .providers import frame_origins
-
     registry = engine().registry
     mode = consent_mode(engine().google_tag_id, state)
     extra = policy_origins(mode)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import g
 
 from .choice import ConsentState
-from .gate import current_consent, engine
+from .current import current_consent, engine
 from .registry import Provider
 
 

@@ -18,8 +18,9 @@ from .choice import (
     resolve,
     write_stored_choice,
 )
+from .current import current_consent, engine
 from .forms import PreferencesForm
-from .gate import current_consent, engine, granted_scripts, script_url, share_page
+from .gate import granted_scripts, script_url, share_page
 
 bp = Blueprint("consent", __name__)
 WITHDRAWAL = "withdrawal"
