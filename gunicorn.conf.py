@@ -82,7 +82,7 @@ def on_starting(server):
         cwd=Path(__file__).resolve().parent,
         check=True,
     )
-    from globalupdates.bootstrap import warm_up
+    from globalupdates.prepare import warm_up
 
     site = preloaded_site(server)
     if site is not None:

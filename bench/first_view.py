@@ -1,4 +1,4 @@
-"""Measure the consent budgets of issue 3 on the real site, served by gunicorn.
+"""Measure the consent script's budgets on the real site, served by gunicorn.
 
     .venv/bin/python bench/first_view.py [--json]
 

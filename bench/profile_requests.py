@@ -29,7 +29,7 @@ def prepared_app():
     for name in ("CONSENT_PER_READER", "CONSENT_PER_ADDRESS", "BEACON_PER_READER"):
         os.environ.setdefault(f"FLASK_RATELIMIT_{name}", "10000000 per minute")
     from globalupdates import create_app
-    from globalupdates.bootstrap import prepare_site
+    from globalupdates.prepare import prepare_site
 
     app = create_app()
     prepare_site(app)

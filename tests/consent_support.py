@@ -1,4 +1,4 @@
-"""Helpers shared by the issue-5 tests: reading records, stored choices and pages."""
+"""Helpers for the consent tests: reading records, stored choices and pages."""
 
 from __future__ import annotations
 

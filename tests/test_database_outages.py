@@ -25,10 +25,10 @@ from sqlalchemy.exc import InternalError, ProgrammingError
 
 from conftest import app_config, choose
 from globalupdates import create_app, health
-from globalupdates.bootstrap import prepare_site
 from globalupdates.config import PROJECT_ROOT
 from globalupdates.database import one_writer, tune_sqlite
 from globalupdates.extensions import db
+from globalupdates.prepare import prepare_site
 
 OUTAGE_MESSAGE = "cannot reach its database"
 ARTICLE = "/articles/harrowmere-tidal-lagoon-switches-on"

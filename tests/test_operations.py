@@ -7,9 +7,9 @@ from pathlib import Path
 from conftest import choose
 from globalupdates import create_app
 from globalupdates.articles.models import Article
-from globalupdates.bootstrap import prepare_site
 from globalupdates.consent.records import ConsentRecord
 from globalupdates.extensions import db
+from globalupdates.prepare import prepare_site
 
 
 def test_healthz_answers_when_the_database_does(client):

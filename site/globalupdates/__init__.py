@@ -14,20 +14,20 @@ from flask import Flask
 from . import (
     articles,
     assets,
-    bootstrap,
     consent,
     errors,
     features,
     forgery,
     health,
     pagecache,
+    prepare,
     proxy,
     ratelimits,
     security,
 )
 from .config import PROJECT_ROOT, Defaults
 from .extensions import db
-from .sessions import ConsentAwareSessionInterface
+from .sessions import HttpsSecureSessionInterface
 
 PAGE_SETTINGS = ("SITE_NAME", "CANONICAL_ORIGIN", "GOOGLE_TAG_ID", "ARTICLES_PER_PAGE")
 
@@ -45,7 +45,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     complete_config(app)
-    app.session_interface = ConsentAwareSessionInterface()
+    app.session_interface = HttpsSecureSessionInterface()
     register_extensions(app)
     register_features(app)
     register_page_cache(app)
@@ -111,7 +111,7 @@ def instance_secret_key(path: Path) -> str:
 def register_extensions(app: Flask) -> None:
     db.init_app(app)
     if app.testing or os.environ.get("FLASK_RUN_FROM_CLI") == "true":
-        bootstrap.bind_migrations(app)
+        prepare.bind_migrations(app)
     assets.init_app(app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         from .database import tune_sqlite
@@ -139,7 +139,7 @@ def register_features(app: Flask) -> None:
     errors.init_app(app)
     security.init_app(app)
     ratelimits.init_app(app)
-    bootstrap.init_app(app)
+    prepare.init_app(app)
 
 
 def register_page_cache(app: Flask) -> None:

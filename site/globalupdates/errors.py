@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app, render_template, request
+from flask import Flask, current_app, render_template
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import (
     DBAPIError,
@@ -19,6 +19,7 @@ from werkzeug.exceptions import (
 )
 
 from .extensions import db
+from .formats import wants_json
 
 # PostgreSQL's SQLSTATEs for a table and for a column that do not exist, and for a write
 # refused because transactions are read-only (a standby, or default_transaction_read_only).
@@ -27,11 +28,6 @@ READ_ONLY_STATE = "25006"
 MISSING_SCHEMA_SQLITE = ("no such table", "no such column")
 
 TEMPLATES = {404: "errors/404.html", 500: "errors/500.html", 503: "errors/503.html"}
-
-
-def wants_json() -> bool:
-    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return request.is_json or best == "application/json" or request.path.startswith("/features/")
 
 
 def render_error(error: HTTPException) -> ResponseReturnValue:

@@ -126,7 +126,7 @@ def migration_heads(migrations_dir: str) -> frozenset[str]:
     with alembic's ``ScriptDirectory``: that imports alembic and every migration module,
     which cost a worker 8.5 MB of private memory, where these few parsed files cost well
     under 1 MB and are freed at once (alembic is kept out of serving processes; see
-    ``bootstrap.bind_migrations``). A test holds the two answers equal.
+    ``prepare.bind_migrations``). A test holds the two answers equal.
     """
     parents: dict[str, tuple[str, ...]] = {}
     for path in sorted(Path(migrations_dir, "versions").glob("*.py")):

@@ -21,7 +21,7 @@ VERIFIED_FOR = 30.0
 VERIFIED_COOKIES = 4096
 
 
-class ConsentAwareSessionInterface(SecureCookieSessionInterface):
+class HttpsSecureSessionInterface(SecureCookieSessionInterface):
     def __init__(self) -> None:
         self.verified: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
         self.lock = threading.Lock()

@@ -48,19 +48,11 @@ class ConsentRecord(db.Model):  # type: ignore[name-defined]
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
     def as_export(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "consent_id": self.consent_id,
-            "created_at": utc_text(self.created_at),
-            "action": self.action,
-            "categories": list(self.categories),
-            "revision": self.revision,
-            "notice_hash": self.notice_hash,
-            "gpc": self.gpc,
-            "prev_hash": self.prev_hash,
-            "key_id": self.key_id,
-            "hash": self.hash,
-        }
+        """Every column under its own name, in ``EXPORT_FIELDS`` order; the time as UTC text."""
+        row = {name: getattr(self, name) for name in EXPORT_FIELDS}
+        row["created_at"] = utc_text(self.created_at)
+        row["categories"] = list(self.categories)
+        return row
 
 
 class ChainAnchor(db.Model):  # type: ignore[name-defined]

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, g, jsonify, make_response, redirect, render_template, request, session
 from flask.typing import ResponseReturnValue
 
+from ..formats import wants_json
 from .chain import append_to_chain
 from .choice import (
     ConsentState,
@@ -83,12 +84,6 @@ def choose() -> ResponseReturnValue:
     if wants_json():
         return choice_answer(previously_granted=state.granted)
     return redirect(safe_next(form.next.data), code=303)
-
-
-def wants_json() -> bool:
-    """The consent script asks for JSON; a browser's own form post prefers HTML."""
-    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return best == "application/json"
 
 
 def json_refusal(message: str) -> ResponseReturnValue:

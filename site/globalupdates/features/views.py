@@ -79,13 +79,21 @@ def json_body() -> dict[str, Any]:
 
 def site_path(value: Any) -> str:
     """A path of this site at which a page exists; anything else is refused."""
-    if not isinstance(value, str) or not value.startswith("/") or len(value) > 300:
-        abort(400, description="'path' must be a path on this site.")
-    if value.startswith("//") or any(ord(ch) < 0x21 or ch == "\x7f" for ch in value):
+    if not is_site_path(value):
         abort(400, description="'path' must be a path on this site.")
     if not page_exists(value):
         abort(400, description="'path' is not a page of this site.")
     return value
+
+
+def is_site_path(value: Any) -> bool:
+    return (
+        isinstance(value, str)
+        and value.startswith("/")
+        and not value.startswith("//")
+        and len(value) <= 300
+        and not any(ord(ch) < 0x21 or ch == "\x7f" for ch in value)
+    )
 
 
 def whole_milliseconds(data: dict[str, Any], name: str) -> int:

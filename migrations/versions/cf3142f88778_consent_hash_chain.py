@@ -1,4 +1,4 @@
-"""issue 5: hash-chain the consent records and keep an anchor for pruned records
+"""hash-chain the consent records and keep an anchor for pruned records
 
 Revision ID: cf3142f88778
 Revises: 39813c2f7430

@@ -1,4 +1,4 @@
-"""issue 6: tags table, plain text, dates and image for articles, and the full-text index
+"""tags table, plain text, dates and image for articles, and the full-text index
 
 The search index is the database's own, so this migration has one branch per dialect:
 SQLite gets an external-content FTS5 table kept current by triggers, PostgreSQL a generated
