@@ -1,0 +1,363 @@
+"""The documentation stays true to the repository it describes.
+
+Links: a link in README.md, CHANGELOG.md or docs/*.md is either a relative path that resolves
+to a file or folder inside the repository (with an anchor, to a heading of that file), an
+anchor of the same document, or an http(s) URL of a public host (a standard or a public
+reference). Anything else fails: a path that climbs out of the repository (``../shared/...``),
+an absolute path, a loopback address, any other scheme. Links in code are not links.
+
+Besides: every test docs/compliance.md cites exists, every setting the code reads is in
+docs/configuration.md (and nothing there is made up), every repository path the documents
+name in code spans exists, and the README stays short and opens with ``make run`` and
+``make test``.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+from fnmatch import fnmatch
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from globalupdates.config import PROJECT_ROOT, Defaults
+
+README = PROJECT_ROOT / "README.md"
+COMPLIANCE = PROJECT_ROOT / "docs" / "compliance.md"
+CONFIGURATION = PROJECT_ROOT / "docs" / "configuration.md"
+GUNICORN_CONFIG = PROJECT_ROOT / "gunicorn.conf.py"
+README_MAX_LINES = 150
+FIRST_COMMANDS = ["make run", "make test"]
+PUBLIC_SCHEMES = ("http", "https")
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "0.0.0.0", "::1")
+REPOSITORY_FOLDERS = (".ci", "bench", "content", "deploy", "docs", "migrations", "site")
+REPOSITORY_FOLDERS += ("static", "templates", "tests")
+
+FENCE = re.compile(r"^\s*(```|~~~)")
+CODE_SPAN = re.compile(r"(`+)(.+?)\1")
+INLINE_LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]*)>?(?:\s+\"[^\"]*\")?\s*\)")
+REFERENCE_DEFINITION = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s.*)?$")
+AUTOLINK = re.compile(r"<([a-z][a-z0-9+.-]*:[^\s<>]+)>", re.IGNORECASE)
+HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+CITATION = re.compile(r"`(tests/[\w./-]+\.py)((?:::[\w\[\]-]+)*)`")
+SHORTHAND_CITATION = re.compile(r"`(::test_\w+)")
+
+
+def documents() -> list[Path]:
+    return [README, PROJECT_ROOT / "CHANGELOG.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
+
+
+def relative(path: Path) -> str:
+    return path.relative_to(PROJECT_ROOT).as_posix()
+
+
+def prose_lines(text: str) -> Iterator[str]:
+    """The lines of a Markdown text outside fenced code blocks, with code spans removed."""
+    fenced = False
+    for line in text.splitlines():
+        if FENCE.match(line):
+            fenced = not fenced
+            continue
+        if not fenced:
+            yield CODE_SPAN.sub("", line)
+
+
+def prose_lines_keeping_code(text: str) -> Iterator[str]:
+    """Lines outside fenced blocks, code spans kept (a heading's anchor includes their text)."""
+    fenced = False
+    for line in text.splitlines():
+        if FENCE.match(line):
+            fenced = not fenced
+        elif not fenced:
+            yield line
+
+
+def code_blocks(text: str) -> list[list[str]]:
+    blocks: list[list[str]] = []
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if FENCE.match(line):
+            if current is None:
+                current = []
+            else:
+                blocks.append(current)
+                current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
+def links(text: str) -> list[str]:
+    found = []
+    for line in prose_lines(text):
+        found.extend(match.group(1) for match in INLINE_LINK.finditer(line))
+        found.extend(match.group(1) for match in AUTOLINK.finditer(line))
+        definition = REFERENCE_DEFINITION.match(line)
+        if definition:
+            found.append(definition.group(1))
+    return found
+
+
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces as hyphens."""
+    text = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", heading).strip().lower()
+    text = "".join(ch for ch in text if ch.isalnum() or ch in " -_")
+    return text.replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    seen: dict[str, int] = {}
+    found = set()
+    for line in prose_lines_keeping_code(path.read_text(encoding="utf-8")):
+        heading = HEADING.match(line)
+        if not heading:
+            continue
+        anchor = github_anchor(heading.group(2))
+        count = seen.get(anchor, 0)
+        seen[anchor] = count + 1
+        found.add(anchor if count == 0 else f"{anchor}-{count}")
+    return found
+
+
+def link_problem(document: Path, target: str, root: Path = PROJECT_ROOT) -> str | None:
+    """Why a link in ``document`` breaks the rule in this module's docstring, or None."""
+    parts = urlsplit(target)
+    if parts.scheme:
+        if parts.scheme.lower() not in PUBLIC_SCHEMES:
+            return f"{target}: only http(s) links may leave the repository"
+        if not parts.hostname or parts.hostname in LOCAL_HOSTS:
+            return f"{target}: not a public address"
+        return None
+    if target.startswith("//"):
+        return f"{target}: a link without a scheme leaves the repository"
+    path_part, anchor = unquote(parts.path), parts.fragment
+    if path_part.startswith("/"):
+        return f"{target}: an absolute path; link relative to the document"
+    destination = (document.parent / path_part).resolve() if path_part else document
+    if not destination.is_relative_to(root.resolve()):
+        return f"{target}: leads outside the repository"
+    if not destination.exists():
+        return f"{target}: no such file in the repository"
+    if anchor and destination.suffix == ".md" and anchor not in anchors(destination):
+        return f"{target}: {relative_to(destination, root)} has no heading #{anchor}"
+    return None
+
+
+def relative_to(path: Path, root: Path) -> str:
+    return path.resolve().relative_to(root.resolve()).as_posix()
+
+
+def link_problems(document: Path, root: Path = PROJECT_ROOT) -> list[str]:
+    text = document.read_text(encoding="utf-8")
+    return [
+        f"{relative_to(document, root)}: {problem}"
+        for target in links(text)
+        if (problem := link_problem(document, target, root)) is not None
+    ]
+
+
+def defined_tests(path: Path) -> set[str]:
+    """Test functions as pytest names them: ``test_x`` and ``TestClass::test_x``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            names.add(node.name)
+        elif isinstance(node, ast.ClassDef):
+            names.update(
+                f"{node.name}::{item.name}"
+                for item in node.body
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
+            )
+    return {name for name in names if name.rsplit("::", 1)[-1].startswith("test")}
+
+
+def citation_problem(path_text: str, names: str, root: Path = PROJECT_ROOT) -> str | None:
+    """Why a cited ``tests/...py::test_name`` does not name a test, or None."""
+    path = root / path_text
+    if not path.is_file():
+        moved = sorted(relative_to(p, root) for p in (root / "tests").rglob(Path(path_text).name))
+        hint = f" (a file of that name is at {', '.join(moved)})" if moved else ""
+        return f"{path_text} does not exist{hint}"
+    wanted = re.sub(r"\[[^\]]*\]", "", names.removeprefix("::"))
+    if wanted and wanted not in defined_tests(path):
+        return f"{path_text} has no test {wanted}"
+    return None
+
+
+def citation_problems(text: str, root: Path = PROJECT_ROOT) -> list[str]:
+    problems = [
+        f"{found}: cite the file too, as tests/<file>.py::test_name"
+        for found in SHORTHAND_CITATION.findall(text)
+    ]
+    for match in CITATION.finditer(text):
+        problem = citation_problem(match.group(1), match.group(2), root)
+        if problem is not None:
+            problems.append(problem)
+    return problems
+
+
+def commands_in_code_blocks(text: str) -> list[str]:
+    """Every command of every code block, in order, without its trailing comment."""
+    commands = []
+    for block in code_blocks(text):
+        for line in block:
+            command = line.split(" #", 1)[0].strip()
+            if command and not command.startswith("#"):
+                commands.append(command)
+    return commands
+
+
+def settings_the_code_reads() -> set[str]:
+    """``FLASK_`` plus each key of ``Defaults``, and every variable gunicorn.conf.py reads."""
+    names = {f"FLASK_{key}" for key in vars(Defaults) if key.isupper()}
+    tree = ast.parse(GUNICORN_CONFIG.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            function = ast.unparse(node.func)
+            if function in ("os.environ.get", "env_int", "os.getenv"):
+                names.add(str(node.args[0].value))
+    return names
+
+
+def configuration_table(text: str) -> set[str]:
+    """The variables in the first column of docs/configuration.md's table."""
+    return set(re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \|", text, re.MULTILINE))
+
+
+def source_text() -> str:
+    """Every place a setting may be read: the package, gunicorn, make, CI, tests and bench."""
+    paths = [*PROJECT_ROOT.joinpath("site").rglob("*.py"), GUNICORN_CONFIG]
+    paths += [PROJECT_ROOT / "Makefile", PROJECT_ROOT / ".ci" / "run"]
+    paths += [*PROJECT_ROOT.joinpath("tests").rglob("*.py")]
+    paths += [*PROJECT_ROOT.joinpath("bench").glob("*.py")]
+    return "\n".join(p.read_text(encoding="utf-8") for p in paths if p.name != "test_docs.py")
+
+
+def ignored_by_git(path: str) -> bool:
+    """Whether a pattern of .gitignore covers ``path`` (what make and the bench write)."""
+    for line in (PROJECT_ROOT / ".gitignore").read_text(encoding="utf-8").splitlines():
+        pattern = line.strip().rstrip("/")
+        if not pattern or pattern.startswith("#"):
+            continue
+        parts = path.rstrip("/").split("/")
+        if "/" in pattern:
+            if any(fnmatch("/".join(parts[: i + 1]), pattern) for i in range(len(parts))):
+                return True
+        elif any(fnmatch(part, pattern) for part in parts):
+            return True
+    return False
+
+
+def repository_paths(text: str) -> set[str]:
+    """Paths into the repository named in code spans, such as `deploy/nginx.conf`."""
+    found = set()
+    for line in prose_lines_keeping_code(text):
+        for _ticks, span in CODE_SPAN.findall(line):
+            candidate = span.split("::", 1)[0].strip()
+            first = candidate.split("/", 1)[0]
+            if (
+                "/" in candidate
+                and first in REPOSITORY_FOLDERS
+                and not re.search(r"[<>*\s]", candidate)
+            ):
+                found.add(candidate)
+    return found
+
+
+# The documents as they are.
+
+
+@pytest.mark.parametrize("document", documents(), ids=relative)
+def test_every_link_stays_in_the_repository_or_goes_to_a_public_reference(document):
+    assert link_problems(document) == []
+
+
+def test_every_test_the_compliance_table_cites_exists():
+    text = COMPLIANCE.read_text(encoding="utf-8")
+    assert len(CITATION.findall(text)) > 50, "the compliance table cites tests as tests/...py::name"
+    assert citation_problems(text) == []
+
+
+def test_every_setting_is_in_the_configuration_table_and_each_row_is_read_somewhere():
+    documented = configuration_table(CONFIGURATION.read_text(encoding="utf-8"))
+    assert sorted(settings_the_code_reads() - documented) == []
+    source = source_text()
+    made_up = [
+        name
+        for name in sorted(documented)
+        if name.removeprefix("FLASK_") not in source and name not in source
+    ]
+    assert made_up == []
+
+
+@pytest.mark.parametrize("document", documents(), ids=relative)
+def test_every_repository_path_the_documents_name_exists(document):
+    named = repository_paths(document.read_text(encoding="utf-8"))
+    missing = [path for path in named if not (PROJECT_ROOT / path).exists()]
+    assert sorted(path for path in missing if not ignored_by_git(path)) == []
+
+
+def test_the_readme_is_short_and_opens_with_make_run_then_make_test():
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= README_MAX_LINES
+    assert commands_in_code_blocks(text)[:2] == FIRST_COMMANDS
+
+
+def test_the_readme_keeps_its_reliability_section_and_links_every_document():
+    text = README.read_text(encoding="utf-8")
+    assert "## Reliability" in text.splitlines()
+    linked = {(PROJECT_ROOT / target).resolve() for target in links(text)}
+    assert [relative(d) for d in documents()[1:] if d.resolve() not in linked] == []
+
+
+# The checks themselves catch what they are for.
+
+
+def test_a_link_out_of_the_repository_is_caught(tmp_path):
+    (tmp_path / "docs").mkdir()
+    page = tmp_path / "docs" / "page.md"
+    page.write_text(
+        "# Page\n[design](../../shared/docs/design.md) [abs](/etc/passwd) [x](file:///etc/passwd)\n"
+        "[local](http://127.0.0.1:8000/) [gone](missing.md) [anchor](#nowhere)\n"
+        "[fine](#page) [spec](https://www.w3.org/TR/gpc/) `[code](../x.md)`\n",
+        encoding="utf-8",
+    )
+    problems = link_problems(page, tmp_path)
+    assert len(problems) == 6, problems
+    assert "leads outside the repository" in problems[0]
+
+
+def test_an_anchor_must_name_a_heading_of_the_linked_file(tmp_path):
+    (tmp_path / "a.md").write_text("# Request hooks, in order\n", encoding="utf-8")
+    page = tmp_path / "b.md"
+    page.write_text("[ok](a.md#request-hooks-in-order) [bad](a.md#hooks)\n", encoding="utf-8")
+    assert link_problems(page, tmp_path) == ["b.md: a.md#hooks: a.md has no heading #hooks"]
+
+
+def test_a_cited_test_that_does_not_exist_is_caught(tmp_path):
+    (tmp_path / "tests" / "consent").mkdir(parents=True)
+    (tmp_path / "tests" / "consent" / "test_gpc.py").write_text(
+        "def test_there():\n    pass\n\n"
+        "class TestGroup:\n    def test_inside(self):\n        pass\n",
+        encoding="utf-8",
+    )
+    text = (
+        "`tests/consent/test_gpc.py::test_there`"
+        " `tests/consent/test_gpc.py::TestGroup::test_inside`"
+        " `tests/consent/test_gpc.py::test_there[case]` `tests/consent/test_gpc.py::test_gone`"
+        " `tests/test_gpc.py::test_there` and `::test_shorthand`"
+    )
+    assert citation_problems(text, tmp_path) == [
+        "::test_shorthand: cite the file too, as tests/<file>.py::test_name",
+        "tests/consent/test_gpc.py has no test test_gone",
+        "tests/test_gpc.py does not exist (a file of that name is at tests/consent/test_gpc.py)",
+    ]
+
+
+def test_the_first_commands_are_read_from_code_blocks_in_order():
+    text = "Run `make lint`.\n\n```sh\n# set up\nmake test  # all\n```\n\n```\nmake run\n```\n"
+    assert commands_in_code_blocks(text) == ["make test", "make run"]
