@@ -12,6 +12,11 @@ class Defaults:
     SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
     CONSENT_REGISTRY = None  # path to an operator's TOML; None ships the package's own
     CONSENT_LIFETIME_DAYS = 182
+    # How long a consent record is kept once a newer choice supersedes it (proof, Art. 7(1)
+    # GDPR); the privacy notice states it.
+    CONSENT_RECORD_RETENTION_DAYS = 3 * 365
+    # How long page views and page timings are kept; `flask features prune` deletes older ones.
+    PAGE_MEASUREMENT_RETENTION_DAYS = 395  # 13 months
     # The key that signs the consent chain, "key_id:secret"; None signs with the last key in
     # the instance folder's consent_proof_keys file (see globalupdates.consent.proofkeys).
     CONSENT_PROOF_KEY = None

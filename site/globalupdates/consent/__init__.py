@@ -39,3 +39,4 @@ def init_app(app: Flask) -> None:
     forgery.exempt(app, reports.bp.name)
     declare_page(app, "consent.preferences")
     declare_page(app, "consent.cookie_policy")
+    declare_page(app, "consent.privacy_notice")

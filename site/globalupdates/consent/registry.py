@@ -11,6 +11,7 @@ import json
 import re
 import tomllib
 from dataclasses import asdict, dataclass, replace
+from datetime import date
 from fnmatch import fnmatchcase
 from functools import cached_property
 from pathlib import Path
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 BUILTIN_REGISTRY = Path(__file__).with_name("registry.toml")
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 RESERVED_KEYS = {"action", "next", "csrf_token"}
+EMAIL_PATTERN = re.compile(r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$")
 FIRST_PARTY = "Global Updates (this site)"
 
 
@@ -50,6 +52,12 @@ class Script:
     static: str | None = None
     origins: tuple[str, ...] = ()
     defer: bool = True
+    provider: str = FIRST_PARTY
+    established: str | None = None  # where a third party sending it is based, for the notice
+
+    @property
+    def third_party(self) -> bool:
+        return self.src is not None
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,7 @@ class Provider:
     embed_url: str
     page_url: str
     cookies: tuple[Cookie, ...] = ()
+    established: str | None = None  # where the provider is based, for the privacy notice
 
     def embed_src(self, ref: str) -> str:
         return self.embed_url.replace("{id}", ref)
@@ -94,12 +103,49 @@ class Provider:
 
 
 @dataclass(frozen=True)
+class Contact:
+    name: str
+    email: str
+
+
+@dataclass(frozen=True)
+class Authority:
+    name: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Processor:
+    """A service the operator hires to handle data on its behalf (hosting, e-mail)."""
+
+    name: str
+    service: str
+    established: str
+    transfer: str | None = None  # how a transfer outside the EEA is safeguarded, if any
+
+
+@dataclass(frozen=True)
+class Controller:
+    """Who answers for the data this site handles: what the privacy notice is made from."""
+
+    name: str
+    address: str
+    email: str
+    authority: Authority
+    necessary_basis: str
+    updated: date
+    dpo: Contact | None = None
+    processors: tuple[Processor, ...] = ()
+
+
+@dataclass(frozen=True)
 class Registry:
     """Immutable once loaded, so each derived value is worked out once and then reused."""
 
     revision: int
     notice: Notice
     categories: tuple[Category, ...]
+    controller: Controller
     providers: tuple[Provider, ...] = ()
 
     @cached_property
@@ -158,14 +204,20 @@ class Registry:
         raise KeyError(key)
 
     @cached_property
+    def third_party_scripts(self) -> tuple[tuple[Category, Script], ...]:
+        return tuple((c, s) for c in self.categories for s in c.scripts if s.third_party)
+
+    @cached_property
     def notice_hash(self) -> str:
-        """A digest of everything the reader is shown before choosing."""
+        """A digest of everything the reader is shown before choosing, the privacy notice's
+        controller data included, so a record proves which notice its choice was made under."""
         shown = {
             "notice": asdict(self.notice),
             "categories": [asdict(c) for c in self.categories],
             "providers": [asdict(p) for p in self.providers],
+            "controller": asdict(self.controller),
         }
-        encoded = json.dumps(shown, sort_keys=True, separators=(",", ":")).encode()
+        encoded = json.dumps(shown, sort_keys=True, separators=(",", ":"), default=str).encode()
         return hashlib.sha256(encoded).hexdigest()
 
 
@@ -215,8 +267,85 @@ def parse_registry(data: dict[str, Any]) -> Registry:
         revision=revision,
         notice=Notice(title=_text(notice, "title", "notice"), text=_text(notice, "text", "notice")),
         categories=categories,
+        controller=parse_controller(data.get("controller")),
         providers=parse_providers(data.get("providers", []), categories),
     )
+
+
+def parse_controller(raw: Any) -> Controller:
+    """The ``[controller]`` table: every key the privacy notice needs, checked at start-up."""
+    if not isinstance(raw, dict):
+        raise RegistryError("a [controller] table naming who runs the site is required")
+    where = "controller"
+    dpo = raw.get("dpo")
+    if dpo is not None and not isinstance(dpo, dict):
+        raise RegistryError("controller.dpo must be a table with 'name' and 'email'")
+    authority = raw.get("authority")
+    if not isinstance(authority, dict):
+        raise RegistryError("controller.authority must be a table with 'name' and 'url'")
+    processors = raw.get("processors", [])
+    if not isinstance(processors, list):
+        raise RegistryError("controller.processors must be a list of tables")
+    updated = raw.get("updated")
+    if not isinstance(updated, date) or hasattr(updated, "hour"):
+        raise RegistryError("controller.updated must be a date such as 2026-11-27")
+    return Controller(
+        name=_text(raw, "name", where),
+        address=_text(raw, "address", where),
+        email=_email(raw, "email", where),
+        authority=Authority(
+            name=_text(authority, "name", "controller.authority"),
+            url=_https_url(authority, "url", "controller.authority"),
+        ),
+        necessary_basis=_text(raw, "necessary_basis", where),
+        updated=updated,
+        dpo=(
+            Contact(
+                name=_text(dpo, "name", "controller.dpo"),
+                email=_email(dpo, "email", "controller.dpo"),
+            )
+            if dpo is not None
+            else None
+        ),
+        processors=tuple(
+            _parse_processor(p, f"controller.processors[{i}]") for i, p in enumerate(processors)
+        ),
+    )
+
+
+def _parse_processor(raw: Any, where: str) -> Processor:
+    if not isinstance(raw, dict):
+        raise RegistryError(f"{where} must be a table")
+    return Processor(
+        name=_text(raw, "name", where),
+        service=_text(raw, "service", where),
+        established=_text(raw, "established", where),
+        transfer=_optional_text(raw, "transfer", where),
+    )
+
+
+def _email(raw: dict[str, Any], name: str, where: str) -> str:
+    value = raw.get(name)
+    if not isinstance(value, str) or not EMAIL_PATTERN.match(value):
+        raise RegistryError(f"{where}.{name} must be an e-mail address")
+    return value
+
+
+def _https_url(raw: dict[str, Any], name: str, where: str) -> str:
+    value = raw.get(name)
+    if (
+        not isinstance(value, str)
+        or not _origin_of(value)
+        or any(ch.isspace() or ch in "\\\"'<>" for ch in value)
+    ):
+        raise RegistryError(f"{where}.{name} must be an https:// URL")
+    return value
+
+
+def _optional_text(raw: dict[str, Any], name: str, where: str) -> str | None:
+    if raw.get(name) is None:
+        return None
+    return _text(raw, name, where)
 
 
 def _check_categories(categories: tuple[Category, ...]) -> None:
@@ -299,8 +428,16 @@ def _parse_script(raw: Any, where: str) -> Script:
         isinstance(o, str) and o.startswith("https://") for o in origins
     ):
         raise RegistryError(f"{where}.origins must be a list of https:// origins")
+    provider = _optional_text(raw, "provider", where)
+    if src is None and provider is not None:
+        raise RegistryError(f"{where}.provider is only for a third party's 'src' script")
     return Script(
-        src=src, static=static, origins=tuple(origins), defer=_flag(raw, "defer", where, True)
+        src=src,
+        static=static,
+        origins=tuple(origins),
+        defer=_flag(raw, "defer", where, True),
+        provider=provider or (_origin_of(src) if src else FIRST_PARTY),
+        established=_optional_text(raw, "established", where),
     )
 
 
@@ -358,6 +495,7 @@ def _parse_provider(raw: Any, where: str, optional_keys: set[str]) -> Provider:
         origins=origins,
         embed_url=embed_url,
         page_url=_url_pattern(raw, "page_url", where),
+        established=_optional_text(raw, "established", where),
         cookies=tuple(
             replace(_parse_cookie(c, f"{where}.cookies[{i}]"), provider=name)
             for i, c in enumerate(cookies)

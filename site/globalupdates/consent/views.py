@@ -1,4 +1,4 @@
-"""The preferences page, the choice itself and the cookie policy."""
+"""The preferences page, the choice itself, the cookie policy and the privacy notice."""
 
 from __future__ import annotations
 
@@ -170,3 +170,10 @@ def recorded_action(action: str, state: ConsentState, granted: frozenset[str]) -
 def cookie_policy() -> ResponseReturnValue:
     share_page()
     return render_template("consent/policy.html")
+
+
+@bp.get("/privacy")
+def privacy_notice() -> ResponseReturnValue:
+    """Made from the registry's controller table and categories, the same for every reader."""
+    share_page()
+    return render_template("consent/privacy.html")

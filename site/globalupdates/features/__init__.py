@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask
 
 from ..formats import answer_in_json
-from . import views
+from . import cli, views
 
 PAGE_COOKIES = frozenset({views.TEXT_SIZE_COOKIE})  # cookies whose value changes a page
 
@@ -19,6 +19,7 @@ def page_variant() -> str:
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(views.bp)
+    app.register_blueprint(cli.bp)
     answer_in_json(app, views.bp.url_prefix or "/features")
 
     @app.context_processor
