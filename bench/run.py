@@ -36,7 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
-from deployed_nginx import deployed_nginx, nginx_binary
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, for tests.support
+
+from tests.support.nginx_server import deployed_nginx, nginx_binary
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

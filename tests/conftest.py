@@ -1,5 +1,5 @@
-"""Fixtures: a real app on a database built by the committed migrations, and helpers that
-act as a reader would (fetch a page, read its form, send it back)."""
+"""Fixtures: a real app on a database built by the committed migrations, its test client and
+CLI runner. The helpers tests import are in ``tests/support``."""
 
 from __future__ import annotations
 
@@ -9,43 +9,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from database_backends import PostgresTestDatabase, backend_names, configured_postgres_url
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from flask_migrate import upgrade
-from flask_static_digest import digester
 from hypothesis import settings
 
 from globalupdates import create_app
 from globalupdates.articles.importer import import_paths
-from globalupdates.assets import is_digested
-from globalupdates.config import PROJECT_ROOT
-
-CONTENT_DIR = PROJECT_ROOT / "content"
-STATIC_DIR = PROJECT_ROOT / "static"
-
-
-def compile_static(folder: Path) -> None:
-    """What ``flask digest compile`` does to one folder with the extension's defaults: a copy
-    of each file named after its MD5, a gzip copy of each, and ``cache_manifest.json``."""
-    digester.compile(f"{folder}{os.sep}", f"{folder}{os.sep}", [], True, False)
-
-
-def static_manifest_is_stale(folder: Path) -> bool:
-    """Missing, or older than one of the files it names (the test ``make`` applies)."""
-    manifest = folder / "cache_manifest.json"
-    if not manifest.exists():
-        return True
-    built = manifest.stat().st_mtime
-    return any(
-        path.stat().st_mtime > built
-        for path in folder.rglob("*")
-        if path.is_file()
-        and path != manifest
-        and path.suffix != ".gz"
-        and not is_digested(path.name)
-    )
-
+from tests.support.apps import (
+    CONTENT_DIR,
+    STATIC_DIR,
+    app_config,
+    compile_static,
+    static_manifest_is_stale,
+)
+from tests.support.databases import PostgresTestDatabase, backend_names, configured_postgres_url
 
 # Every app reads the manifest when it is created; ``make test`` compiles it first, and a
 # bare ``pytest`` (on a fresh clone, or after a static file changed) compiles it here,
@@ -56,18 +34,6 @@ if static_manifest_is_stale(STATIC_DIR):
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
-
-
-def app_config(database_uri: str, instance: Path, **extra: object) -> dict[str, object]:
-    return {
-        "TESTING": True,
-        "SECRET_KEY": "test-secret-key-not-for-production",
-        "SQLALCHEMY_DATABASE_URI": database_uri,
-        "CONTENT_DIR": str(CONTENT_DIR),
-        "CONTENT_CHECK_SECONDS": 0,  # tests import and edit articles between requests
-        "TRUSTED_HOSTS": ["localhost", "news.example"],
-        **extra,
-    }
 
 
 @pytest.fixture(scope="session")
@@ -153,25 +119,3 @@ def client(app: Flask) -> FlaskClient:
 @pytest.fixture
 def runner(app: Flask) -> FlaskCliRunner:
     return app.test_cli_runner()
-
-
-SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
-
-
-def choose(
-    client: FlaskClient,
-    action: str,
-    categories: tuple[str, ...] = (),
-    *,
-    page: str = "/consent",
-    next_path: str | None = None,
-    headers: dict[str, str] | None = None,
-):
-    """Open a page as a reader and post a consent choice from it, as the browser would:
-    with ``Sec-Fetch-Site: same-origin`` (and no token: there is none)."""
-    client.get(page, headers=headers)
-    form: dict[str, str] = {"action": action}
-    form.update({key: "on" for key in categories})
-    if next_path is not None:
-        form["next"] = next_path
-    return client.post("/consent", data=form, headers={**SAME_ORIGIN, **(headers or {})})

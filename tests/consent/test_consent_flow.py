@@ -1,0 +1,258 @@
+"""A reader's consent, end to end through the app: banner, choices, gating, withdrawal."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from globalupdates.consent.records import ConsentRecord
+from globalupdates.extensions import db
+from tests.support.consent import SAME_ORIGIN, choose, static_path
+
+ARTICLE = "/articles/harrowmere-tidal-lagoon-switches-on"
+OPTIONAL = ("functional", "analytics", "performance", "advertisement")
+PAGES = ["/", ARTICLE, "/consent", "/cookie-policy", "/articles/missing"]
+
+
+# JSON-LD (<script type="application/ld+json">) is data for search engines, never run.
+EXECUTABLE_SCRIPT = re.compile(r'<script(?![^>]*type="application/ld\+json")')
+
+
+def gated_categories(html: str) -> set[str]:
+    return set(re.findall(r'<script [^>]*data-category="([a-z]+)"', html))
+
+
+def set_cookie_names(response) -> list[str]:
+    return [header.split("=", 1)[0] for header in response.headers.getlist("Set-Cookie")]
+
+
+def records(app) -> list[ConsentRecord]:
+    with app.app_context():
+        return list(db.session.scalars(db.select(ConsentRecord).order_by(ConsentRecord.id)))
+
+
+def stored_choice(client) -> dict | None:
+    with client.session_transaction() as session:
+        return session.get("consent")
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_first_visit_shows_banner_runs_nothing_and_sets_no_cookie(app, client, path):
+    response = client.get(path)
+    html = response.get_data(as_text=True)
+    assert 'id="consent-banner"' in html or path == "/consent"
+    assert gated_categories(html) == set()
+    scripts = re.findall(r'<script(?![^>]*type="application/ld\+json")[^>]*>', html)
+    consent_script = f'src="{static_path(app, "js/consent.js")}"'
+    assert [tag for tag in scripts if consent_script not in tag] == []
+    assert len(scripts) == 1
+    assert set_cookie_names(response) == []
+
+
+def test_banner_offers_accept_and_reject_as_equal_buttons_and_customize(client):
+    html = client.get(ARTICLE).get_data(as_text=True)
+    banner = html[html.index('id="consent-banner"') : html.index("</section>")]
+    assert '<form method="post" action="/consent"' in banner
+    buttons = re.findall(r"<button ([^>]*)>([^<]+)</button>", banner)
+    assert [(label) for _, label in buttons] == ["Accept All", "Reject All"]
+    accept, reject = (attributes for attributes, _ in buttons)
+    assert 'name="action" value="accept_all"' in accept
+    assert 'name="action" value="reject_all"' in reject
+    assert accept.replace("accept_all", "X") == reject.replace("reject_all", "X")
+    assert re.search(r'<a [^>]*href="/consent\?next=/articles/[^"]+"[^>]*>Customize</a>', banner)
+    assert 'href="/cookie-policy"' in banner
+
+
+def test_article_is_fully_readable_without_any_choice(client):
+    html = client.get(ARTICLE).get_data(as_text=True)
+    assert "## " not in html
+    assert html.count("<p>") > 8
+    assert "Money, fish and doubts" in html
+
+
+def test_accept_all_grants_every_category_and_records_it(app, client):
+    response = choose(client, "accept_all", page=ARTICLE, next_path=ARTICLE)
+    assert response.status_code == 303
+    assert response.headers["Location"] == ARTICLE
+    choice = stored_choice(client)
+    assert choice is not None
+    assert set(choice["categories"]) == {"necessary", *OPTIONAL}
+    assert choice["revision"] == 1 and choice["id"] and choice["made_at"]
+    html = client.get(ARTICLE).get_data(as_text=True)
+    assert 'id="consent-banner"' not in html
+    assert gated_categories(html) == set(OPTIONAL)
+    [record] = records(app)
+    assert record.action == "accept_all"
+    assert record.categories == ["necessary", *OPTIONAL]
+    assert record.consent_id == choice["id"]
+
+
+def test_reject_all_grants_nothing_and_is_remembered(app, client):
+    response = choose(client, "reject_all", page=ARTICLE, next_path=ARTICLE)
+    assert response.status_code == 303
+    assert stored_choice(client)["categories"] == ["necessary"]
+    for path in ("/", ARTICLE):
+        page = client.get(path)
+        html = page.get_data(as_text=True)
+        assert 'id="consent-banner"' not in html
+        assert gated_categories(html) == set()
+        assert set(set_cookie_names(page)) <= {"gu_session"}
+    [record] = records(app)
+    assert (record.action, record.categories) == ("reject_all", ["necessary"])
+
+
+def test_custom_choice_grants_exactly_what_was_ticked(app, client):
+    response = choose(client, "save", ("analytics",))
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/"
+    assert sorted(stored_choice(client)["categories"]) == ["analytics", "necessary"]
+    html = client.get(ARTICLE).get_data(as_text=True)
+    assert gated_categories(html) == {"analytics"}
+    pageviews = static_path(app, "features/pageviews.js")
+    assert f'src="{pageviews}" data-category="analytics"' in html
+    [record] = records(app)
+    assert (record.action, record.categories) == ("save", ["necessary", "analytics"])
+
+
+def test_preferences_are_never_pre_ticked_on_a_first_visit(client):
+    html = client.get("/consent").get_data(as_text=True)
+    for key in OPTIONAL:
+        checkbox = re.search(rf'<input type="checkbox" id="{key}" name="{key}"[^>]*>', html)
+        assert checkbox is not None and "checked" not in checkbox.group(0)
+    assert "Always active" in html
+    assert 'name="necessary"' not in html
+
+
+def test_preferences_show_the_current_choice_afterwards(client):
+    choose(client, "save", ("functional", "performance"))
+    html = client.get("/consent").get_data(as_text=True)
+    ticked = set(re.findall(r'<input type="checkbox" id="([a-z]+)"[^>]*checked', html))
+    assert ticked == {"functional", "performance"}
+
+
+def test_preferences_form_posts_every_field_the_contract_names(client):
+    html = client.get("/consent?next=/articles/x").get_data(as_text=True)
+    form = html[html.index('<form method="post" action="/consent" class="preferences-form">') :]
+    assert "csrf" not in form  # forgery protection needs no token in the page
+    assert 'value="/articles/x"' in form and 'name="next"' in form
+    assert 'name="action" value="save"' in form
+    for key in OPTIONAL:
+        assert f'name="{key}"' in form
+
+
+def test_preferences_and_policy_show_each_categorys_cookies(client):
+    for path in ("/consent", "/cookie-policy"):
+        html = client.get(path).get_data(as_text=True)
+        for title in ("Necessary", "Functional", "Analytics", "Performance", "Advertisement"):
+            assert f">{title}" in html
+        for cookie, duration in (
+            ("gu_session", "182 days"),
+            ("gu_text_size", "1 year"),
+            ("gu_reader", "13 months"),
+            ("gu_ad_cap", "1 day"),
+        ):
+            assert re.search(rf"<code>{cookie}</code></td><td>[^<]+</td><td>{duration}</td>", html)
+        assert html.count("No cookies to display.") == 1
+
+
+def test_withdrawal_expires_the_cookies_of_withdrawn_categories(client):
+    choose(client, "accept_all")
+    for name, value in (("gu_text_size", "large"), ("gu_reader", "a" * 32), ("gu_ad_cap", "1")):
+        client.set_cookie(name, value)
+    response = choose(client, "save", ("functional",))
+    expired = {
+        header.split("=", 1)[0]
+        for header in response.headers.getlist("Set-Cookie")
+        if "Max-Age=0" in header or "Expires=Thu, 01 Jan 1970" in header
+    }
+    assert expired == {"gu_reader", "gu_ad_cap"}
+    assert gated_categories(client.get(ARTICLE).get_data(as_text=True)) == {"functional"}
+    assert client.get_cookie("gu_reader") is None
+    assert client.get_cookie("gu_text_size") is not None
+
+
+def test_cookies_of_ungranted_categories_are_expired_on_any_page(client):
+    client.set_cookie("gu_ad_cap", "2")
+    response = client.get("/")
+    assert any(h.startswith("gu_ad_cap=;") for h in response.headers.getlist("Set-Cookie"))
+
+
+def test_every_page_links_cookie_settings(client):
+    choose(client, "reject_all")
+    for path in PAGES:
+        assert ">Cookie settings</a>" in client.get(path).get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//evil.example/",
+        "https://evil.example/",
+        "/\\evil.example",
+        "javascript:alert(1)",
+        "http:/evil.example",
+        "articles/relative",
+        "/\x00bad",
+    ],
+)
+def test_next_never_leaves_the_site(client, target):
+    response = choose(client, "reject_all", next_path=target)
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/"
+
+
+def test_next_keeps_a_same_site_path_and_query(client):
+    response = choose(client, "reject_all", next_path="/articles/a-story?page=2")
+    assert response.headers["Location"] == "/articles/a-story?page=2"
+
+
+def test_choice_survives_a_long_pause_before_clicking(client, monkeypatch):
+    """A page may have sat in a tab (or in a cache) for hours; its banner still posts, since
+    nothing in it expires."""
+    from itsdangerous import timed
+
+    real = timed.TimestampSigner.get_timestamp
+    monkeypatch.setattr(timed.TimestampSigner, "get_timestamp", lambda self: real(self) - 7200)
+    html = client.get(ARTICLE).get_data(as_text=True)
+    monkeypatch.setattr(timed.TimestampSigner, "get_timestamp", real)
+    banner = html[html.index('<section id="consent-banner"') :]
+    banner = banner[: banner.index("</form>")]
+    fields = dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', banner))
+    assert fields == {"next": ARTICLE}
+    response = client.post("/consent", data={**fields, "action": "accept_all"}, headers=SAME_ORIGIN)
+    assert response.status_code == 303
+    assert response.headers["Location"] == ARTICLE
+    assert "advertisement" in stored_choice(client)["categories"]
+
+
+def test_session_cookie_is_httponly_and_lax_and_secure_over_https(app):
+    plain = choose(app.test_client(), "reject_all").headers["Set-Cookie"]
+    assert "HttpOnly" in plain and "SameSite=Lax" in plain and "Secure" not in plain
+    over_https = app.test_client()
+    over_https.get("/consent", base_url="https://localhost")
+    secure = over_https.post(
+        "/consent",
+        data={"action": "reject_all"},
+        base_url="https://localhost",
+        headers=SAME_ORIGIN,
+    ).headers["Set-Cookie"]
+    assert "Secure" in secure
+
+
+def test_stored_choice_makes_the_session_last_its_lifetime(client):
+    response = choose(client, "reject_all")
+    cookie = response.headers["Set-Cookie"]
+    assert "gu_session=" in cookie and "Expires=" in cookie
+
+
+def test_pages_are_shared_until_the_reader_chooses_then_private(client):
+    for path in ("/", ARTICLE):
+        first = client.get(path)
+        assert first.headers["Cache-Control"] == "public, max-age=0, s-maxage=30"
+        assert "Set-Cookie" not in first.headers
+    choose(client, "reject_all")
+    for path in ("/", ARTICLE):
+        assert client.get(path).headers["Cache-Control"] == "private, no-cache"
+    # the preferences page shows the reader's consent id: no cache may keep it
+    assert client.get("/consent").headers["Cache-Control"] == "private, no-store"

@@ -1,0 +1,147 @@
+"""Google Consent Mode v2, when the operator configures a Google tag id."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+
+import pytest
+
+from globalupdates import create_app
+from tests.support.consent import ARTICLE, GPC, choose, store_choice
+
+TAG = "G-TEST12345"
+SIGNALS = {"ad_storage", "analytics_storage", "ad_user_data", "ad_personalization"}
+
+
+@pytest.fixture
+def tagged(app_factory):
+    return app_factory(GOOGLE_TAG_ID=TAG)
+
+
+def gtag_calls(html: str) -> list[tuple[str, dict]]:
+    return [
+        (kind, json.loads(values))
+        for kind, values in re.findall(r'gtag\("consent", "(default|update)", (\{[^}]*\})\)', html)
+    ]
+
+
+def google_tag_position(html: str) -> int:
+    return html.find("https://www.googletagmanager.com/gtag/js")
+
+
+def test_nothing_of_google_without_a_tag_id(client):
+    choose(client, "accept_all")
+    response = client.get(ARTICLE)
+    assert "gtag" not in response.get_data(as_text=True)
+    assert "google" not in response.headers["Content-Security-Policy"]
+
+
+def test_first_visit_declares_all_four_signals_denied_and_loads_no_google_tag(tagged):
+    response = tagged.test_client().get(ARTICLE)
+    html = response.get_data(as_text=True)
+    assert gtag_calls(html) == [("default", dict.fromkeys(SIGNALS, "denied"))]
+    assert google_tag_position(html) == -1
+    assert "googletagmanager" not in response.headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize(
+    ("granted", "expected_granted"),
+    [
+        ({"analytics"}, {"analytics_storage"}),
+        ({"advertisement"}, {"ad_storage", "ad_user_data", "ad_personalization"}),
+        ({"analytics", "advertisement"}, SIGNALS),
+        ({"functional", "performance"}, set()),
+    ],
+)
+def test_the_readers_choice_maps_onto_the_signals(tagged, granted, expected_granted):
+    client = tagged.test_client()
+    store_choice(client, granted)
+    response = client.get(ARTICLE)
+    html = response.get_data(as_text=True)
+    calls = gtag_calls(html)
+    assert calls[0] == ("default", dict.fromkeys(SIGNALS, "denied"))
+    assert calls[1][0] == "update"
+    assert {k for k, v in calls[1][1].items() if v == "granted"} == expected_granted
+    assert set(calls[1][1]) == SIGNALS
+    policy = response.headers["Content-Security-Policy"]
+    if expected_granted:
+        position = google_tag_position(html)
+        assert position > html.index('gtag("consent", "default"')
+        assert "https://www.googletagmanager.com" in policy
+    else:
+        assert google_tag_position(html) == -1
+        assert "googletagmanager" not in policy
+
+
+def inline_scripts(html: str) -> list[str]:
+    return re.findall(r"<script>(.*?)</script>", html, re.S)
+
+
+def hash_source(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+@pytest.mark.parametrize("granted", [None, set(), {"analytics"}, {"advertisement", "functional"}])
+def test_the_inline_consent_mode_script_runs_by_its_hash_alone(tagged, granted):
+    client = tagged.test_client()
+    if granted is not None:
+        store_choice(client, granted)
+    response = client.get("/")
+    html = response.get_data(as_text=True)
+    [inline] = inline_scripts(html)
+    script_src = next(
+        part.split()[1:]
+        for part in response.headers["Content-Security-Policy"].split(";")
+        if part.split()[0] == "script-src"
+    )
+    assert [source for source in script_src if source.startswith("'sha256-")] == [
+        hash_source(inline)
+    ]
+    assert not any(source.startswith("'nonce-") for source in script_src)
+    assert "'unsafe-inline'" not in script_src and "'self'" not in script_src
+    tags = [
+        tag
+        for tag in re.findall(r"<script[^>]*>", html)
+        if "data-category" not in tag and "/static/js/consent-" not in tag
+    ]
+    assert len(tags) == (2 if granted and granted & {"analytics", "advertisement"} else 1)
+    assert not any("nonce" in tag for tag in tags)
+
+
+def test_no_hash_without_a_tag_id(client):
+    choose(client, "accept_all")
+    response = client.get("/")
+    assert "'sha256-" not in response.headers["Content-Security-Policy"]
+    assert inline_scripts(response.get_data(as_text=True)) == []
+
+
+def test_the_default_comes_before_any_other_script(tagged):
+    client = tagged.test_client()
+    store_choice(client, {"analytics", "advertisement", "functional"})
+    html = client.get(ARTICLE).get_data(as_text=True)
+    first_script = html.index("<script")
+    assert html.index('gtag("consent", "default"') < html.index("</script>", first_script)
+
+
+def test_a_choice_updates_the_signals_on_the_next_page(tagged):
+    client = tagged.test_client()
+    response = choose(client, "accept_all", headers=GPC, page=ARTICLE, next_path=ARTICLE)
+    html = client.get(response.headers["Location"], headers=GPC).get_data(as_text=True)
+    update = dict(gtag_calls(html))["update"]
+    assert update["analytics_storage"] == "granted"
+    assert update["ad_storage"] == "denied"
+
+
+def test_a_malformed_tag_id_stops_the_site_at_start(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLASK_INSTANCE_PATH", str(tmp_path))
+    with pytest.raises(ValueError, match="GOOGLE_TAG_ID"):
+        create_app(
+            {
+                "SECRET_KEY": "k",
+                "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/db.sqlite3",
+                "GOOGLE_TAG_ID": "G-1');alert(1)//",
+            }
+        )

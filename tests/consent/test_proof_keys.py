@@ -1,0 +1,289 @@
+"""Proof keys: where the key that signs the consent chain comes from, how it is kept and
+rotated, and what verification makes of records signed by a key it does not know or by
+none at all."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from flask_migrate import upgrade
+
+from globalupdates import create_app
+from globalupdates.consent.chain import append_to_chain
+from globalupdates.consent.proofkeys import key_file, load_keyring, read_key_file
+from globalupdates.extensions import db
+from tests.support.apps import app_config
+from tests.support.consent import records
+
+OTHER_SECRET = "s" * 40
+
+
+def forge(app, day: int = 1) -> None:
+    with app.app_context():
+        append_to_chain(
+            consent_id=str(uuid.uuid4()),
+            created_at=datetime(2026, 1, day, tzinfo=UTC),
+            action="save",
+            categories=["necessary"],
+            revision=1,
+            notice_hash="a" * 64,
+            gpc=False,
+        )
+
+
+def sql(app, statement, **params) -> None:
+    with app.app_context():
+        db.session.execute(db.text(statement), params)
+        db.session.commit()
+
+
+def verify(app, *args: str):
+    return app.test_cli_runner().invoke(args=["consent", "verify", *args])
+
+
+def problems(result) -> list[str]:
+    return [line for line in result.output.splitlines() if line.startswith("PROBLEM: ")]
+
+
+def key_ids(app) -> list[str | None]:
+    return [record.key_id for record in records(app)]
+
+
+def test_the_key_file_is_made_on_first_need_and_owner_only(app):
+    path = key_file(app)
+    assert verify(app).exit_code == 0
+    assert not path.exists(), "verifying must not write a key"
+    forge(app)
+    assert path.stat().st_mode & 0o777 == 0o600
+    [key] = read_key_file(path)
+    assert key.key_id == "k1" and len(key.secret) == 64
+    assert key_ids(app) == ["k1"]
+
+
+def test_a_worker_reads_its_key_once_not_at_every_append(app):
+    forge(app, 1)
+    path = key_file(app)
+    kept = path.read_text()
+    path.write_text("not a key file\n")
+    forge(app, 2)
+    path.write_text(kept)
+    assert key_ids(app) == ["k1", "k1"]
+    assert verify(app).exit_code == 0
+
+
+def test_workers_racing_to_make_the_key_file_all_sign_with_one_key(app):
+    start = threading.Barrier(8)
+    signers = []
+
+    def first_need() -> None:
+        start.wait()
+        signers.append(load_keyring(app, create=True).signer)
+
+    threads = [threading.Thread(target=first_need) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(signers) == 8 and len(set(signers)) == 1
+    assert [path.name for path in key_file(app).parent.iterdir()] == [key_file(app).name]
+
+
+def test_records_signed_by_an_old_key_still_verify_after_rotating(app):
+    forge(app, 1)
+    forge(app, 2)
+    rotated = app.test_cli_runner().invoke(args=["consent", "rotate-key"])
+    assert rotated.exit_code == 0, rotated.output
+    assert "New signing key k2" in rotated.output
+    forge(app, 3)
+    assert key_ids(app) == ["k1", "k1", "k2"]
+    assert [key.key_id for key in read_key_file(key_file(app))] == ["k1", "k2"]
+    assert key_file(app).stat().st_mode & 0o777 == 0o600
+    result = verify(app)
+    assert result.exit_code == 0, result.output
+    assert "Proof keys: k1, k2\n" in result.output
+
+
+def test_a_record_claiming_an_unknown_key_fails(app):
+    for day in (1, 2, 3):
+        forge(app, day)
+    sql(app, "UPDATE consent_record SET key_id = 'k9' WHERE id = 2")
+    result = verify(app)
+    assert result.exit_code == 1
+    assert problems(result) == [
+        "PROBLEM: record 2: key_id 'k9' is not a known proof key (neither in the key file "
+        "nor CONSENT_PROOF_KEY)"
+    ]
+
+
+def test_records_whose_key_line_was_deleted_no_longer_verify(app):
+    forge(app, 1)
+    app.test_cli_runner().invoke(args=["consent", "rotate-key"])
+    forge(app, 2)
+    path = key_file(app)
+    path.write_text(
+        "".join(line for line in path.read_text().splitlines(True) if "k1 " not in line)
+    )
+    result = verify(app)
+    assert result.exit_code == 1
+    assert problems(result) == [
+        "PROBLEM: record 1: key_id 'k1' is not a known proof key (neither in the key file "
+        "nor CONSENT_PROOF_KEY)"
+    ]
+
+
+def test_verify_away_from_the_sites_instance_folder_says_where_it_looked(
+    app, app_factory, tmp_path, monkeypatch
+):
+    forge(app)
+    monkeypatch.setenv("FLASK_INSTANCE_PATH", str(tmp_path / "elsewhere"))
+    elsewhere = app_factory()
+    result = verify(elsewhere)
+    assert result.exit_code == 1
+    assert "Proof keys: none found\n" in result.output
+    assert f"No proof key was found in {tmp_path / 'elsewhere' / 'consent_proof_keys'}" in (
+        result.output
+    )
+
+
+def test_the_configured_key_signs_and_the_file_keys_still_verify(app, app_factory):
+    forge(app, 1)
+    configured = app_factory(CONSENT_PROOF_KEY=f"k2:{OTHER_SECRET}")
+    forge(configured, 2)
+    assert key_ids(app) == ["k1", "k2"]
+    assert [key.key_id for key in read_key_file(key_file(app))] == ["k1"]
+    assert verify(configured).exit_code == 0
+    without = verify(app)
+    assert without.exit_code == 1
+    assert "PROBLEM: record 2: key_id 'k2' is not a known proof key" in without.output
+
+
+def test_a_configured_key_alone_writes_no_key_file(app_factory):
+    app = app_factory(CONSENT_PROOF_KEY=f"site-2026:{OTHER_SECRET}")
+    forge(app)
+    assert key_ids(app) == ["site-2026"]
+    assert not key_file(app).exists()
+    assert verify(app).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("configured", "complaint"),
+    [
+        (OTHER_SECRET, "CONSENT_PROOF_KEY must be written key_id:secret"),
+        ("k2:short", "CONSENT_PROOF_KEY: the secret of key k2 must be at least 32 characters"),
+        (f"two words:{OTHER_SECRET}", "CONSENT_PROOF_KEY: key id 'two words' must be 1 to 32"),
+    ],
+)
+def test_a_malformed_configured_key_is_a_clear_error(app_factory, configured, complaint):
+    result = verify(app_factory(CONSENT_PROOF_KEY=configured))
+    assert result.exit_code == 1
+    assert f"Error: cannot verify the chain: {complaint}" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_one_key_id_for_two_secrets_is_refused(app, app_factory):
+    forge(app)
+    result = verify(app_factory(CONSENT_PROOF_KEY=f"k1:{OTHER_SECRET}"))
+    assert result.exit_code == 1
+    assert "key id k1 names two different secrets" in result.output
+
+
+def test_rotate_key_is_refused_while_a_configured_key_signs(app_factory):
+    app = app_factory(CONSENT_PROOF_KEY=f"k5:{OTHER_SECRET}")
+    result = app.test_cli_runner().invoke(args=["consent", "rotate-key"])
+    assert result.exit_code == 1
+    assert "CONSENT_PROOF_KEY is set, and it signs" in result.output
+    assert not key_file(app).exists()
+
+
+@pytest.fixture
+def upgraded_site(tmp_path, monkeypatch):
+    """A site whose records and one prune were made before proof keys, then upgraded.
+
+    SQLite only, by construction: the upgrade runs on a database file of its own, from the
+    first migration, with the old records stored in between.
+    """
+    monkeypatch.setenv("FLASK_INSTANCE_PATH", str(tmp_path / "instance"))
+    app = create_app(app_config(f"sqlite:///{tmp_path / 'upgraded.sqlite3'}", tmp_path))
+    with app.app_context():
+        upgrade(directory=app.config["MIGRATIONS_DIR"], revision="39813c2f7430")
+        for day in (1, 2, 3):
+            db.session.execute(
+                db.text(
+                    "INSERT INTO consent_record (consent_id, created_at, action, categories, "
+                    "revision, notice_hash, gpc) VALUES (:id, :at, 'save', :c, 1, :n, 0)"
+                ),
+                {
+                    "id": str(uuid.uuid4()),
+                    "at": datetime(2025, 1, day),
+                    "c": '["necessary"]',
+                    "n": "a" * 64,
+                },
+            )
+        db.session.commit()
+        upgrade(directory=app.config["MIGRATIONS_DIR"], revision="5b1e0c7d9a21")
+        db.session.execute(
+            db.text(
+                "INSERT INTO consent_chain_anchor (created_at, pruned_before, last_pruned_id, "
+                "tail_hash, pruned_count) SELECT :at, :at, 1, hash, 1 FROM consent_record "
+                "WHERE id = 1"
+            ),
+            {"at": datetime(2025, 1, 2)},
+        )
+        db.session.execute(db.text("DELETE FROM consent_record WHERE id = 1"))
+        db.session.commit()
+        upgrade(directory=app.config["MIGRATIONS_DIR"])
+        db.session.remove()
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_records_from_before_proof_keys_stay_an_unprotected_start(upgraded_site):
+    app = upgraded_site
+    refused = verify(app)
+    assert refused.exit_code == 1
+    assert "2 record(s) carry no proof key" in refused.output
+    assert "--allow-unkeyed" in refused.output
+    before = verify(app, "--allow-unkeyed")
+    assert before.exit_code == 0, before.output
+    assert (
+        "Start: anchor 1 (it pruned 1 record(s) made before 2025-01-02T00:00:00Z, up to "
+        "record 1; it is not signed by a proof key)"
+    ) in before.output
+    assert (
+        "Not protected by a key: 2 record(s) made before proof keys; no keyed record "
+        "follows them yet."
+    ) in before.output
+    forge(app, 1)
+    after = verify(app, "--allow-unkeyed")
+    assert after.exit_code == 0, after.output
+    assert key_ids(app) == [None, None, "k1"]
+    assert (
+        "Not protected by a key: 2 record(s) made before proof keys; only the link from "
+        "keyed record 4 vouches for them."
+    ) in after.output
+
+
+def test_an_old_record_altered_after_the_upgrade_fails(upgraded_site):
+    forge(upgraded_site, 1)
+    sql(upgraded_site, "UPDATE consent_record SET action = 'accept_all' WHERE id = 2")
+    result = verify(upgraded_site, "--allow-unkeyed")
+    assert problems(result) == [
+        "PROBLEM: record 2 was altered: its hash is not the SHA-256 of its fields "
+        "(it has no proof key)"
+    ]
+
+
+def test_an_unkeyed_record_after_a_keyed_one_fails(upgraded_site):
+    forge(upgraded_site, 1)
+    forge(upgraded_site, 2)
+    sql(upgraded_site, "UPDATE consent_record SET key_id = NULL WHERE id = 5")
+    result = verify(upgraded_site, "--allow-unkeyed")
+    assert result.exit_code == 1
+    assert problems(result)[0] == (
+        "PROBLEM: record 5: key_id is missing, yet record 4 before it is keyed; only records "
+        "made before proof keys may lack one"
+    )

@@ -1,0 +1,89 @@
+"""A choice counts only under the registry revision and lifetime it was made for."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.support.consent import (
+    ARTICLE,
+    OPTIONAL,
+    choose,
+    gated_categories,
+    operator_registry,
+    store_choice,
+    stored_choice,
+)
+
+
+def shows_banner(client, path: str = ARTICLE) -> bool:
+    return 'id="consent-banner"' in client.get(path).get_data(as_text=True)
+
+
+def test_operator_registry_from_the_environment_raises_the_revision(
+    app_factory, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("FLASK_CONSENT_REGISTRY", str(operator_registry(tmp_path, revision=3)))
+    app = app_factory()
+    assert app.extensions["consent"].registry.revision == 3
+    client = app.test_client()
+    store_choice(client, OPTIONAL, revision=2)
+    html = client.get(ARTICLE).get_data(as_text=True)
+    assert 'id="consent-banner"' in html and gated_categories(html) == set()
+    choose(client, "accept_all")
+    assert stored_choice(client)["revision"] == 3
+    assert not shows_banner(client)
+    assert gated_categories(client.get(ARTICLE).get_data(as_text=True)) == set(OPTIONAL)
+
+
+def test_choice_under_the_current_revision_counts(app_factory, tmp_path):
+    app = app_factory(CONSENT_REGISTRY=str(operator_registry(tmp_path, revision=2)))
+    client = app.test_client()
+    store_choice(client, OPTIONAL, revision=2)
+    assert not shows_banner(client)
+
+
+@pytest.mark.parametrize(
+    ("age", "counts"),
+    [
+        (timedelta(days=181, hours=23), True),
+        (timedelta(days=182, minutes=1), False),
+        (timedelta(days=400), False),
+        (-timedelta(days=2), False),  # made "in the future": forged or a broken clock
+    ],
+)
+def test_choice_expires_after_the_lifetime(client, age, counts):
+    store_choice(client, OPTIONAL, made_at=datetime.now(UTC) - age)
+    html = client.get(ARTICLE).get_data(as_text=True)
+    assert ('id="consent-banner"' not in html) is counts
+    assert (gated_categories(html) == set(OPTIONAL)) is counts
+
+
+def test_configured_lifetime_is_used_for_expiry_and_for_the_session_cookie(app_factory):
+    app = app_factory(CONSENT_LIFETIME_DAYS=30)
+    assert app.permanent_session_lifetime == timedelta(days=30)
+    client = app.test_client()
+    store_choice(client, OPTIONAL, made_at=datetime.now(UTC) - timedelta(days=31))
+    assert shows_banner(client)
+    response = choose(client, "reject_all")
+    cookie = response.headers["Set-Cookie"]
+    expires = datetime.strptime(
+        cookie.split("Expires=")[1].split(";")[0], "%a, %d %b %Y %H:%M:%S GMT"
+    )
+    assert expires.replace(tzinfo=UTC) <= datetime.now(UTC) + timedelta(days=30, minutes=1)
+
+
+def test_session_cookie_never_outlives_182_days_by_default(client):
+    response = choose(client, "accept_all")
+    cookie = response.headers["Set-Cookie"]
+    expires = datetime.strptime(
+        cookie.split("Expires=")[1].split(";")[0], "%a, %d %b %Y %H:%M:%S GMT"
+    )
+    assert expires.replace(tzinfo=UTC) <= datetime.now(UTC) + timedelta(days=182, minutes=1)
+
+
+def test_expired_choice_stops_gated_scripts_and_their_endpoints(client):
+    store_choice(client, OPTIONAL, made_at=datetime.now(UTC) - timedelta(days=200))
+    assert gated_categories(client.get(ARTICLE).get_data(as_text=True)) == set()
+    assert client.get("/features/house-ad").status_code == 403

@@ -1,0 +1,166 @@
+"""Forgery protection from Fetch Metadata: who may change anything, and what a refusal leaves."""
+
+from __future__ import annotations
+
+import pytest
+
+from globalupdates.articles.importer import import_paths
+from globalupdates.forgery import trusted_origins
+from tests.support.apps import CONTENT_DIR
+from tests.support.consent import (
+    ARTICLE,
+    SAME_ORIGIN,
+    choose,
+    records,
+    set_cookie_names,
+    stored_choice,
+)
+
+TRUSTED = "https://partner.example"
+REFUSED = {
+    "cross-site": {"Sec-Fetch-Site": "cross-site"},
+    "same-site": {"Sec-Fetch-Site": "same-site"},
+    "unknown fetch site": {"Sec-Fetch-Site": "sideways"},
+    "foreign origin": {"Origin": "https://attacker.example"},
+    "same host, other port": {"Origin": "http://localhost:8080"},
+    "null origin": {"Origin": "null"},
+    "cross-site with a foreign origin": {
+        "Sec-Fetch-Site": "cross-site",
+        "Origin": "https://attacker.example",
+    },
+}
+ACCEPTED = {
+    "same-origin": {"Sec-Fetch-Site": "same-origin"},
+    "typed by the reader": {"Sec-Fetch-Site": "none"},
+    "own origin without fetch metadata": {"Origin": "http://localhost"},
+    "neither header": {},
+    "trusted origin": {"Origin": TRUSTED},
+    "trusted origin, cross-site": {"Sec-Fetch-Site": "cross-site", "Origin": TRUSTED},
+}
+
+
+@pytest.fixture
+def app(app_factory):
+    app = app_factory(TRUSTED_ORIGINS=(TRUSTED,))
+    with app.app_context():
+        import_paths([CONTENT_DIR])
+    return app
+
+
+@pytest.fixture
+def reader(client):
+    """A reader who rejected everything, so that a forged Accept All would show."""
+    choose(client, "reject_all")
+    return client
+
+
+@pytest.mark.parametrize("headers", REFUSED.values(), ids=REFUSED.keys())
+def test_a_cross_origin_choice_is_refused_and_changes_nothing(app, reader, headers):
+    before = stored_choice(reader)
+    count = len(records(app))
+    response = reader.post("/consent", data={"action": "accept_all"}, headers=headers)
+    assert response.status_code == 403
+    assert "Set-Cookie" not in response.headers
+    assert len(records(app)) == count
+    assert stored_choice(reader) == before
+
+
+@pytest.mark.parametrize("headers", ACCEPTED.values(), ids=ACCEPTED.keys())
+def test_a_same_origin_or_non_browser_choice_is_accepted(app, client, headers):
+    response = client.post("/consent", data={"action": "accept_all"}, headers=headers)
+    assert response.status_code == 303
+    assert "gu_session" in set_cookie_names(response)
+    assert [record.action for record in records(app)] == ["accept_all"]
+
+
+def unsafe_routes(app) -> list[tuple[str, str]]:
+    """Every route that takes an unsafe method, with concrete values for its parameters."""
+    found = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith("csp_reports."):
+            continue
+        for method in sorted((rule.methods or set()) - {"GET", "HEAD", "OPTIONS"}):
+            found.append((method, rule.build({name: "x" for name in rule.arguments})[1]))
+    return found
+
+
+def test_every_unsafe_route_refuses_a_cross_site_request_before_doing_anything(app):
+    client = app.test_client()
+    choose(client, "accept_all")
+    count = len(records(app))
+    routes = unsafe_routes(app)
+    assert ("POST", "/consent") in routes and ("POST", "/features/pageview") in routes
+    for method, path in routes:
+        response = client.open(
+            path,
+            method=method,
+            json={"path": ARTICLE, "size": "large", "ttfb": 1, "domContentLoaded": 2, "load": 3},
+            headers={"Sec-Fetch-Site": "cross-site", "Accept": "application/json"},
+        )
+        assert response.status_code == 403, (method, path)
+        assert response.is_json and "another site" in response.get_json()["error"]
+        assert "Set-Cookie" not in response.headers, (method, path)
+    assert len(records(app)) == count
+    from globalupdates.extensions import db
+    from globalupdates.features.models import PageTiming, PageView
+
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count(PageView.id))) == 0
+        assert db.session.scalar(db.select(db.func.count(PageTiming.id))) == 0
+
+
+def test_the_same_beacon_from_the_site_itself_is_counted(app):
+    client = app.test_client()
+    choose(client, "accept_all")
+    response = client.post("/features/pageview", json={"path": ARTICLE}, headers=SAME_ORIGIN)
+    assert response.status_code == 200 and response.get_json()["views"] == 1
+
+
+def test_a_reader_is_told_what_happened_and_given_a_way_back(client):
+    response = client.post(
+        "/consent",
+        data={"action": "accept_all"},
+        headers={"Sec-Fetch-Site": "cross-site", "Accept": "text/html"},
+    )
+    html = response.get_data(as_text=True)
+    assert response.status_code == 403 and response.mimetype == "text/html"
+    assert "another site" in html and 'href="/"' in html
+
+
+def test_a_refusal_does_not_clear_the_readers_optional_cookies(app, client):
+    choose(client, "reject_all")
+    client.set_cookie("gu_text_size", "large")
+    response = client.post(
+        "/consent", data={"action": "save"}, headers={"Sec-Fetch-Site": "cross-site"}
+    )
+    assert response.status_code == 403 and "Set-Cookie" not in response.headers
+
+
+def test_the_csp_report_sink_takes_reports_from_the_browser_whatever_it_says(client):
+    response = client.post(
+        "/csp-report",
+        json={"csp-report": {"blocked-uri": "inline"}},
+        headers={"Sec-Fetch-Site": "cross-site"},
+    )
+    assert response.status_code == 204
+
+
+def test_pages_do_not_vary_on_fetch_metadata(client):
+    for path in ("/", ARTICLE, "/consent", "/cookie-policy"):
+        assert "sec-fetch" not in client.get(path).headers.get("Vary", "").lower()
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["partner.example", "https://partner.example/path", "ftp://partner.example"],
+)
+def test_a_trusted_origin_that_is_not_an_origin_stops_the_site(value):
+    with pytest.raises(ValueError, match="TRUSTED_ORIGINS"):
+        trusted_origins(value)
+
+
+def test_trusted_origins_come_from_a_comma_separated_setting():
+    assert trusted_origins("https://a.example, https://B.example/ ,") == {
+        "https://a.example",
+        "https://b.example",
+    }

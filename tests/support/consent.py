@@ -1,0 +1,122 @@
+"""Helpers for the consent tests: reading records, stored choices and pages."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from globalupdates.assets import static_url
+from globalupdates.consent.records import ConsentRecord
+from globalupdates.consent.registry import BUILTIN_REGISTRY
+from globalupdates.extensions import db
+
+ARTICLE = "/articles/harrowmere-tidal-lagoon-switches-on"
+OPTIONAL = ("functional", "analytics", "performance", "advertisement")
+GPC = {"Sec-GPC": "1"}
+# What a browser says of a post from one of the site's own pages; the forms carry no token.
+SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
+
+
+def records(app: Flask) -> list[ConsentRecord]:
+    with app.app_context():
+        found = list(db.session.scalars(db.select(ConsentRecord).order_by(ConsentRecord.id)))
+        db.session.expunge_all()
+        return found
+
+
+def stored_choice(client: FlaskClient) -> dict | None:
+    with client.session_transaction() as session:
+        return session.get("consent")
+
+
+def store_choice(
+    client: FlaskClient,
+    categories: Iterable[str],
+    *,
+    made_at: datetime | None = None,
+    revision: int = 1,
+    gpc: bool = False,
+    consent_id: str | None = None,
+) -> str:
+    """Put a choice straight into the reader's session, as an earlier visit would have."""
+    consent_id = consent_id or str(uuid.uuid4())
+    with client.session_transaction() as session:
+        session["consent"] = {
+            "id": consent_id,
+            "categories": sorted({"necessary", *categories}),
+            "made_at": int((made_at or datetime.now(UTC)).timestamp()),
+            "revision": revision,
+            "gpc": gpc,
+        }
+        session.permanent = True
+    return consent_id
+
+
+def gated_categories(html: str) -> set[str]:
+    return set(re.findall(r'<script [^>]*data-category="([a-z]+)"', html))
+
+
+def checked_boxes(html: str) -> set[str]:
+    return set(re.findall(r'<input type="checkbox" id="([a-z]+)"[^>]*checked', html))
+
+
+def set_cookie_names(response) -> list[str]:
+    return [header.split("=", 1)[0] for header in response.headers.getlist("Set-Cookie")]
+
+
+def static_path(app: Flask, filename: str) -> str:
+    """The path a page links for a file in ``static/``: its fingerprinted name."""
+    with app.test_request_context():
+        return static_url(filename)
+
+
+def choose(
+    client: FlaskClient,
+    action: str,
+    categories: tuple[str, ...] = (),
+    *,
+    page: str = "/consent",
+    next_path: str | None = None,
+    headers: dict[str, str] | None = None,
+):
+    """Open a page as a reader and post a consent choice from it, as the browser would:
+    with ``Sec-Fetch-Site: same-origin`` (and no token: there is none)."""
+    client.get(page, headers=headers)
+    form: dict[str, str] = {"action": action}
+    form.update({key: "on" for key in categories})
+    if next_path is not None:
+        form["next"] = next_path
+    return client.post("/consent", data=form, headers={**SAME_ORIGIN, **(headers or {})})
+
+
+# An operator's third-party analytics tag and its cookies, for ``operator_registry``.
+THIRD_PARTY = """
+  [[categories.scripts]]
+  src = "https://stats.example.net/tag.js"
+  origins = ["https://stats.example.net"]
+
+  [[categories.cookies]]
+  name = "_ex_*"
+  domain = ".example.org"
+  max_age = 3600
+  provider = "Example Stats"
+  description = "Counts visits for the example statistics service."
+"""
+
+
+def operator_registry(tmp_path: Path, extra_analytics: str = "", revision: int = 1) -> Path:
+    """The built-in registry with a raised revision and extra analytics lines, written where
+    an operator would point ``CONSENT_REGISTRY``."""
+    text = BUILTIN_REGISTRY.read_text(encoding="utf-8")
+    text = text.replace("revision = 1", f"revision = {revision}", 1)
+    marker = '  static = "features/pageviews.js"\n'
+    text = text.replace(marker, marker + extra_analytics, 1)
+    path = tmp_path / "registry.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
