@@ -1,4 +1,5 @@
-"""The preferences page, the choice itself, the cookie policy and the privacy notice."""
+"""The preferences page, the choice itself, the reader's own history, the cookie policy and
+the privacy notice."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from .choice import (
 from .current import current_consent, engine
 from .forms import PreferencesForm
 from .gate import granted_scripts, script_url, share_page
+from .privacy import history_entry, records_of
 
 bp = Blueprint("consent", __name__)
 WITHDRAWAL = "withdrawal"
@@ -177,3 +179,20 @@ def privacy_notice() -> ResponseReturnValue:
     """Made from the registry's controller table and categories, the same for every reader."""
     share_page()
     return render_template("consent/privacy.html")
+
+
+@bp.get("/consent/history")
+def history() -> ResponseReturnValue:
+    """Every record of the reader's own consent ID, newest first; the ID comes only from their
+    signed session, so no one can ask for another reader's records."""
+    state = current_consent()
+    records = records_of(state.consent_id) if state.consent_id else []
+    entries = [history_entry(record) for record in records]
+    if wants_json():
+        response = jsonify(consent_id=state.consent_id, records=entries)
+    else:
+        response = make_response(
+            render_template("consent/history.html", entries=entries, hide_banner=True)
+        )
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
