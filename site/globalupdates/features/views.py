@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, Response, abort, jsonify, request
+from flask import Blueprint, Response, abort, jsonify, make_response, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import bindparam, insert
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -20,6 +20,7 @@ from ..database import one_writer
 from ..extensions import db
 from ..pages import page_exists
 from .models import PageTiming, PageView, PageViewCount
+from .retention import erase_reader_views
 
 bp = Blueprint("features", __name__, url_prefix="/features")
 
@@ -70,6 +71,24 @@ def set_declared_cookie(response: Response, name: str, value: str) -> None:
     )
 
 
+def expire_declared_cookie(response: Response, name: str) -> None:
+    """Expire a cookie under the same path and domain it was set with, or it would stay."""
+    cookie = engine().registry.cookie(name)
+    response.delete_cookie(
+        name,
+        path=cookie.path,
+        domain=cookie.domain,
+        secure=request.is_secure,
+        httponly=True,
+        samesite="Lax",
+    )
+
+
+def is_reader_value(value: str) -> bool:
+    """The shape of a value this site puts in the reader cookie (32 hexadecimal digits)."""
+    return len(value) == 32 and value.isalnum()
+
+
 def json_body() -> dict[str, Any]:
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
@@ -114,7 +133,7 @@ def utc_now() -> datetime:
 def record_page_view() -> ResponseReturnValue:
     path = site_path(json_body().get("path"))
     reader = request.cookies.get(READER_COOKIE, "")
-    new_reader = not (len(reader) == 32 and reader.isalnum())
+    new_reader = not is_reader_value(reader)
     if new_reader:
         reader = secrets.token_hex(16)
     views = count_page_view(path, reader)
@@ -201,3 +220,17 @@ def reader_text_size() -> str:
     if not current_consent().is_granted(category) or size not in TEXT_SIZES:
         return "normal"
     return size
+
+
+@bp.post("/reading-data/erase")
+def erase_reading_data() -> ResponseReturnValue:
+    """Delete the page views counted under the reader cookie this browser sends, and expire
+    that cookie. Not gated: a reader may erase whatever they granted before. Timings carry no
+    reader value, so they cannot be told apart and are left to the retention period."""
+    reader = request.cookies.get(READER_COOKIE, "")
+    erased = erase_reader_views(reader) if is_reader_value(reader) else 0
+    target = url_for("consent.preferences", erased=erased, _anchor="reading-data")
+    response = make_response(redirect(target, 303))
+    expire_declared_cookie(response, READER_COOKIE)
+    response.headers["Cache-Control"] = "no-store"
+    return response
