@@ -1,5 +1,5 @@
-"""Operator commands for the proof of consent: export, show, verify, checkpoint, prune and
-rotate-key."""
+"""Operator commands for the proof of consent: export, show, verify, checkpoint, prune,
+rotate-key, stats and report."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import io
 import json
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -18,8 +18,11 @@ from flask import Blueprint, current_app
 from sqlalchemy.exc import SQLAlchemyError
 
 from .chain import iter_records, prune_before, take_checkpoint
+from .current import engine
 from .proofkeys import ProofKeyError, key_file, rotate_key
 from .records import EXPORT_FIELDS, ConsentRecord, utc_text
+from .report import build_report
+from .stats import PERIODS, ConsentStats, as_csv, as_json, as_table, consent_stats, range_text
 from .verification import (
     ChainReport,
     CheckpointFileError,
@@ -303,3 +306,96 @@ def prune_command(before: datetime, yes: bool) -> None:
         f"Pruned {result.deleted} record(s). The chain now starts from anchor hash "
         f"{result.anchor_hash}; keep that value somewhere outside this database."
     )
+
+
+STATS_FORMATS: dict[str, Callable[[ConsentStats], str]] = {
+    "table": as_table,
+    "json": as_json,
+    "csv": as_csv,
+}
+
+
+def check_range(since: datetime | None, until: datetime | None) -> None:
+    if since is not None and until is not None and since >= until:
+        raise click.UsageError(
+            f"--since ({utc_text(since)}) must come before --until ({utc_text(until)})"
+        )
+
+
+@bp.cli.command("stats")
+@click.option("--since", type=UTC_MOMENT, help="Only records made at or after this UTC time.")
+@click.option("--until", type=UTC_MOMENT, help="Only records made before this UTC time.")
+@click.option(
+    "--by",
+    type=click.Choice(PERIODS),
+    help="Also count each day, week (from Monday) or month, in UTC.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(list(STATS_FORMATS)),
+    default="table",
+    show_default=True,
+    help="An aligned table to read, or JSON or CSV for another program.",
+)
+def stats_command(since: datetime | None, until: datetime | None, by: str | None, fmt: str) -> None:
+    """Count how readers chose: Accept All, Reject All and custom choices, the opt-in rate of
+    each optional category and the share made under GPC; in all, per registry revision and,
+    with --by, per period.
+
+    Counted by the database in one grouped pass, in constant memory. A GPC opt-out (the
+    signal revising a stored choice) is counted but is not a choice; a withdrawal is a custom
+    choice. See globalupdates/consent/stats.py for how each record counts.
+    """
+    check_range(since, until)
+    keys = [category.key for category in engine().registry.optional_categories]
+    try:
+        stats = consent_stats(keys, since=since, until=until, by=by)
+    except SQLAlchemyError as error:
+        raise click.ClickException(f"cannot count the records: {first_line(error)}") from None
+    if stats.is_empty:
+        click.echo(f"No consent records were made {range_text(stats)}.", err=True)
+        if fmt == "table":
+            return
+    click.echo(STATS_FORMATS[fmt](stats), nl=False)
+
+
+@bp.cli.command("report")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True, allow_dash=True),
+    default="-",
+    help="HTML file to write (default: standard output).",
+)
+@click.option("--since", type=UTC_MOMENT, help="Only records made at or after this UTC time.")
+@click.option("--until", type=UTC_MOMENT, help="Only records made before this UTC time.")
+@click.option(
+    "--by",
+    type=click.Choice(PERIODS),
+    default="day",
+    show_default=True,
+    help="The period each chart point covers (UTC).",
+)
+@click.option(
+    "--allow-unkeyed",
+    is_flag=True,
+    help="As for verify: records made before proof keys do not fail the chain's check.",
+)
+def report_command(
+    output: str, since: datetime | None, until: datetime | None, by: str, allow_unkeyed: bool
+) -> None:
+    """Write one self-contained HTML page (no script, nothing loaded from elsewhere): the
+    figures of `stats`, charts of them over time, whether the chain verified and when the
+    report was made."""
+    check_range(since, until)
+    try:
+        page, status = build_report(since=since, until=until, by=by, allow_unkeyed=allow_unkeyed)
+    except (ProofKeyError, SQLAlchemyError) as error:
+        raise click.ClickException(f"cannot make the report: {first_line(error)}") from None
+    try:
+        write_lines(iter([page]), output)
+    except OSError as error:
+        raise click.ClickException(f"cannot write the report: {error}") from None
+    if output != "-":
+        click.echo(f"Report written to {output}. {status.summary}")

@@ -1,0 +1,366 @@
+"""How readers choose, counted from the proof of consent for the operator's ``consent stats``.
+
+Every figure is counted by the database in one grouped pass over the records (by registry
+revision, and by period when one is asked for), so a million records cost one scan and
+Python only ever holds one row per group.
+
+How a record counts, by its ``action``:
+
+- ``accept_all`` and ``reject_all`` are the two buttons.
+- ``save`` is a custom choice made on the preferences page, and so is ``withdrawal``: a save
+  or a Reject All that took back a category the reader had granted before. The record keeps
+  what the choice did, not which button made it, so a Reject All that withdrew something is
+  counted as custom. Withdrawals are also counted on their own.
+- ``gpc_opt_out`` is written when a Global Privacy Control signal revises a stored choice.
+  The reader did not choose anything then, so it is not a choice: it is counted on its own
+  and left out of every share and opt-in rate.
+
+Shares and opt-in rates are of choices. A category is opted in when the choice's categories
+name it; the categories asked about are the optional ones of the registry in use now, so a
+category an older revision did not offer shows a low rate there. A choice is "under GPC"
+when the browser sent the signal as it was made. Days, weeks (from Monday) and months are
+UTC, like the records.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, String, Text, case, cast, func, literal_column, select, true
+
+from ..extensions import db
+from .chain import RECORDS
+from .gpc import GPC_OPT_OUT_ACTION
+from .records import as_utc, utc_text
+from .views import WITHDRAWAL
+
+ACCEPT_ALL = "accept_all"
+REJECT_ALL = "reject_all"
+PERIODS = ("day", "week", "month")
+UNREADABLE_PERIOD = "unreadable date"
+
+
+@dataclass(frozen=True)
+class Tally:
+    """The counts of one group of records; every share is worked out from them."""
+
+    choices: int = 0
+    accept_all: int = 0
+    reject_all: int = 0
+    custom: int = 0
+    withdrawals: int = 0
+    gpc: int = 0
+    gpc_opt_outs: int = 0
+    opt_ins: tuple[int, ...] = ()
+
+    @classmethod
+    def empty(cls, categories: int) -> Tally:
+        return cls(opt_ins=(0,) * categories)
+
+    def __add__(self, other: Tally) -> Tally:
+        return Tally(
+            choices=self.choices + other.choices,
+            accept_all=self.accept_all + other.accept_all,
+            reject_all=self.reject_all + other.reject_all,
+            custom=self.custom + other.custom,
+            withdrawals=self.withdrawals + other.withdrawals,
+            gpc=self.gpc + other.gpc,
+            gpc_opt_outs=self.gpc_opt_outs + other.gpc_opt_outs,
+            opt_ins=tuple(a + b for a, b in zip(self.opt_ins, other.opt_ins, strict=True)),
+        )
+
+    def share(self, count: int) -> float | None:
+        """``count`` as a fraction of the choices; None when there was no choice to divide by."""
+        return count / self.choices if self.choices else None
+
+
+COUNTED = tuple(f.name for f in fields(Tally) if f.name != "opt_ins")
+
+
+@dataclass(frozen=True)
+class Group:
+    """One line of the stats: every record (``all``), one revision, or one period."""
+
+    kind: str
+    key: str
+    tally: Tally
+
+
+@dataclass(frozen=True)
+class ConsentStats:
+    since: datetime | None
+    until: datetime | None
+    by: str | None
+    categories: tuple[str, ...]
+    groups: list[Group] = field(default_factory=list)
+
+    @property
+    def total(self) -> Tally:
+        return self.groups[0].tally
+
+    @property
+    def is_empty(self) -> bool:
+        return self.total.choices == 0 and self.total.gpc_opt_outs == 0
+
+    def of_kind(self, kind: str) -> list[Group]:
+        return [group for group in self.groups if group.kind == kind]
+
+
+def count_where(*conditions: ColumnElement[bool]) -> ColumnElement[int]:
+    """COUNT of the rows that meet every condition: the same SQL on SQLite and PostgreSQL."""
+    condition = conditions[0] if len(conditions) == 1 else db.and_(*conditions)
+    return func.count(case((condition, 1)))
+
+
+def grants(key: str) -> ColumnElement[bool]:
+    """Whether a record's categories name ``key``.
+
+    The categories are a JSON list of identifiers, so the quoted key appears in the column's
+    text exactly when the list holds it, however the JSON was spaced. A LIKE on that text is
+    portable and measured about twice as fast on SQLite as ``json_each`` (bench/stats_bench.py).
+    """
+    return cast(RECORDS.c.categories, Text).contains(f'"{key}"', autoescape=True)
+
+
+def tally_columns(categories: Sequence[str]) -> list[ColumnElement[int]]:
+    action = RECORDS.c.action
+    choice = action != GPC_OPT_OUT_ACTION
+    return [
+        count_where(choice),
+        count_where(action == ACCEPT_ALL),
+        count_where(action == REJECT_ALL),
+        count_where(choice, action.not_in((ACCEPT_ALL, REJECT_ALL))),
+        count_where(action == WITHDRAWAL),
+        count_where(choice, RECORDS.c.gpc == true()),
+        count_where(action == GPC_OPT_OUT_ACTION),
+        *(count_where(choice, grants(key)) for key in categories),
+    ]
+
+
+def utc_day(dialect: str) -> ColumnElement[str]:
+    """The record's UTC day as ``YYYY-MM-DD`` text.
+
+    Weeks and months are made from days in Python (``period_of``): there are only as many
+    days as the records span, and on SQLite grouping by week in SQL (``date`` with
+    'weekday 0' and '-6 days') took twice as long as by day. The format is written into the
+    SQL rather than bound, so that PostgreSQL sees the grouped expression and the selected
+    one as the same.
+    """
+    moment = RECORDS.c.created_at
+    if dialect == "sqlite":
+        return func.date(moment, type_=String)
+    if dialect == "postgresql":
+        return func.to_char(moment, literal_column("'YYYY-MM-DD'"), type_=String)
+    raise ValueError(f"consent stats do not know the {dialect} database")
+
+
+def period_of(day: str | None, by: str) -> str:
+    """The first day of the day, week (from Monday) or month that holds ``day``."""
+    if day is None:
+        return UNREADABLE_PERIOD
+    start = date.fromisoformat(day)
+    if by == "week":
+        start -= timedelta(days=start.weekday())
+    elif by == "month":
+        start = start.replace(day=1)
+    return start.isoformat()
+
+
+def naive_utc(moment: datetime) -> datetime:
+    return as_utc(moment).replace(tzinfo=None)
+
+
+def stats_query(
+    categories: Sequence[str], since: datetime | None, until: datetime | None, by: str | None
+) -> Any:
+    day = (utc_day(db.engine.dialect.name) if by else literal_column("NULL", String)).label("day")
+    query = select(RECORDS.c.revision, day, *tally_columns(categories))
+    if since is not None:
+        query = query.where(RECORDS.c.created_at >= naive_utc(since))
+    if until is not None:
+        query = query.where(RECORDS.c.created_at < naive_utc(until))
+    return query.group_by(RECORDS.c.revision, *([day] if by else []))
+
+
+def tally_of(counts: Sequence[int]) -> Tally:
+    """A tally from one result row's counts, in the order ``tally_columns`` selects them."""
+    named = dict(zip(COUNTED, counts, strict=False))
+    return Tally(**named, opt_ins=tuple(counts[len(COUNTED) :]))
+
+
+def consent_stats(
+    categories: Sequence[str],
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    by: str | None = None,
+) -> ConsentStats:
+    """Count the records made in ``[since, until)``: in all, per revision, and per period.
+
+    The database returns one row per revision (and per day, when ``by`` is given); Python
+    adds those rows up, so what it holds grows with the days the records span, never with
+    the records.
+    """
+    if by is not None and by not in PERIODS:
+        raise ValueError(f"--by takes one of {', '.join(PERIODS)}, not {by!r}")
+    empty = Tally.empty(len(categories))
+    total = empty
+    revisions: dict[int, Tally] = {}
+    periods: dict[str, Tally] = {}
+    with db.engine.connect() as connection:
+        for revision, day, *counts in connection.execute(stats_query(categories, since, until, by)):
+            tally = tally_of(counts)
+            total += tally
+            revisions[revision] = revisions.get(revision, empty) + tally
+            if by is not None:
+                key = period_of(day, by)
+                periods[key] = periods.get(key, empty) + tally
+    groups = [Group("all", "all", total)]
+    groups += [Group("revision", str(key), revisions[key]) for key in sorted(revisions)]
+    groups += [Group(by or "", key, periods[key]) for key in sorted(periods)]
+    return ConsentStats(since, until, by, tuple(categories), groups)
+
+
+def period_keys(stats: ConsentStats) -> list[str]:
+    """Every period from the first with records to the last, including those with none, so a
+    chart over time shows the quiet days as zero instead of leaving them out."""
+    present = [group.key for group in stats.of_kind(stats.by or "")]
+    readable = [key for key in present if key != UNREADABLE_PERIOD]
+    if not readable or stats.by is None:
+        return present
+    step = next_period(stats.by)
+    first, last = date.fromisoformat(readable[0]), date.fromisoformat(readable[-1])
+    keys = []
+    while first <= last:
+        keys.append(first.isoformat())
+        first = step(first)
+    return keys + [key for key in present if key == UNREADABLE_PERIOD]
+
+
+def next_period(by: str) -> Callable[[date], date]:
+    if by == "day":
+        return lambda day: day + timedelta(days=1)
+    if by == "week":
+        return lambda day: day + timedelta(days=7)
+    return lambda day: (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def as_rows(stats: ConsentStats) -> list[dict[str, Any]]:
+    """One flat row per group, the same for JSON and CSV; shares are fractions of choices."""
+    return [row_of(group, stats.categories) for group in stats.groups]
+
+
+def row_of(group: Group, categories: Sequence[str]) -> dict[str, Any]:
+    tally = group.tally
+    row: dict[str, Any] = {"group": group.kind, "key": group.key, "choices": tally.choices}
+    for name in ("accept_all", "reject_all", "custom"):
+        row[name] = getattr(tally, name)
+        row[f"{name}_share"] = rounded(tally.share(getattr(tally, name)))
+    row["withdrawals"] = tally.withdrawals
+    row["gpc"] = tally.gpc
+    row["gpc_share"] = rounded(tally.share(tally.gpc))
+    row["gpc_opt_outs"] = tally.gpc_opt_outs
+    for key, count in zip(categories, tally.opt_ins, strict=True):
+        row[f"{key}_opt_ins"] = count
+        row[f"{key}_opt_in_rate"] = rounded(tally.share(count))
+    return row
+
+
+def rounded(share: float | None) -> float | None:
+    return None if share is None else round(share, 4)
+
+
+def range_text(stats: ConsentStats) -> str:
+    since = utc_text(stats.since) if stats.since else "the first record"
+    until = utc_text(stats.until) if stats.until else "now"
+    return f"from {since} until {until}"
+
+
+def as_json(stats: ConsentStats, generated_at: datetime | None = None) -> str:
+    document = {
+        "generated_at": utc_text(generated_at or datetime.now(UTC)),
+        "since": utc_text(stats.since) if stats.since else None,
+        "until": utc_text(stats.until) if stats.until else None,
+        "by": stats.by,
+        "optional_categories": list(stats.categories),
+        "groups": as_rows(stats),
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+def as_csv(stats: ConsentStats) -> str:
+    rows = as_rows(stats)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def percent(share: float | None) -> str:
+    return "-" if share is None else f"{share * 100:.1f}%"
+
+
+def table_cells(group: Group) -> list[str]:
+    tally = group.tally
+    label = group.key if group.kind == "all" else f"{group.kind} {group.key}"
+    return [
+        label,
+        str(tally.choices),
+        percent(tally.share(tally.accept_all)),
+        percent(tally.share(tally.reject_all)),
+        percent(tally.share(tally.custom)),
+        str(tally.withdrawals),
+        percent(tally.share(tally.gpc)),
+        str(tally.gpc_opt_outs),
+        *(percent(tally.share(count)) for count in tally.opt_ins),
+    ]
+
+
+TABLE_HEADINGS = (
+    "group",
+    "choices",
+    "accept all",
+    "reject all",
+    "custom",
+    "withdrawals",
+    "under GPC",
+    "GPC opt-outs",
+)
+
+
+def table_lines(stats: ConsentStats) -> Iterable[str]:
+    """An aligned plain-text table, with a legend saying what the columns count."""
+    headings = [*TABLE_HEADINGS, *stats.categories]
+    body = [table_cells(group) for group in stats.groups]
+    widths = [max(len(row[i]) for row in [headings, *body]) for i in range(len(headings))]
+
+    def line(cells: Sequence[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = (cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True))
+        return "  ".join([first, *rest]).rstrip()
+
+    yield f"Consent choices {range_text(stats)} (UTC)"
+    yield line(headings)
+    yield from (line(cells) for cells in body)
+    yield ""
+    yield from TABLE_LEGEND
+
+
+TABLE_LEGEND = (
+    "Shares and opt-in rates are of choices. Custom: a save on the preferences page, or a",
+    "withdrawal (a save or Reject All that took back an earlier grant). Under GPC: the",
+    "browser sent Global Privacy Control as the choice was made. GPC opt-outs: choices the",
+    "signal revised later; they are not choices and are left out of every share.",
+    "Category columns: the share of choices that opted in to each optional category.",
+)
+
+
+def as_table(stats: ConsentStats) -> str:
+    return "\n".join(table_lines(stats)) + "\n"
