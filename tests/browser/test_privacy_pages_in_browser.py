@@ -1,0 +1,76 @@
+"""The privacy notice, the reader's consent history and the erasure of their page views,
+in Chromium: accessible, readable at 320 px, and the erasure really empties their rows."""
+
+from __future__ import annotations
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Page, expect
+
+from .browsing import ARTICLE, DESKTOP, PHONE, Reader
+
+pytestmark = pytest.mark.browser
+
+PAGES = ["/privacy", "/consent/history", "/consent"]
+WIDTHS = {"desktop": DESKTOP, "320px": PHONE}
+
+
+def axe_report(page: Page) -> str:
+    results = Axe().run(page)
+    return "" if results.violations_count == 0 else results.generate_report()
+
+
+def no_horizontal_scroll(page: Page) -> bool:
+    return bool(
+        page.evaluate(
+            "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+        )
+    )
+
+
+def accept_all(reader: Reader) -> None:
+    reader.page.goto(ARTICLE)
+    reader.page.get_by_role("button", name="Accept All").click()
+    expect(reader.page.locator("#consent-banner")).to_have_count(0)
+    reader.settle()
+
+
+@pytest.mark.parametrize("width", WIDTHS, ids=list(WIDTHS))
+def test_the_privacy_pages_pass_axe_and_fit_a_narrow_screen(open_reader, width) -> None:
+    reader = open_reader(viewport=WIDTHS[width])
+    accept_all(reader)
+    problems = {}
+    for path in PAGES:
+        reader.page.goto(path)
+        reader.settle()
+        report = axe_report(reader.page)
+        if report or not no_horizontal_scroll(reader.page):
+            problems[path] = report or "scrolls sideways"
+    assert problems == {}
+
+
+def test_the_history_shows_the_choice_just_made(open_reader) -> None:
+    reader = open_reader(viewport=DESKTOP)
+    accept_all(reader)
+    reader.page.goto("/consent")
+    consent_id = reader.page.locator(".consent-id code").inner_text()
+    reader.page.get_by_role("link", name="See every choice recorded for your consent ID").click()
+    expect(reader.page.get_by_role("heading", name="Your consent history")).to_be_visible()
+    expect(reader.page.locator("main")).to_contain_text(consent_id)
+    expect(reader.page.locator(".history-table tbody tr")).to_have_count(1)
+
+
+def test_erasing_from_cookie_settings_deletes_the_readers_page_views(
+    open_reader, count_rows
+) -> None:
+    reader = open_reader(viewport=DESKTOP)
+    accept_all(reader)
+    expect(reader.page.locator("#page-views")).to_be_visible()
+    value = next(c["value"] for c in reader.context.cookies() if c["name"] == "gu_reader")
+    assert count_rows("page_view", reader=value) >= 1
+    reader.page.goto("/consent")
+    reader.page.get_by_role("button", name="Erase my page views").click()
+    expect(reader.page.locator("#reading-data [role=status]")).to_contain_text("we deleted")
+    assert count_rows("page_view", reader=value) == 0
+    now = [c["value"] for c in reader.context.cookies() if c["name"] == "gu_reader"]
+    assert value not in now, "the erased value must not come back"
