@@ -9,6 +9,7 @@ It prints, and checks against the budgets:
 - the layout shift of a first view with the banner, measured in Chromium at desktop and 320 px.
 
 Compression is gzip level 6 (what `gzip` and most servers use by default), bodies only.
+gunicorn is started (and stopped) by tests/support, as the tests start it.
 """
 
 from __future__ import annotations
@@ -20,19 +21,25 @@ import re
 import sys
 import tempfile
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 
-from siteserver import PROJECT_ROOT, served_site
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, for tests.support
 
-ARTICLE = "/articles/newsrooms-rethink-reader-privacy-and-consent"
+from globalupdates.config import PROJECT_ROOT
+from tests.support.chromium import CHROMIUM, CHROMIUM_FLAGS
+from tests.support.gunicorn_server import running_gunicorn
+from tests.support.pages import NEWSROOMS
+
+ARTICLE = NEWSROOMS
 CONSENT_JS = PROJECT_ROOT / "static" / "js" / "consent.js"
 SITE_CSS = PROJECT_ROOT / "static" / "css" / "site.css"
 CONSENT_CSS_MARKER = "/* consent:"
 CONSENT_CSS_END = "/* end of consent */"
 BUDGETS = {"consent_js_gzip": 2048, "consent_css_gzip": 2048, "first_view_gzip": 14 * 1024}
 VIEWPORTS = {"desktop": (1280, 800), "320px": (320, 640)}
-CHROMIUM_FLAGS = ["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run"]
 
 
 def gzipped_size(data: bytes) -> int:
@@ -100,9 +107,7 @@ def layout_shift(base_url: str) -> dict[str, float]:
         .observe({type: 'layout-shift', buffered: true});"""
     shifts = {}
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS
-        )
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         for name, (width, height) in VIEWPORTS.items():
             page = browser.new_page(viewport={"width": width, "height": height})
             page.add_init_script(observer)
@@ -115,10 +120,18 @@ def layout_shift(base_url: str) -> dict[str, float]:
     return shifts
 
 
+@contextmanager
+def served_site(workdir: Path) -> Iterator[str]:
+    """The site under gunicorn (two workers) on a fresh SQLite file; yields its base URL."""
+    database = f"sqlite:///{workdir / 'site.sqlite3'}"
+    with running_gunicorn(database, workdir, {"WEB_CONCURRENCY": "2"}) as server:
+        yield server.base_url
+
+
 def measure() -> dict:
-    with tempfile.TemporaryDirectory() as workdir, served_site(Path(workdir)) as site:
-        view = first_view(site.base_url)
-        shifts = layout_shift(site.base_url)
+    with tempfile.TemporaryDirectory() as workdir, served_site(Path(workdir)) as base_url:
+        view = first_view(base_url)
+        shifts = layout_shift(base_url)
     return {
         "consent_js_gzip": gzipped_size(CONSENT_JS.read_bytes()),
         "consent_js_raw": len(CONSENT_JS.read_bytes()),

@@ -8,7 +8,8 @@ several times per state, keeps the JSON reports in bench/results/ and prints, fo
 with the median performance score, the four category scores and the main timings, then the
 gzipped weight of the consent JavaScript and CSS. Lighthouse multiplies the CPU time it
 observes, so a busy machine lowers the performance score: the median of a few runs and
-Lighthouse's own benchmark index of the machine are printed to show it.
+Lighthouse's own benchmark index of the machine are printed to show it. gunicorn is started
+(and stopped) by tests/support, as the tests start it.
 """
 
 from __future__ import annotations
@@ -24,8 +25,11 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from first_view import ARTICLE, CONSENT_JS, consent_css, gzipped_size
-from siteserver import served_site
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, for tests.support
+
+from first_view import ARTICLE, CONSENT_JS, consent_css, gzipped_size, served_site
+
+from tests.support.chromium import CHROMIUM, CHROMIUM_FLAGS
 
 BENCH = Path(__file__).resolve().parent
 LIGHTHOUSE = BENCH / "node_modules" / ".bin" / "lighthouse"
@@ -37,7 +41,6 @@ AUDITS = (
     "total-blocking-time",
     "cumulative-layout-shift",
 )
-CHROME_FLAGS = "--headless --no-sandbox --disable-gpu --no-first-run"
 
 
 def install_lighthouse() -> None:
@@ -71,7 +74,7 @@ def run_lighthouse(url: str, report: Path, cookie: str | None) -> dict:
     command = [
         str(LIGHTHOUSE),
         url,
-        f"--chrome-flags={CHROME_FLAGS}",
+        f"--chrome-flags={' '.join(CHROMIUM_FLAGS)}",
         "--output=json",
         f"--output-path={report}",
         "--quiet",
@@ -79,7 +82,7 @@ def run_lighthouse(url: str, report: Path, cookie: str | None) -> dict:
     ]
     if cookie:
         command.append(f"--extra-headers={json.dumps({'Cookie': cookie})}")
-    environment = {**os.environ, "CHROME_PATH": "/usr/bin/chromium"}
+    environment = {**os.environ, "CHROME_PATH": CHROMIUM}
     subprocess.run(command, check=True, env=environment, timeout=180)
     return json.loads(report.read_text())
 
@@ -113,15 +116,15 @@ def main() -> int:
     RESULTS.mkdir(exist_ok=True)
     figures: dict[str, dict] = {}
     performance: dict[str, list[int]] = {}
-    with tempfile.TemporaryDirectory() as workdir, served_site(Path(workdir)) as site:
+    with tempfile.TemporaryDirectory() as workdir, served_site(Path(workdir)) as base_url:
         for state, cookie in (
             ("before consent", None),
-            ("after consent", consent_cookie(site.base_url)),
+            ("after consent", consent_cookie(base_url)),
         ):
             found = []
             for run in range(1, runs + 1):
                 report = RESULTS / f"lighthouse-{state.replace(' ', '-')}-{run}.json"
-                found.append(summary(run_lighthouse(site.base_url + ARTICLE, report, cookie)))
+                found.append(summary(run_lighthouse(base_url + ARTICLE, report, cookie)))
             figures[state] = median_run(found)
             performance[state] = [run["scores"]["performance"] for run in found]
     print(f"Lighthouse {ARTICLE} (mobile, simulated throttling), median of {runs} run(s)")

@@ -6,7 +6,8 @@ What it does, all on 127.0.0.1 and all stopped at the end:
 1. installs the scanner with npm (without its install scripts, which download lists) into a
    work folder and gives it the two offline lists it expects;
 2. makes a throwaway certificate authority and a certificate for 127.0.0.1 with openssl;
-3. starts gunicorn serving the site over TLS with that certificate, on a fresh SQLite file;
+3. starts gunicorn serving the site over TLS with that certificate, on a fresh SQLite file
+   (started and stopped by tests/support, as the tests start it);
 4. starts a small front door on one port that passes TLS through to gunicorn and answers
    plain HTTP with a redirect to HTTPS, as a production reverse proxy would on port 80;
 5. runs the scanner against that port, trusting the throwaway CA, and prints the grade.
@@ -19,25 +20,20 @@ import asyncio
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
-import urllib.request
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, for tests.support
+
+from tests.support.gunicorn_server import Tls, running_gunicorn
+from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "@mdn/mdn-http-observatory@1.4.8"
 TLS_HANDSHAKE = 0x16
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def install_scanner(workdir: Path) -> Path:
@@ -58,7 +54,7 @@ def openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
-def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
+def make_certificates(folder: Path) -> Tls:
     """A throwaway CA, and a certificate it signs for 127.0.0.1 and localhost."""
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
             "/CN=Global Updates throwaway test CA", "-keyout", "ca.key", "-out", "ca.pem",
@@ -72,35 +68,8 @@ def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
     openssl("x509", "-req", "-in", "site.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
             "-CAcreateserial", "-days", "2", "-extfile", "site.ext", "-out", "site.pem",
             cwd=folder)  # fmt: skip
-    return folder / "ca.pem", folder / "site.pem", folder / "site.key"
-
-
-def start_gunicorn(port: int, cert: Path, key: Path, folder: Path) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "WEB_CONCURRENCY": "2",
-        "GUNICORN_ACCESSLOG": "/dev/null",
-        "FLASK_SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder}/observatory.sqlite3",
-        "FLASK_INSTANCE_PATH": str(folder / "instance"),
-        "FLASK_SECRET_KEY": "observatory-bench-only",
-    }
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "gunicorn.conf.py",
-            "--certfile",
-            str(cert),
-            "--keyfile",
-            str(key),
-        ],  # fmt: skip
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(folder / "gunicorn.log", "w"),  # noqa: SIM115
+    return Tls(
+        certificate=folder / "site.pem", key=folder / "site.key", authority=folder / "ca.pem"
     )
 
 
@@ -141,20 +110,6 @@ async def front_door(public_port: int, tls_port: int, stop: asyncio.Event) -> No
         await stop.wait()
 
 
-def wait_for(url: str, ca: Path, timeout: float = 60) -> None:
-    import ssl
-
-    context = ssl.create_default_context(cafile=str(ca))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, context=context, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise SystemExit(f"{url} did not answer within {timeout} s")
-
-
 def run_scan(package: Path, target: str, ca: Path) -> dict:
     """Run the scanner's own entry point; its wrapper would replace NODE_EXTRA_CA_CERTS."""
     result = subprocess.run(
@@ -166,6 +121,28 @@ def run_scan(package: Path, target: str, ca: Path) -> dict:
         check=False,
     )
     return json.loads(result.stdout)
+
+
+def scan_served_site(package: Path, run_folder: Path) -> dict:
+    """The site over TLS behind the front door, scanned; everything stopped afterwards."""
+    tls = make_certificates(run_folder)
+    database = f"sqlite:///{run_folder / 'observatory.sqlite3'}"
+    settings = {"WEB_CONCURRENCY": "2"}
+    with running_gunicorn(database, run_folder, settings, tls=tls) as server:
+        public_port = free_port()
+        loop = asyncio.new_event_loop()
+        stop = asyncio.Event()
+        door = threading.Thread(
+            target=loop.run_until_complete,
+            args=(front_door(public_port, server.port, stop),),
+            daemon=True,
+        )
+        door.start()
+        try:
+            return run_scan(package, f"127.0.0.1:{public_port}", tls.authority)
+        finally:
+            loop.call_soon_threadsafe(stop.set)
+            door.join(timeout=10)
 
 
 def main() -> None:
@@ -180,22 +157,9 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     package = install_scanner(args.workdir)
     run_folder = Path(tempfile.mkdtemp(prefix="gu-observatory-run-"))
-    ca, cert, key = make_certificates(run_folder)
-    tls_port, public_port = free_port(), free_port()
-    server = start_gunicorn(tls_port, cert, key, run_folder)
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-    door = threading.Thread(
-        target=loop.run_until_complete, args=(front_door(public_port, tls_port, stop),), daemon=True
-    )
     try:
-        wait_for(f"https://127.0.0.1:{tls_port}/healthz", ca)
-        door.start()
-        report = run_scan(package, f"127.0.0.1:{public_port}", ca)
+        report = scan_served_site(package, run_folder)
     finally:
-        loop.call_soon_threadsafe(stop.set)
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
         shutil.rmtree(run_folder, ignore_errors=True)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2))

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-ARTICLE = "/articles/harrowmere-tidal-lagoon-switches-on"
-# What a browser says of a post from one of the site's own pages; there is no token.
-SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, for tests.support
+
+from tests.support.consent import SAME_ORIGIN
+from tests.support.pages import ARTICLE
 
 
 def prepared_app():

@@ -10,6 +10,9 @@ so read the ratios, not the absolutes.
     .venv/bin/python bench/run.py                  # the table, 10 s a run, 32 connections
     .venv/bin/python bench/run.py --soak           # also 128 connections for 30 s on the article
     .venv/bin/python bench/run.py --compare-workers   # sync, gthread, gevent side by side
+    .venv/bin/python bench/run.py --seconds 1      # the quickest whole run: does it all start?
+
+gunicorn and nginx are started (and stopped) by tests/support, as the tests start them.
 
 Not part of ``make test``: the figures are targets to watch, not pass/fail checks.
 """
@@ -23,8 +26,6 @@ import os
 import re
 import runpy
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,12 +39,12 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, for tests.support
 
-from tests.support.nginx_server import deployed_nginx, nginx_binary
+from tests.support.consent import SAME_ORIGIN, cookie_value
+from tests.support.gunicorn_server import Server, running_gunicorn
+from tests.support.nginx_server import Configuration, deployed_nginx, nginx_binary, running_nginx
+from tests.support.pages import ARTICLE
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-ARTICLE = "/articles/harrowmere-tidal-lagoon-switches-on"
-SECRET = "bench-secret-key-not-for-production"
 RAISED_LIMITS = (
     "CONSENT_PER_READER",
     "CONSENT_PER_ADDRESS",
@@ -52,7 +53,6 @@ RAISED_LIMITS = (
 )
 # deploy/nginx.conf sets one of each forwarded header; the app trusts exactly that one.
 PROXY_FIX = {f"FLASK_PROXY_FIX_X_{name}": "1" for name in ("FOR", "PROTO", "HOST", "PORT")}
-SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 NGINX_ROW = "article, first visit, through deploy/nginx.conf"
 
@@ -94,125 +94,74 @@ class Scenario:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, path: str = "/", timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", path)
-            conn.getresponse().read()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing answered on port {port} within {timeout} s")
-
-
-def bench_environment(workdir: Path, gunicorn_env: dict[str, str]) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "FLASK_INSTANCE_PATH": str(workdir / "instance"),
-            "FLASK_SECRET_KEY": SECRET,
-            "FLASK_SQLALCHEMY_DATABASE_URI": os.environ.get(
-                "BENCH_DATABASE_URL", f"sqlite:///{workdir / 'bench.sqlite3'}"
-            ),
-            "GUNICORN_ACCESSLOG": "",
-            "GUNICORN_LOGLEVEL": "warning",
-            # One wrk reader sends thousands of choices a second: the limits stay on (their
-            # cost is part of every request) but are raised so that they never answer 429.
-            **{f"FLASK_RATELIMIT_{name}": "10000000 per minute" for name in RAISED_LIMITS},
-        }
-    )
-    env.update(gunicorn_env)
-    return env
+def bench_settings(workdir: Path, gunicorn_env: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """The database and the settings every gunicorn of the bench runs with."""
+    database = os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{workdir / 'bench.sqlite3'}")
+    settings = {
+        "GUNICORN_LOGLEVEL": "warning",
+        # One wrk reader sends thousands of choices a second: the limits stay on (their
+        # cost is part of every request) but are raised so that they never answer 429.
+        **{f"FLASK_RATELIMIT_{name}": "10000000 per minute" for name in RAISED_LIMITS},
+        **gunicorn_env,
+    }
+    return database, settings
 
 
 @contextmanager
-def gunicorn(app: str, workdir: Path, gunicorn_env: dict[str, str]) -> Iterator[tuple[int, int]]:
-    """Yield (port, master pid) of gunicorn serving ``app`` with the project's config."""
-    port = free_port()
-    env = bench_environment(workdir, gunicorn_env)
-    env["GUNICORN_BIND"] = f"127.0.0.1:{port}"
-    with open(workdir / "gunicorn.log", "ab") as log:
-        process = subprocess.Popen(
-            [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), app],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-    try:
-        wait_for_port(port)
-        wait_for_workers(process.pid, int(env.get("WEB_CONCURRENCY") or 3))
-        yield port, process.pid
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
+def gunicorn(
+    app: str, workdir: Path, gunicorn_env: dict[str, str], ready_path: str = "/healthz"
+) -> Iterator[Server]:
+    """gunicorn serving ``app`` with the project's config, once every worker runs.
+
+    The port answers as soon as the first worker does, and a load started then lets that
+    worker take every kept-alive connection for the whole run, holding the app (site or
+    bare) to one core: so this waits for all of them, and a moment more.
+    """
+    database, settings = bench_settings(workdir, gunicorn_env)
+    with running_gunicorn(database, workdir, settings, app=app, ready_path=ready_path) as server:
+        server.wait_for_workers(int(settings.get("WEB_CONCURRENCY") or 3))
+        time.sleep(1)
+        yield server
 
 
-def wait_for_workers(master_pid: int, count: int, timeout: float = 30) -> None:
-    """Wait until every worker runs. The port answers as soon as the first one does, and a
-    load started then lets that worker take every kept-alive connection for the whole run,
-    holding the app (site or bare) to one core."""
-    children = Path(f"/proc/{master_pid}/task/{master_pid}/children")
-    deadline = time.monotonic() + timeout
-    while len(children.read_text().split()) < count:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"gunicorn did not start {count} workers within {timeout} s")
-        time.sleep(0.05)
-    time.sleep(1)
+def file_server_conf(www: Path, workers: int) -> Configuration:
+    """nginx with keep-alive, serving ``www/index.html`` at ``/``."""
 
-
-@contextmanager
-def nginx_serving(html: bytes, workdir: Path, workers: int) -> Iterator[int]:
-    """nginx with keep-alive, serving the article's HTML at ``/`` from a file."""
-    root = workdir / "nginx"
-    (root / "www").mkdir(parents=True, exist_ok=True)
-    for folder in (workdir, root, root / "www"):
-        folder.chmod(0o755)  # nginx's workers run as an unprivileged user
-    (root / "www" / "index.html").write_bytes(html)
-    port = free_port()
-    conf = root / "nginx.conf"
-    conf.write_text(
-        f"""
+    def configuration(port: int, prefix: Path) -> str:
+        return f"""
 worker_processes {workers};
-daemon off;
-pid {root}/nginx.pid;
-error_log {root}/error.log warn;
+pid logs/nginx.pid;
+error_log logs/error.log warn;
 events {{ worker_connections 1024; }}
 http {{
     access_log off;
-    client_body_temp_path {root}/tmp;
-    proxy_temp_path {root}/tmp;
-    fastcgi_temp_path {root}/tmp;
-    uwsgi_temp_path {root}/tmp;
-    scgi_temp_path {root}/tmp;
+    client_body_temp_path {prefix}/tmp;
+    proxy_temp_path {prefix}/tmp;
+    fastcgi_temp_path {prefix}/tmp;
+    uwsgi_temp_path {prefix}/tmp;
+    scgi_temp_path {prefix}/tmp;
     keepalive_requests 100000;
     server {{
         listen 127.0.0.1:{port};
-        root {root}/www;
+        root {www};
         location / {{ default_type text/html; }}
     }}
 }}
 """
-    )
-    process = subprocess.Popen(
-        [nginx_binary() or "nginx", "-c", str(conf), "-p", str(root)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port)
-        yield port
-    finally:
-        process.send_signal(signal.SIGQUIT)
-        process.wait(timeout=30)
+
+    return configuration
+
+
+@contextmanager
+def nginx_serving(html: bytes, workdir: Path, workers: int) -> Iterator[int]:
+    """nginx serving the article's HTML at ``/`` from a file; yields its port."""
+    www = workdir / "www"
+    www.mkdir(parents=True, exist_ok=True)
+    for folder in (workdir, www):
+        folder.chmod(0o755)  # nginx's workers run as an unprivileged user
+    (www / "index.html").write_bytes(html)
+    with running_nginx(file_server_conf(www, workers)) as nginx:
+        yield nginx.port
 
 
 def run_wrk(port: int, scenario: Scenario, connections: int, seconds: int, workdir: Path) -> Result:
@@ -236,9 +185,6 @@ def run_wrk(port: int, scenario: Scenario, connections: int, seconds: int, workd
     )
 
 
-SESSION_COOKIE = re.compile(r"gu_session=([^;]+)")
-
-
 def fetch(port: int, method: str, path: str, body: str = "", headers=None):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     conn.request(method, path, body=body or None, headers=headers or {})
@@ -255,9 +201,9 @@ def reader_who_accepted_all(port: int) -> tuple[str, str]:
     body = urlencode({"action": "accept_all", "next": ARTICLE})
     response, _ = fetch(port, "POST", "/consent", body, {**FORM, **SAME_ORIGIN})
     assert response.status == 303, response.status
-    cookie = SESSION_COOKIE.search(response.getheader("Set-Cookie", ""))
+    cookie = cookie_value(response.headers.get_all("Set-Cookie") or [])
     assert cookie is not None, "the choice set no gu_session cookie"
-    return cookie.group(1), body
+    return cookie, body
 
 
 # What every browser sends with a page request; the site then serves its stored gzip as it is.
@@ -335,12 +281,11 @@ class GunicornMemory:
         return f"master {self.master.cell()}; workers {workers}; total PSS {self.total_pss:.0f} MB"
 
 
-def gunicorn_memory(master_pid: int) -> GunicornMemory:
+def gunicorn_memory(server: Server) -> GunicornMemory:
     """The master and each worker, read while they still run (after the load)."""
-    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
     return GunicornMemory(
-        master=process_memory(master_pid),
-        workers=[process_memory(int(pid)) for pid in children],
+        master=process_memory(server.master_pid),
+        workers=[process_memory(pid) for pid in sorted(server.worker_pids())],
     )
 
 
@@ -374,12 +319,12 @@ def run_scenario(
     args: argparse.Namespace, workdir: Path, env: dict[str, str], scenario: Scenario
 ) -> Row:
     """The scenario on the site, then the bare app's one route, each on a fresh gunicorn."""
-    with gunicorn("wsgi:app", workdir, env) as (site_port, site_pid):
-        site = run_wrk(site_port, scenario, args.connections, args.seconds, workdir)
-        site_memory = gunicorn_memory(site_pid)
-    with gunicorn("bench.bare_app:app", workdir, env) as (bare_port, bare_pid):
-        bare = run_wrk(bare_port, Scenario("bare", "/"), args.connections, args.seconds, workdir)
-        bare_memory = gunicorn_memory(bare_pid)
+    with gunicorn("wsgi:app", workdir, env) as server:
+        site = run_wrk(server.port, scenario, args.connections, args.seconds, workdir)
+        site_memory = gunicorn_memory(server)
+    with gunicorn("bench.bare_app:app", workdir, env, ready_path="/") as server:
+        bare = run_wrk(server.port, Scenario("bare", "/"), args.connections, args.seconds, workdir)
+        bare_memory = gunicorn_memory(server)
     return Row(scenario.name, site, bare, site_memory, bare_memory)
 
 
@@ -424,8 +369,8 @@ def through_deployed_nginx(
     its buffered access log, from which the X-Cache-Status counts are read once it stops.
     """
     with (
-        gunicorn("wsgi:app", workdir, {**env, **PROXY_FIX}) as (site_port, _),
-        deployed_nginx(site_port) as proxy,
+        gunicorn("wsgi:app", workdir, {**env, **PROXY_FIX}) as server,
+        deployed_nginx(server.port) as proxy,
     ):
         # The first visit fills the cache, as a reader's would; without it, wrk's 32 opening
         # requests all wait on nginx's cache lock, whose waiters look again every 500 ms.
@@ -447,8 +392,8 @@ def through_deployed_nginx(
 
 def soak(workdir: Path, env: dict[str, str], scenarios: list[Scenario]) -> None:
     for scenario in scenarios:
-        with gunicorn("wsgi:app", workdir, env) as (site_port, _):
-            result = run_wrk(site_port, scenario, 128, 30, workdir)
+        with gunicorn("wsgi:app", workdir, env) as server:
+            result = run_wrk(server.port, scenario, 128, 30, workdir)
         print(
             f"\n{scenario.name}, 128 connections for 30 s: {result.cells()}"
             f"  {result.error_summary()} (wrk's timeout is 2 s)"
@@ -458,9 +403,9 @@ def soak(workdir: Path, env: dict[str, str], scenarios: list[Scenario]) -> None:
 def side_by_side(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> None:
     print(f"gunicorn: {settings_line(env)}; wrk -t2 -c{args.connections} -d{args.seconds}s")
     print(f"{'scenario':26} | {'site req/s   p50    p99   errs':30} | {'bare Flask':30} | nginx")
-    with gunicorn("wsgi:app", workdir, env) as (site_port, _):
-        _, article_html = fetch(site_port, "GET", ARTICLE)
-        scenarios = site_scenarios(site_port)
+    with gunicorn("wsgi:app", workdir, env) as server:
+        _, article_html = fetch(server.port, "GET", ARTICLE)
+        scenarios = site_scenarios(server.port)
     rows = []
     for scenario in scenarios:
         row = run_scenario(args, workdir, env, scenario)
@@ -491,10 +436,10 @@ def compare_workers(args: argparse.Namespace, workdir: Path) -> None:
     print(f"wrk -t2 -c{args.connections} -d{args.seconds}s, keep-alive requested by wrk")
     print(f"{'worker set-up':36} | {'article req/s p50 p99 errs':30} | POST /consent")
     for choice in WORKER_CHOICES:
-        with gunicorn("wsgi:app", workdir, choice) as (port, _):
-            scenarios = site_scenarios(port)
-            article = run_wrk(port, scenarios[1], args.connections, args.seconds, workdir)
-            consent = run_wrk(port, scenarios[3], args.connections, args.seconds, workdir)
+        with gunicorn("wsgi:app", workdir, choice) as server:
+            scenarios = site_scenarios(server.port)
+            article = run_wrk(server.port, scenarios[1], args.connections, args.seconds, workdir)
+            consent = run_wrk(server.port, scenarios[3], args.connections, args.seconds, workdir)
         label = settings_line(choice).replace(", keepalive=5", "")
         print(f"{label:36} | {article.cells()} | {consent.cells()}")
 

@@ -10,8 +10,8 @@ import feedparser
 import pytest
 
 from tests.support.articles import import_articles
+from tests.support.pages import HARROWMERE
 
-HARROWMERE = "/articles/harrowmere-tidal-lagoon-switches-on"
 ORIGIN = "http://localhost"
 SITEMAP_NS = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
 PAGES = [

@@ -6,8 +6,7 @@ import re
 
 from globalupdates.config import PROJECT_ROOT
 from tests.support.articles import import_articles
-
-HARROWMERE = "/articles/harrowmere-tidal-lagoon-switches-on"
+from tests.support.pages import HARROWMERE
 
 
 def related_links(html: str) -> list[str]:

@@ -10,10 +10,7 @@ import pytest
 from globalupdates.articles.models import Article
 from globalupdates.extensions import db
 from tests.support.articles import import_articles
-
-HARROWMERE = "/articles/harrowmere-tidal-lagoon-switches-on"
-KESSLING = "/articles/kessling-morvelle-night-train-returns"
-NEWSROOMS = "/articles/newsrooms-rethink-reader-privacy-and-consent"
+from tests.support.pages import HARROWMERE, KESSLING
 
 
 def article_links(html: str) -> list[str]:

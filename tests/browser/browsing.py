@@ -1,4 +1,4 @@
-"""What the browser tests share: Chromium's settings, the pages and a reader's tab."""
+"""What the browser tests share: window sizes, the pages and a reader's tab."""
 
 from __future__ import annotations
 
@@ -6,19 +6,12 @@ from dataclasses import dataclass, field
 
 from playwright.sync_api import BrowserContext, Page, Request
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.support.pages import NEWSROOMS
+
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 320, "height": 640}
-ARTICLE = "/articles/newsrooms-rethink-reader-privacy-and-consent"
+# The article most browser tests read: the demo story without an embed.
+ARTICLE = NEWSROOMS
 NECESSARY_COOKIES = {"gu_session"}
 RECORD_CSP_VIOLATIONS = """
 document.addEventListener("securitypolicyviolation", event => {

@@ -6,20 +6,16 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, expect, sync_playwright
-from siteserver import ServedSite, served_site
 
-from .browsing import (
-    CHROMIUM,
-    CHROMIUM_FLAGS,
-    DESKTOP,
-    FEATURE_TIMEOUT_MS,
-    RECORD_CSP_VIOLATIONS,
-    Reader,
-)
+from tests.support.chromium import CHROMIUM, CHROMIUM_FLAGS
+from tests.support.gunicorn_server import Server, running_gunicorn
+
+from .browsing import DESKTOP, FEATURE_TIMEOUT_MS, RECORD_CSP_VIOLATIONS, Reader
 
 # The features answer within a second on a quiet machine; the margin is for a machine whose
 # two cores are shared with other test runs.
@@ -27,8 +23,16 @@ expect.set_options(timeout=FEATURE_TIMEOUT_MS)
 
 
 @pytest.fixture(scope="session")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedSite]:
-    with served_site(tmp_path_factory.mktemp("served-site")) as served:
+def site_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The served site's SQLite file, made and migrated by gunicorn's start-up hook."""
+    return tmp_path_factory.mktemp("served-site") / "site.sqlite3"
+
+
+@pytest.fixture(scope="session")
+def site(site_database: Path) -> Iterator[Server]:
+    """Two workers, and every request in the log kept beside the database."""
+    settings = {"WEB_CONCURRENCY": "2", "GUNICORN_ACCESSLOG": "-"}
+    with running_gunicorn(f"sqlite:///{site_database}", site_database.parent, settings) as served:
         yield served
 
 
@@ -41,7 +45,7 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def new_context(browser: Browser, site: ServedSite) -> Iterator[Any]:
+def new_context(browser: Browser, site: Server) -> Iterator[Any]:
     """Open fresh contexts on the served site; every one is closed after the test."""
     opened: list[BrowserContext] = []
 
@@ -76,12 +80,12 @@ def reader(open_reader) -> Reader:
 
 
 @pytest.fixture
-def count_rows(site: ServedSite) -> Any:
+def count_rows(site_database: Path) -> Any:
     """Count rows in the served site's database, as the newsroom would see them."""
 
     def count(table: str, **where: str) -> int:
         clause = " AND ".join(f"{column} = ?" for column in where) or "1 = 1"
-        with closing(sqlite3.connect(site.database)) as connection:
+        with closing(sqlite3.connect(site_database)) as connection:
             query = f"SELECT COUNT(*) FROM {table} WHERE {clause}"
             return int(connection.execute(query, tuple(where.values())).fetchone()[0])
 

@@ -9,25 +9,18 @@ real, and the record shows exactly when the page asked for it.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from globalupdates.config import PROJECT_ROOT
-
-from .browsing import CHROMIUM
-from .browsing import CHROMIUM_FLAGS as SHARED_CHROMIUM_FLAGS
+from tests.support.chromium import CHROMIUM
+from tests.support.chromium import CHROMIUM_FLAGS as SHARED_CHROMIUM_FLAGS
+from tests.support.gunicorn_server import Server, running_gunicorn
+from tests.support.pages import ARTICLE
 
 pytestmark = pytest.mark.browser
 
@@ -35,73 +28,18 @@ CHROMIUM_FLAGS = [
     *SHARED_CHROMIUM_FLAGS,
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
-ARTICLE = "/articles/harrowmere-tidal-lagoon-switches-on"
 PLAYER_HOST = "player.vidmoor.example"
 ANCHOR = "embed-vidmoor-harrowmere-first-cycle"
 PROVIDER_HOSTS = {PLAYER_HOST, "vidmoor.example"}
 TIMEOUT_MS = 10_000
 
 
-@dataclass
-class Served:
-    base_url: str
-    log: Path
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited early:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"gunicorn did not answer {url}:\n{log.read_text()}")
-
-
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("embeds-site")
-    port = free_port()
-    env = {
-        **os.environ,
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "WEB_CONCURRENCY": "1",
-        "GUNICORN_THREADS": "4",
-        "FLASK_INSTANCE_PATH": str(folder / "instance"),
-        "FLASK_SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'site.sqlite3'}",
-        "FLASK_SECRET_KEY": "browser-test-secret-not-for-production",
-    }
-    log = folder / "gunicorn.log"
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            [str(gunicorn), "-c", "gunicorn.conf.py"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(f"{base_url}/healthz", process, log)
-        yield Served(base_url=base_url, log=log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    settings = {"WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "4"}
+    with running_gunicorn(f"sqlite:///{folder / 'site.sqlite3'}", folder, settings) as server:
+        yield server
 
 
 @dataclass
@@ -114,7 +52,7 @@ class Traffic:
         return [url for url in self.outside if urlsplit(url).hostname in PROVIDER_HOSTS]
 
 
-def in_browser(served: Served, scenario: Callable[..., Any], **context_options: Any) -> Any:
+def in_browser(served: Server, scenario: Callable[..., Any], **context_options: Any) -> Any:
     """Run ``scenario(page, traffic)`` in a fresh Chromium, in a thread of its own."""
 
     def run() -> Any:

@@ -98,8 +98,8 @@ def test_concurrent_choices_keep_one_chain(database_uri, tmp_path, monkeypatch):
         "WEB_CONCURRENCY": "3",
         "FLASK_RATELIMIT_CONSENT_PER_ADDRESS": "100000 per minute",
     }
-    with running_gunicorn(database_uri, tmp_path, **server_settings) as server:
-        base = f"http://127.0.0.1:{server.port}"
+    with running_gunicorn(database_uri, tmp_path, server_settings) as server:
+        base = server.base_url
         statuses = choose_concurrently(base)
         forged = [
             choice_sent_with(base, {"Sec-Fetch-Site": "cross-site"}),

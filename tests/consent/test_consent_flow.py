@@ -9,10 +9,9 @@ import pytest
 from globalupdates.consent.records import ConsentRecord
 from globalupdates.extensions import db
 from tests.support.consent import SAME_ORIGIN, choose, static_path
+from tests.support.pages import ARTICLE, HTML_PAGES
 
-ARTICLE = "/articles/harrowmere-tidal-lagoon-switches-on"
 OPTIONAL = ("functional", "analytics", "performance", "advertisement")
-PAGES = ["/", ARTICLE, "/consent", "/cookie-policy", "/articles/missing"]
 
 
 # JSON-LD (<script type="application/ld+json">) is data for search engines, never run.
@@ -37,7 +36,7 @@ def stored_choice(client) -> dict | None:
         return session.get("consent")
 
 
-@pytest.mark.parametrize("path", PAGES)
+@pytest.mark.parametrize("path", HTML_PAGES)
 def test_first_visit_shows_banner_runs_nothing_and_sets_no_cookie(app, client, path):
     response = client.get(path)
     html = response.get_data(as_text=True)
@@ -180,7 +179,7 @@ def test_cookies_of_ungranted_categories_are_expired_on_any_page(client):
 
 def test_every_page_links_cookie_settings(client):
     choose(client, "reject_all")
-    for path in PAGES:
+    for path in HTML_PAGES:
         assert ">Cookie settings</a>" in client.get(path).get_data(as_text=True)
 
 

@@ -10,7 +10,8 @@ import re
 import pytest
 
 from globalupdates import create_app
-from tests.support.consent import ARTICLE, GPC, choose, store_choice
+from tests.support.consent import GPC, choose, store_choice
+from tests.support.pages import ARTICLE
 
 TAG = "G-TEST12345"
 SIGNALS = {"ad_storage", "analytics_storage", "ad_user_data", "ad_personalization"}

@@ -11,7 +11,8 @@ import pytest
 from flask import Flask, Response, session
 
 from globalupdates.consent.firewall import expires_cookie
-from tests.support.consent import ARTICLE, OPTIONAL, SAME_ORIGIN, store_choice
+from tests.support.consent import OPTIONAL, SAME_ORIGIN, store_choice
+from tests.support.pages import ARTICLE
 
 STATES = [
     frozenset(combination)

@@ -7,7 +7,6 @@ import time
 import pytest
 
 from tests.support.consent import (
-    ARTICLE,
     GPC,
     OPTIONAL,
     checked_boxes,
@@ -18,6 +17,7 @@ from tests.support.consent import (
     store_choice,
     stored_choice,
 )
+from tests.support.pages import ARTICLE
 
 HONOURED = 'class="consent-gpc"'
 

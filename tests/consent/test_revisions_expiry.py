@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.support.consent import (
-    ARTICLE,
     OPTIONAL,
     choose,
     gated_categories,
@@ -15,6 +14,7 @@ from tests.support.consent import (
     store_choice,
     stored_choice,
 )
+from tests.support.pages import ARTICLE
 
 
 def shows_banner(client, path: str = ARTICLE) -> bool:

@@ -10,8 +10,8 @@ import pytest
 from globalupdates.articles.importer import ArticleImportError, render_body
 from tests.support.articles import import_articles
 from tests.support.consent import SAME_ORIGIN, choose, records, static_path, stored_choice
+from tests.support.pages import ARTICLE
 
-ARTICLE = "/articles/harrowmere-tidal-lagoon-switches-on"
 PLAYER = "https://player.vidmoor.example"
 EMBED_SRC = f"{PLAYER}/embed/harrowmere-first-cycle"
 TOKEN = "vidmoor:harrowmere-first-cycle"

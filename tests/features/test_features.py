@@ -7,8 +7,8 @@ import pytest
 from globalupdates.extensions import db
 from globalupdates.features.models import PageTiming, PageView
 from tests.support.consent import SAME_ORIGIN, choose
+from tests.support.pages import ARTICLE
 
-ARTICLE = "/articles/harrowmere-tidal-lagoon-switches-on"
 ENDPOINTS = [
     ("post", "/features/pageview", {"path": ARTICLE}),
     ("post", "/features/timing", {"path": ARTICLE, "ttfb": 5, "domContentLoaded": 9, "load": 20}),

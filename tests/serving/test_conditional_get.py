@@ -13,8 +13,8 @@ import pytest
 
 from tests.support.articles import import_articles
 from tests.support.consent import choose, store_choice
+from tests.support.pages import ARTICLE
 
-ARTICLE = "/articles/harrowmere-tidal-lagoon-switches-on"
 OPTIONAL = ("functional", "analytics", "performance", "advertisement")
 
 

@@ -9,7 +9,6 @@ import re
 import pytest
 
 from tests.support.consent import (
-    ARTICLE,
     OPTIONAL,
     THIRD_PARTY,
     choose,
@@ -17,8 +16,8 @@ from tests.support.consent import (
     static_path,
     store_choice,
 )
+from tests.support.pages import ARTICLE, HTML_PAGES
 
-HTML_PAGES = ["/", ARTICLE, "/consent", "/cookie-policy", "/articles/missing"]
 ORIGIN = "http://localhost"
 FEATURE_FILES = {
     "functional": "features/textsize.js",

@@ -30,9 +30,9 @@ from tests.support.apps import app_config
 from tests.support.consent import choose
 from tests.support.databases import PostgresTestDatabase, backend_names, configured_postgres_url
 from tests.support.gunicorn_server import Server, running_gunicorn
+from tests.support.pages import ARTICLE
 
 OUTAGE_MESSAGE = "cannot reach its database"
-ARTICLE = "/articles/harrowmere-tidal-lagoon-switches-on"
 MIGRATIONS_DIR = str(PROJECT_ROOT / "migrations")
 HOLD_SECONDS = 0.5
 
@@ -344,7 +344,7 @@ def test_under_gunicorn_a_removed_file_refuses_choices_then_the_copy_takes_them(
     path = tmp_path / "site.sqlite3"
     shutil.copyfile(migrated_sqlite, path)
     choices = 9
-    with running_gunicorn(f"sqlite:///{path}", tmp_path, WEB_CONCURRENCY="3") as server:
+    with running_gunicorn(f"sqlite:///{path}", tmp_path, {"WEB_CONCURRENCY": "3"}) as server:
         server.wait_for_workers(3)
         assert [post_choice(server) for _ in range(choices)] == [303] * choices
 

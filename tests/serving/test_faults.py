@@ -11,10 +11,10 @@ from sqlalchemy.engine import make_url
 
 from tests.support.databases import PostgresTestDatabase, configured_postgres_url
 from tests.support.gunicorn_server import Server, running_gunicorn
+from tests.support.pages import ARTICLE
 from tests.support.tcp_proxy import CuttableRelay
 
 OUTAGE_MESSAGE = "cannot reach its database"
-ARTICLE = "/articles/harrowmere-tidal-lagoon-switches-on"
 
 
 def assert_clear_503(status: int, body: str) -> None:
@@ -69,7 +69,7 @@ def test_postgresql_unreachable_gives_503_then_recovers(
     url = make_url(database_uri)
     with CuttableRelay((url.host or "127.0.0.1", url.port or 5432)) as relay:
         relayed = postgres_behind_relay(database_uri, relay)
-        with running_gunicorn(relayed, tmp_path, WEB_CONCURRENCY="2") as server:
+        with running_gunicorn(relayed, tmp_path, {"WEB_CONCURRENCY": "2"}) as server:
             assert server.get(ARTICLE)[0] == 200
             workers = server.wait_for_workers(2)  # one may answer before the other has booted
             relay.cut()

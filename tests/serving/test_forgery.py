@@ -7,14 +7,8 @@ import pytest
 from globalupdates.articles.importer import import_paths
 from globalupdates.forgery import trusted_origins
 from tests.support.apps import CONTENT_DIR
-from tests.support.consent import (
-    ARTICLE,
-    SAME_ORIGIN,
-    choose,
-    records,
-    set_cookie_names,
-    stored_choice,
-)
+from tests.support.consent import SAME_ORIGIN, choose, records, set_cookie_names, stored_choice
+from tests.support.pages import ARTICLE
 
 TRUSTED = "https://partner.example"
 REFUSED = {

@@ -20,7 +20,8 @@ from werkzeug.datastructures import MultiDict
 from globalupdates.consent.forms import ACTIONS, CHECKED_VALUES
 from globalupdates.consent.records import ConsentRecord
 from globalupdates.extensions import db
-from tests.support.consent import ARTICLE, OPTIONAL, SAME_ORIGIN, choose, stored_choice
+from tests.support.consent import OPTIONAL, SAME_ORIGIN, choose, stored_choice
+from tests.support.pages import ARTICLE
 
 SETTINGS = settings(
     max_examples=40,

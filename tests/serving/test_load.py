@@ -97,7 +97,7 @@ def assert_no_errors_logged(server: Server) -> None:
 
 
 def test_thousands_of_choices_and_beacons_are_each_stored_once(database_uri, tmp_path: Path):
-    with running_gunicorn(database_uri, tmp_path, **SERVER_SETTINGS) as server:
+    with running_gunicorn(database_uri, tmp_path, SERVER_SETTINGS) as server:
         result = run_load(server.port, SECRET_KEY, READERS, ROUNDS)
         assert_no_errors_logged(server)
     assert_everything_answered(result, ROUNDS)
@@ -107,7 +107,7 @@ def test_thousands_of_choices_and_beacons_are_each_stored_once(database_uri, tmp
 
 
 def test_sighup_reload_under_load_drops_no_request(database_uri, tmp_path: Path):
-    with running_gunicorn(database_uri, tmp_path, **SERVER_SETTINGS) as server:
+    with running_gunicorn(database_uri, tmp_path, SERVER_SETTINGS) as server:
         before = server.wait_for_workers(WORKERS)
         replaced: list[set[int]] = []
 
@@ -126,7 +126,7 @@ def test_sighup_reload_under_load_drops_no_request(database_uri, tmp_path: Path)
 def test_worker_killed_mid_load_is_replaced_and_no_accepted_choice_is_lost(
     database_uri, tmp_path: Path
 ):
-    with running_gunicorn(database_uri, tmp_path, **SERVER_SETTINGS) as server:
+    with running_gunicorn(database_uri, tmp_path, SERVER_SETTINGS) as server:
         victims: list[int] = []
 
         def kill_one_worker() -> None:

@@ -28,10 +28,12 @@ import pytest
 from globalupdates.config import PROJECT_ROOT
 from globalupdates.consent.csp import NON_HTML_POLICY
 from globalupdates.security import STATIC_HEADERS
+from tests.support.consent import SAME_ORIGIN, cookie_value
 from tests.support.gunicorn_server import running_gunicorn
-from tests.support.nginx_server import check_config, deployed_nginx, free_port, nginx_binary
+from tests.support.nginx_server import check_config, deployed_nginx, nginx_binary
+from tests.support.pages import ARTICLE
+from tests.support.servers import free_port
 
-ARTICLE = "/articles/harrowmere-tidal-lagoon-switches-on"
 STYLESHEET = "css/site.css"
 PROXY_FIX = {f"FLASK_PROXY_FIX_X_{name}": "1" for name in ("FOR", "PROTO", "HOST", "PORT")}
 # A handful of choices from one address in one test run; keep the limits out of the way.
@@ -39,8 +41,6 @@ RAISED_LIMITS = {
     f"FLASK_RATELIMIT_{name}": "10000 per minute"
     for name in ("CONSENT_PER_READER", "CONSENT_PER_ADDRESS", "BEACON_PER_READER")
 }
-SESSION_COOKIE = re.compile(r"^gu_session=([^;]+)")
-SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
 MISSING_NGINX = "nginx is not installed; `make test` installs it (apt-get install -y nginx)"
 # What nginx adds to an answer that lacks them: the app's fixed headers and its policy for
 # anything that is not a page.
@@ -64,11 +64,7 @@ class Answer:
         return self.headers.get_all("Set-Cookie") or []
 
     def session_cookie(self) -> str | None:
-        for line in self.cookies_set():
-            match = SESSION_COOKIE.match(line)
-            if match:
-                return match.group(1)
-        return None
+        return cookie_value(self.cookies_set())
 
 
 @dataclass
@@ -166,7 +162,7 @@ def site(
     shutil.copyfile(migrated_sqlite, database)
     settings = {"WEB_CONCURRENCY": "2", **PROXY_FIX, **RAISED_LIMITS}
     with (
-        running_gunicorn(f"sqlite:///{database}", folder, **settings) as server,
+        running_gunicorn(f"sqlite:///{database}", folder, settings) as server,
         deployed_nginx(server.port, site_root) as nginx,
     ):
         yield Site(port=nginx.port, app_port=server.port)

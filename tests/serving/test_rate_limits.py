@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 
 import pytest
 import redis
 
 from tests.support.consent import SAME_ORIGIN, choose, records, store_choice, stored_choice
+from tests.support.servers import free_port
 
 
 def test_a_reader_who_keeps_choosing_is_stopped_with_a_clear_429(app, client):
@@ -112,11 +112,7 @@ def test_limits_are_shared_through_redis_when_configured(app_factory, monkeypatc
 
 
 def test_an_unreachable_limit_store_never_blocks_a_choice(app_factory, monkeypatch):
-    free = socket.socket()
-    free.bind(("127.0.0.1", 0))
-    port = free.getsockname()[1]
-    free.close()
-    monkeypatch.setenv("FLASK_RATELIMIT_STORAGE_URI", f"redis://127.0.0.1:{port}/0")
+    monkeypatch.setenv("FLASK_RATELIMIT_STORAGE_URI", f"redis://127.0.0.1:{free_port()}/0")
     app = app_factory()
     client = app.test_client()
     assert choose(client, "reject_all").status_code == 303

@@ -13,8 +13,7 @@ from globalupdates.articles.importer import import_paths
 from globalupdates.extensions import db
 from tests.support.apps import CONTENT_DIR
 from tests.support.consent import choose, static_path, store_choice
-
-ARTICLE = "/articles/harrowmere-tidal-lagoon-switches-on"
+from tests.support.pages import ARTICLE
 
 
 def test_a_stored_choice_is_not_re_signed_on_every_page(client):

@@ -28,7 +28,7 @@ def server(migrated_sqlite: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     folder = tmp_path_factory.mktemp("gunicorn-errors")
     database = folder / "site.sqlite3"
     shutil.copyfile(migrated_sqlite, database)
-    with running_gunicorn(f"sqlite:///{database}", folder, WEB_CONCURRENCY="1") as running:
+    with running_gunicorn(f"sqlite:///{database}", folder, {"WEB_CONCURRENCY": "1"}) as running:
         yield running
 
 

@@ -15,15 +15,8 @@ from globalupdates.articles.importer import import_paths
 from globalupdates.assets import static_url
 from tests.support.apps import CONTENT_DIR
 from tests.support.articles import import_articles
-from tests.support.consent import (
-    ARTICLE,
-    GPC,
-    OPTIONAL,
-    choose,
-    records,
-    set_cookie_names,
-    store_choice,
-)
+from tests.support.consent import GPC, OPTIONAL, choose, records, set_cookie_names, store_choice
+from tests.support.pages import ARTICLE
 
 PAGES = (
     "/",

@@ -13,8 +13,8 @@ from flask import Flask
 from globalupdates import assets
 from globalupdates.extensions import static_digest
 from tests.support.apps import STATIC_DIR, compile_static
+from tests.support.pages import KESSLING
 
-ARTICLE = "/articles/kessling-morvelle-night-train-returns"
 IMMUTABLE = "public, max-age=31536000, immutable"
 DIGESTED = re.compile(r"^(?P<stem>.+)-(?P<md5>[0-9a-f]{32})(?P<ext>\.[a-z]+)$")
 
@@ -47,13 +47,13 @@ def assert_fingerprinted(url: str, plain: str, folder: Path = STATIC_DIR) -> Non
 
 
 def test_article_page_links_the_stylesheet_and_consent_script_by_their_digest(client):
-    html = client.get(ARTICLE).get_data(as_text=True)
+    html = client.get(KESSLING).get_data(as_text=True)
     for plain in ("css/site.css", "js/consent.js", "favicon.svg"):
         assert_fingerprinted(linked(html, plain), plain)
 
 
 def test_a_digested_url_is_served_as_immutable(client):
-    html = client.get(ARTICLE).get_data(as_text=True)
+    html = client.get(KESSLING).get_data(as_text=True)
     for plain in ("css/site.css", "js/consent.js"):
         with client.get(linked(html, plain)) as response:
             assert response.status_code == 200

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from globalupdates import trusted_hosts
-from tests.support.consent import ARTICLE, SAME_ORIGIN, records
+from tests.support.consent import SAME_ORIGIN, records
+from tests.support.pages import ARTICLE
 
 FORGED = ("evil.example", 'a"b', "evil.example:8080")
 

@@ -1,4 +1,5 @@
-"""Helpers for the consent tests: reading records, stored choices and pages."""
+"""Consent as the tests and the bench see it: a reader's choice posted from a page, the
+choice kept in the session, the records stored, the cookies set, and an operator's registry."""
 
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ from globalupdates.consent.records import ConsentRecord
 from globalupdates.consent.registry import BUILTIN_REGISTRY
 from globalupdates.extensions import db
 
-ARTICLE = "/articles/harrowmere-tidal-lagoon-switches-on"
 OPTIONAL = ("functional", "analytics", "performance", "advertisement")
 GPC = {"Sec-GPC": "1"}
 # What a browser says of a post from one of the site's own pages; the forms carry no token.
 SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
+SESSION_COOKIE = "gu_session"
 
 
 def records(app: Flask) -> list[ConsentRecord]:
@@ -64,6 +65,15 @@ def gated_categories(html: str) -> set[str]:
 
 def checked_boxes(html: str) -> set[str]:
     return set(re.findall(r'<input type="checkbox" id="([a-z]+)"[^>]*checked', html))
+
+
+def cookie_value(set_cookie_headers: Iterable[str], name: str = SESSION_COOKIE) -> str | None:
+    """The value the first of these ``Set-Cookie`` headers that sets ``name`` gives it."""
+    for header in set_cookie_headers:
+        cookie_name, _, rest = header.partition("=")
+        if cookie_name.strip() == name:
+            return rest.split(";", 1)[0]
+    return None
 
 
 def set_cookie_names(response) -> list[str]:

@@ -1,30 +1,48 @@
-"""The site under real gunicorn on a free loopback port, started and stopped by the test."""
+"""The one way the tests and the bench start gunicorn: the project's gunicorn.conf.py (or
+another WSGI app under it) on a free loopback port, in a process group of its own.
+
+gunicorn's ``on_starting`` hook migrates the database and imports the demo articles, so the
+site is ready once its readiness path answers 200. Leaving the ``with`` block stops the whole
+group: SIGTERM first, which lets requests finish, and SIGKILL once ``STOP_SECONDS`` have gone
+by. Everything gunicorn writes goes to ``gunicorn.log`` in the given folder, which is kept, so
+a failure can show it.
+"""
 
 from __future__ import annotations
 
 import http.client
 import os
 import signal
-import socket
+import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from collections.abc import Set as AbstractSet
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 from globalupdates.config import PROJECT_ROOT
+from tests.support.servers import free_port, stop_process_group
 
-GUNICORN = Path(sys.executable).parent / "gunicorn"
 SECRET_KEY = "gunicorn-test-secret-not-for-production"
+STARTUP_SECONDS = 60
+STOP_SECONDS = 30
+# What a shell exports for running the site by hand; the servers started here are configured
+# by gunicorn.conf.py and by what their caller passes, nothing else.
+INHERITED_PREFIXES_DROPPED = ("FLASK_", "GUNICORN_")
+INHERITED_NAMES_DROPPED = {"WEB_CONCURRENCY", "PORT"}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@dataclass(frozen=True)
+class Tls:
+    """A certificate and key for gunicorn to serve HTTPS with, and the authority that signed
+    them, which the readiness check (and ``Server.get``) trusts."""
+
+    certificate: Path
+    key: Path
+    authority: Path
 
 
 @dataclass
@@ -32,6 +50,11 @@ class Server:
     port: int
     process: subprocess.Popen[bytes]
     log: Path
+    tls: Tls | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def master_pid(self) -> int:
@@ -40,15 +63,6 @@ class Server:
     def worker_pids(self) -> set[int]:
         children = Path(f"/proc/{self.master_pid}/task/{self.master_pid}/children")
         return {int(pid) for pid in children.read_text().split()}
-
-    def get(self, path: str, timeout: float = 5) -> tuple[int, str]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            conn.request("GET", path, headers={"Accept": "text/html"})
-            response = conn.getresponse()
-            return response.status, response.read().decode()
-        finally:
-            conn.close()
 
     def wait_for_workers(
         self, count: int, exclude: AbstractSet[int] = frozenset(), timeout: float = 30
@@ -62,63 +76,101 @@ class Server:
             time.sleep(0.1)
         raise AssertionError(f"workers are {self.worker_pids()}, wanted {count} new ones")
 
+    def connection(self, timeout: float) -> http.client.HTTPConnection:
+        if self.tls is None:
+            return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        context = ssl.create_default_context(cafile=str(self.tls.authority))
+        return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout, context=context)
+
+    def get(self, path: str, timeout: float = 5) -> tuple[int, str]:
+        """GET ``path`` as a browser asking for a page would; the status and the text."""
+        conn = self.connection(timeout)
+        try:
+            conn.request("GET", path, headers={"Accept": "text/html"})
+            response = conn.getresponse()
+            return response.status, response.read().decode(errors="replace")
+        finally:
+            conn.close()
+
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
 
 
-def server_environment(database_uri: str, instance: Path, port: int, **extra: str) -> dict:
-    env = dict(os.environ)
-    env.update(
-        {
-            "FLASK_SQLALCHEMY_DATABASE_URI": database_uri,
-            "FLASK_INSTANCE_PATH": str(instance),
-            "FLASK_SECRET_KEY": SECRET_KEY,
-            "GUNICORN_BIND": f"127.0.0.1:{port}",
-            "GUNICORN_ACCESSLOG": "",
-            "GUNICORN_LOGLEVEL": "info",
-        }
-    )
-    env.update(extra)
-    return env
+def inherited_environment() -> dict[str, str]:
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(INHERITED_PREFIXES_DROPPED) and name not in INHERITED_NAMES_DROPPED
+    }
 
 
-def wait_until_answering(server: Server, timeout: float = 30) -> None:
+def server_environment(
+    database_uri: str, folder: Path, port: int, settings: Mapping[str, str]
+) -> dict[str, str]:
+    return {
+        **inherited_environment(),
+        "FLASK_SQLALCHEMY_DATABASE_URI": database_uri,
+        "FLASK_INSTANCE_PATH": str(folder / "instance"),
+        "FLASK_SECRET_KEY": SECRET_KEY,
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_ACCESSLOG": "",
+        "GUNICORN_LOGLEVEL": "info",
+        **settings,
+    }
+
+
+def gunicorn_command(app: str | None, tls: Tls | None) -> list[str]:
+    command = [sys.executable, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "gunicorn.conf.py")]
+    if tls is not None:
+        command += ["--certfile", str(tls.certificate), "--keyfile", str(tls.key)]
+    return command + ([app] if app else [])
+
+
+def wait_until_ready(server: Server, path: str, timeout: float = STARTUP_SECONDS) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise AssertionError(f"gunicorn exited early:\n{server.log_text()}")
-        try:
-            status, _ = server.get("/healthz", timeout=2)
-            if status == 200:
+            raise RuntimeError(
+                f"gunicorn exited with {server.process.returncode}:\n{server.log_text()}"
+            )
+        with suppress(OSError, http.client.HTTPException):
+            if server.get(path, timeout=2)[0] == 200:
                 return
-        except OSError:
-            pass
         time.sleep(0.1)
-    raise AssertionError(f"gunicorn did not answer within {timeout} s:\n{server.log_text()}")
+    raise RuntimeError(f"gunicorn did not answer {path} within {timeout} s:\n{server.log_text()}")
 
 
 @contextmanager
-def running_gunicorn(database_uri: str, folder: Path, **env: str) -> Iterator[Server]:
-    """gunicorn with the project's gunicorn.conf.py; extra environment overrides it."""
+def running_gunicorn(
+    database_uri: str,
+    folder: Path,
+    settings: Mapping[str, str] | None = None,
+    *,
+    app: str | None = None,
+    tls: Tls | None = None,
+    ready_path: str = "/healthz",
+) -> Iterator[Server]:
+    """gunicorn on ``database_uri`` with its instance folder and log in ``folder``.
+
+    ``settings`` are environment variables over the defaults here (``WEB_CONCURRENCY``,
+    ``FLASK_RATELIMIT_...``); ``app`` replaces the config's ``wsgi:app`` (the bench's bare
+    app, whose readiness path is ``/``); ``tls`` serves HTTPS.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = folder / "gunicorn.log"
-    with open(log, "ab") as log_file:
+    with open(log, "ab") as output:
         process = subprocess.Popen(
-            [str(GUNICORN), "-c", str(PROJECT_ROOT / "gunicorn.conf.py")],
+            gunicorn_command(app, tls),
             cwd=PROJECT_ROOT,
-            env=server_environment(database_uri, folder / "instance", port, **env),
-            stdout=log_file,
+            env=server_environment(database_uri, folder, port, settings or {}),
+            stdout=output,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
-    server = Server(port=port, process=process, log=log)
+    server = Server(port=port, process=process, log=log, tls=tls)
     try:
-        wait_until_answering(server)
+        wait_until_ready(server, ready_path)
         yield server
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process_group(process, signal.SIGTERM, STOP_SECONDS)

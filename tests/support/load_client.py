@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import re
 import secrets
 import threading
 from collections import Counter
@@ -21,10 +20,9 @@ from urllib.parse import urlencode
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 
-ARTICLE = "/articles/harrowmere-tidal-lagoon-switches-on"
-SESSION_COOKIE = re.compile(r"gu_session=([^;]+)")
-# What a browser says of a post from one of the site's own pages; there is no token.
-SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
+from tests.support.consent import SAME_ORIGIN, cookie_value
+from tests.support.pages import ARTICLE
+
 ACCEPTED = {200, 201, 204, 303}
 DELIBERATE_REFUSAL = 429
 
@@ -72,9 +70,9 @@ class Reader:
             if tally is not None:
                 tally.failures.append(f"{method} {path}: {error!r}")
             return None, ""
-        new_cookie = SESSION_COOKIE.search(response.getheader("Set-Cookie") or "")
+        new_cookie = cookie_value(response.headers.get_all("Set-Cookie") or [])
         if new_cookie and response.status in ACCEPTED:
-            self.cookie = new_cookie.group(1)
+            self.cookie = new_cookie
         if tally is not None:
             tally.statuses[response.status] += 1
             if response.status in ACCEPTED:

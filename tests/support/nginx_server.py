@@ -1,8 +1,11 @@
-"""deploy/nginx.conf as it is, run from a throwaway prefix, for the tests and the bench.
+"""The one way the tests and the bench start nginx: in the foreground, from a throwaway prefix,
+on a free loopback port, in a process group of its own.
 
-Only the three lines the file marks for the operator change: the address nginx listens on,
-the address of gunicorn, and the folder whose ``static/`` nginx serves. Each must appear
-exactly once, so a change to the deployed file that moves them breaks loudly here.
+``deployed_nginx`` runs deploy/nginx.conf as it is. Only the three lines the file marks for
+the operator change: the address nginx listens on, the address of gunicorn, and the folder
+whose ``static/`` nginx serves. Each must appear exactly once, so a change to the deployed
+file that moves them breaks loudly here. ``running_nginx`` takes any configuration (the
+bench serves a page from a file with one).
 """
 
 from __future__ import annotations
@@ -15,20 +18,24 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from globalupdates.config import PROJECT_ROOT
+from tests.support.servers import free_port, stop_process_group
 
-ROOT = PROJECT_ROOT
-DEPLOYED_CONF = ROOT / "deploy" / "nginx.conf"
+DEPLOYED_CONF = PROJECT_ROOT / "deploy" / "nginx.conf"
 LISTEN_LINE = "listen 127.0.0.1:8080;"
 UPSTREAM_LINE = "server 127.0.0.1:8000;"
 STATIC_ROOT_LINE = "root /srv/globalupdates;"
 CACHE_FIELD = re.compile(r" cache=(\S*) ")
 START_SECONDS = 15
+STOP_SECONDS = 20
+
+# Makes the configuration nginx runs with from the port it is to listen on and its prefix.
+Configuration = Callable[[int, Path], str]
 
 
 def nginx_conf_for(listen_port: int, upstream_port: int, site_root: Path) -> str:
@@ -52,28 +59,16 @@ def nginx_binary() -> str | None:
     return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
-class DeployedNginx:
+class Nginx:
     port: int
     prefix: Path
     process: subprocess.Popen[bytes]
 
     def stop(self) -> None:
         """Stop gracefully (SIGQUIT), which also flushes the buffered access log."""
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGQUIT)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
+        if self.process.returncode is None:
+            stop_process_group(self.process, signal.SIGQUIT, STOP_SECONDS)
 
     def error_log(self) -> str:
         logs = [self.prefix / "logs" / name for name in ("stderr.log", "error.log")]
@@ -92,7 +87,7 @@ class DeployedNginx:
         )
 
 
-def wait_until_listening(nginx: DeployedNginx, timeout: float = START_SECONDS) -> None:
+def wait_until_listening(nginx: Nginx, timeout: float = START_SECONDS) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if nginx.process.poll() is not None:
@@ -123,24 +118,24 @@ def make_prefix() -> Path:
 
 
 @contextmanager
-def deployed_nginx(upstream_port: int, site_root: Path = ROOT) -> Iterator[DeployedNginx]:
-    """Run deploy/nginx.conf in the foreground in front of ``upstream_port``, then stop it.
+def running_nginx(configuration: Configuration) -> Iterator[Nginx]:
+    """nginx in the foreground with ``configuration(port, prefix)``, stopped at the end.
 
-    ``site_root`` is the folder holding ``static/`` (the checkout by default); it and its
-    parents must be readable by nginx's workers. The prefix is removed afterwards, so read
-    ``cache_statuses()`` inside the ``with`` block after ``stop()``, or not at all.
+    The prefix is removed afterwards, so read ``cache_statuses()`` inside the ``with`` block
+    after ``stop()``, or not at all.
     """
     prefix = make_prefix()
     port = free_port()
     conf = prefix / "nginx.conf"
-    conf.write_text(nginx_conf_for(port, upstream_port, site_root))
+    conf.write_text(configuration(port, prefix))
     with open(prefix / "logs" / "stderr.log", "wb") as stderr:
         process = subprocess.Popen(
             nginx_command(prefix, conf, "-g", "daemon off;"),
             stdout=subprocess.DEVNULL,
             stderr=stderr,
+            start_new_session=True,
         )
-    nginx = DeployedNginx(port=port, prefix=prefix, process=process)
+    nginx = Nginx(port=port, prefix=prefix, process=process)
     try:
         wait_until_listening(nginx)
         yield nginx
@@ -149,7 +144,18 @@ def deployed_nginx(upstream_port: int, site_root: Path = ROOT) -> Iterator[Deplo
         shutil.rmtree(prefix, ignore_errors=True)
 
 
-def check_config(upstream_port: int, site_root: Path = ROOT) -> tuple[int, str]:
+def deployed_nginx(
+    upstream_port: int, site_root: Path = PROJECT_ROOT
+) -> AbstractContextManager[Nginx]:
+    """Run deploy/nginx.conf in front of ``upstream_port``.
+
+    ``site_root`` is the folder holding ``static/`` (the checkout by default); it and its
+    parents must be readable by nginx's workers.
+    """
+    return running_nginx(lambda port, _prefix: nginx_conf_for(port, upstream_port, site_root))
+
+
+def check_config(upstream_port: int, site_root: Path = PROJECT_ROOT) -> tuple[int, str]:
     """``nginx -t`` on the deployed file in a fresh prefix: its exit status and its words."""
     prefix = make_prefix()
     try:

@@ -1,0 +1,15 @@
+"""The pages the tests and the bench open: demo articles from content/ and the site's own pages."""
+
+from __future__ import annotations
+
+HARROWMERE = "/articles/harrowmere-tidal-lagoon-switches-on"
+KESSLING = "/articles/kessling-morvelle-night-train-returns"
+NEWSROOMS = "/articles/newsrooms-rethink-reader-privacy-and-consent"
+MISSING_ARTICLE = "/articles/missing"
+
+# The article most tests open: it has tags, related stories and a provider's embed.
+ARTICLE = HARROWMERE
+
+# Every kind of HTML page a reader meets: the front page, a story, the preferences page,
+# the cookie policy and the site's own "not found".
+HTML_PAGES = ("/", ARTICLE, "/consent", "/cookie-policy", MISSING_ARTICLE)
