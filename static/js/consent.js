@@ -86,7 +86,7 @@
   }
 
   document.addEventListener("click", function (event) {
-    var link = event.target.closest('a[href^="/consent"]');
+    var link = event.target.closest('a[href="/consent"], a[href^="/consent?"]');
     if (!link || event.ctrlKey || event.metaKey || event.shiftKey || document.querySelector(".preferences")) return;
     event.preventDefault();
     open(link);
