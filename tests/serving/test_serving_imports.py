@@ -1,0 +1,34 @@
+"""What a serving process loads: the app, and not the tools only the command line needs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from globalupdates.config import PROJECT_ROOT
+
+COMMAND_LINE_ONLY = ("alembic", "flask_migrate", "pygal")
+
+
+def test_a_serving_process_never_imports_what_only_commands_use(tmp_path):
+    """alembic (about 8 MB) migrates in `flask prepare`, pygal (2 MB) draws `consent report`;
+    gunicorn's workers share the master's memory, so neither may enter it."""
+    script = (
+        "import sys\n"
+        "sys.path.insert(0, 'site')\n"
+        "import wsgi\n"
+        "client = wsgi.app.test_client()\n"
+        "assert client.get('/healthz').status_code in (200, 503)\n"
+        f"print(sorted(name for name in {COMMAND_LINE_ONLY!r} if name in sys.modules))\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "FLASK_INSTANCE_PATH": str(tmp_path), "HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
