@@ -10,7 +10,7 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
 import click
@@ -287,11 +287,19 @@ def rotate_key_command() -> None:
 
 
 @bp.cli.command("prune")
-@click.option("--before", type=UTC_MOMENT, required=True, help="Delete records made before this.")
+@click.option(
+    "--before",
+    type=UTC_MOMENT,
+    help="Delete records made before this. Default: what the retention period has passed "
+    "(CONSENT_RECORD_RETENTION_DAYS after the choice lapsed, at the latest "
+    "CONSENT_LIFETIME_DAYS after it was made).",
+)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def prune_command(before: datetime, yes: bool) -> None:
-    """Delete records older than the retention date; a signed anchor keeps the rest
-    verifiable."""
+def prune_command(before: datetime | None, yes: bool) -> None:
+    """Delete records past their retention; a signed anchor keeps the rest verifiable."""
+    if before is None:
+        before = retention_cutoff(datetime.now(UTC))
+        click.echo(f"Records past their retention period were made before {utc_text(before)}.")
     if not yes:
         click.confirm(f"Delete every consent record made before {before.isoformat()}?", abort=True)
     try:
@@ -305,6 +313,15 @@ def prune_command(before: datetime, yes: bool) -> None:
         f"Pruned {result.deleted} record(s). The chain now starts from anchor hash "
         f"{result.anchor_hash}; keep that value somewhere outside this database."
     )
+
+
+def retention_cutoff(now: datetime) -> datetime:
+    """A record is kept CONSENT_RECORD_RETENTION_DAYS after its choice stopped counting, and
+    a choice counts at most CONSENT_LIFETIME_DAYS; so whatever was made before both, counted
+    back from now, is past its retention whether a newer choice replaced it or it lapsed."""
+    config = current_app.config
+    kept = int(config["CONSENT_RECORD_RETENTION_DAYS"]) + int(config["CONSENT_LIFETIME_DAYS"])
+    return now - timedelta(days=kept)
 
 
 STATS_FORMATS: dict[str, Callable[[ConsentStats], str]] = {
