@@ -3,19 +3,17 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from globalupdates.articles.models import Article
 from globalupdates.extensions import db
 from tests.support.articles import import_articles
+from tests.support.html import attributes
 from tests.support.pages import HARROWMERE, KESSLING
 
 
 def article_links(html: str) -> list[str]:
-    main = html.split("<main", 1)[1].split("</main>", 1)[0]
-    return re.findall(r'<a href="(/articles/[^"]+)"', main)
+    return attributes(html, 'main a[href^="/articles/"]', "href")
 
 
 def many_articles(app, tmp_path, count: int) -> None:
@@ -34,8 +32,7 @@ def many_articles(app, tmp_path, count: int) -> None:
 
 def test_every_page_links_each_section_and_search(client):
     html = client.get("/cookie-policy").get_data(as_text=True)
-    nav = html.split('aria-label="Sections"', 1)[1].split("</nav>", 1)[0]
-    assert re.findall(r'href="([^"]+)"', nav) == [
+    assert attributes(html, 'nav[aria-label="Sections"] a', "href") == [
         "/sections/analysis",
         "/sections/europe",
         "/sections/world",

@@ -2,38 +2,29 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
-from globalupdates.consent.records import ConsentRecord
-from globalupdates.extensions import db
-from tests.support.consent import SAME_ORIGIN, choose, static_path
+from tests.support.consent import (
+    OPTIONAL,
+    SAME_ORIGIN,
+    checked_boxes,
+    choose,
+    gated_categories,
+    records,
+    set_cookie_names,
+    static_path,
+    stored_choice,
+)
+from tests.support.html import (
+    EXECUTABLE_SCRIPTS,
+    attribute,
+    attributes,
+    link_targets,
+    one,
+    select,
+    texts,
+)
 from tests.support.pages import ARTICLE, HTML_PAGES
-
-OPTIONAL = ("functional", "analytics", "performance", "advertisement")
-
-
-# JSON-LD (<script type="application/ld+json">) is data for search engines, never run.
-EXECUTABLE_SCRIPT = re.compile(r'<script(?![^>]*type="application/ld\+json")')
-
-
-def gated_categories(html: str) -> set[str]:
-    return set(re.findall(r'<script [^>]*data-category="([a-z]+)"', html))
-
-
-def set_cookie_names(response) -> list[str]:
-    return [header.split("=", 1)[0] for header in response.headers.getlist("Set-Cookie")]
-
-
-def records(app) -> list[ConsentRecord]:
-    with app.app_context():
-        return list(db.session.scalars(db.select(ConsentRecord).order_by(ConsentRecord.id)))
-
-
-def stored_choice(client) -> dict | None:
-    with client.session_transaction() as session:
-        return session.get("consent")
 
 
 @pytest.mark.parametrize("path", HTML_PAGES)
@@ -42,25 +33,22 @@ def test_first_visit_shows_banner_runs_nothing_and_sets_no_cookie(app, client, p
     html = response.get_data(as_text=True)
     assert 'id="consent-banner"' in html or path == "/consent"
     assert gated_categories(html) == set()
-    scripts = re.findall(r'<script(?![^>]*type="application/ld\+json")[^>]*>', html)
-    consent_script = f'src="{static_path(app, "js/consent.js")}"'
-    assert [tag for tag in scripts if consent_script not in tag] == []
-    assert len(scripts) == 1
+    scripts = select(html, EXECUTABLE_SCRIPTS)
+    assert [attribute(tag, "src") for tag in scripts] == [static_path(app, "js/consent.js")]
     assert set_cookie_names(response) == []
 
 
 def test_banner_offers_accept_and_reject_as_equal_buttons_and_customize(client):
     html = client.get(ARTICLE).get_data(as_text=True)
-    banner = html[html.index('id="consent-banner"') : html.index("</section>")]
-    assert '<form method="post" action="/consent"' in banner
-    buttons = re.findall(r"<button ([^>]*)>([^<]+)</button>", banner)
-    assert [(label) for _, label in buttons] == ["Accept All", "Reject All"]
-    accept, reject = (attributes for attributes, _ in buttons)
-    assert 'name="action" value="accept_all"' in accept
-    assert 'name="action" value="reject_all"' in reject
-    assert accept.replace("accept_all", "X") == reject.replace("reject_all", "X")
-    assert re.search(r'<a [^>]*href="/consent\?next=/articles/[^"]+"[^>]*>Customize</a>', banner)
-    assert 'href="/cookie-policy"' in banner
+    banner = one(html, "#consent-banner")
+    form = one(banner, 'form[method="post"][action="/consent"]')
+    accept, reject = select(form, "button")
+    assert texts(form, "button") == ["Accept All", "Reject All"]
+    assert (accept["name"], accept["value"]) == ("action", "accept_all")
+    assert (reject["name"], reject["value"]) == ("action", "reject_all")
+    assert {**accept.attrs, "value": "X"} == {**reject.attrs, "value": "X"}, "styled alike"
+    assert link_targets(form, "Customize") == [f"/consent?next={ARTICLE}"]
+    assert "/cookie-policy" in attributes(banner, "a", "href")
 
 
 def test_article_is_fully_readable_without_any_choice(client):
@@ -117,8 +105,8 @@ def test_custom_choice_grants_exactly_what_was_ticked(app, client):
 def test_preferences_are_never_pre_ticked_on_a_first_visit(client):
     html = client.get("/consent").get_data(as_text=True)
     for key in OPTIONAL:
-        checkbox = re.search(rf'<input type="checkbox" id="{key}" name="{key}"[^>]*>', html)
-        assert checkbox is not None and "checked" not in checkbox.group(0)
+        one(html, f'input[type=checkbox][id="{key}"][name="{key}"]')
+    assert checked_boxes(html) == set()
     assert "Always active" in html
     assert 'name="necessary"' not in html
 
@@ -126,18 +114,23 @@ def test_preferences_are_never_pre_ticked_on_a_first_visit(client):
 def test_preferences_show_the_current_choice_afterwards(client):
     choose(client, "save", ("functional", "performance"))
     html = client.get("/consent").get_data(as_text=True)
-    ticked = set(re.findall(r'<input type="checkbox" id="([a-z]+)"[^>]*checked', html))
-    assert ticked == {"functional", "performance"}
+    assert checked_boxes(html) == {"functional", "performance"}
 
 
 def test_preferences_form_posts_every_field_the_contract_names(client):
     html = client.get("/consent?next=/articles/x").get_data(as_text=True)
-    form = html[html.index('<form method="post" action="/consent" class="preferences-form">') :]
-    assert "csrf" not in form  # forgery protection needs no token in the page
-    assert 'value="/articles/x"' in form and 'name="next"' in form
-    assert 'name="action" value="save"' in form
-    for key in OPTIONAL:
-        assert f'name="{key}"' in form
+    form = one(html, 'form.preferences-form[method="post"][action="/consent"]')
+    fields = set(attributes(form, "input, button, select, textarea", "name"))
+    assert fields == {"next", "action", *OPTIONAL}  # no token: forgery protection needs none
+    assert attribute(one(form, 'input[type=hidden][name="next"]'), "value") == "/articles/x"
+    assert "save" in attributes(form, 'button[name="action"]', "value")
+
+
+def cookie_row(html: str, cookie: str) -> list[str]:
+    """The cells of the cookie table's row for ``cookie``: name, set by, kept for, purpose."""
+    rows = [texts(row, "td") for row in select(html, "table.cookie-table tr")]
+    [row] = [cells for cells in rows if cells[:1] == [cookie]]
+    return row
 
 
 def test_preferences_and_policy_show_each_categorys_cookies(client):
@@ -151,7 +144,7 @@ def test_preferences_and_policy_show_each_categorys_cookies(client):
             ("gu_reader", "13 months"),
             ("gu_ad_cap", "1 day"),
         ):
-            assert re.search(rf"<code>{cookie}</code></td><td>[^<]+</td><td>{duration}</td>", html)
+            assert cookie_row(html, cookie)[2] == duration
         assert html.count("No cookies to display.") == 1
 
 
@@ -215,9 +208,8 @@ def test_choice_survives_a_long_pause_before_clicking(client, monkeypatch):
     monkeypatch.setattr(timed.TimestampSigner, "get_timestamp", lambda self: real(self) - 7200)
     html = client.get(ARTICLE).get_data(as_text=True)
     monkeypatch.setattr(timed.TimestampSigner, "get_timestamp", real)
-    banner = html[html.index('<section id="consent-banner"') :]
-    banner = banner[: banner.index("</form>")]
-    fields = dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', banner))
+    hidden = select(one(html, "#consent-banner form"), "input[type=hidden]")
+    fields = {attribute(field, "name"): attribute(field, "value") for field in hidden}
     assert fields == {"next": ARTICLE}
     response = client.post("/consent", data={**fields, "action": "accept_all"}, headers=SAME_ORIGIN)
     assert response.status_code == 303

@@ -11,6 +11,7 @@ import pytest
 
 from globalupdates import create_app
 from tests.support.consent import GPC, choose, store_choice
+from tests.support.html import attribute, select
 from tests.support.pages import ARTICLE
 
 TAG = "G-TEST12345"
@@ -22,10 +23,20 @@ def tagged(app_factory):
     return app_factory(GOOGLE_TAG_ID=TAG)
 
 
+GTAG_CONSENT_CALL = re.compile(r'gtag\("consent", "(default|update)", (\{[^}]*\})\)')
+
+
+def inline_scripts(html: str) -> list[str]:
+    """The text of every script written into the page itself (no ``src``, no other attribute)."""
+    return [script.string or "" for script in select(html, "script") if not script.attrs]
+
+
 def gtag_calls(html: str) -> list[tuple[str, dict]]:
+    """Each ``gtag("consent", ...)`` call the page's inline scripts make, with its values."""
     return [
         (kind, json.loads(values))
-        for kind, values in re.findall(r'gtag\("consent", "(default|update)", (\{[^}]*\})\)', html)
+        for script in inline_scripts(html)
+        for kind, values in GTAG_CONSENT_CALL.findall(script)
     ]
 
 
@@ -77,10 +88,6 @@ def test_the_readers_choice_maps_onto_the_signals(tagged, granted, expected_gran
         assert "googletagmanager" not in policy
 
 
-def inline_scripts(html: str) -> list[str]:
-    return re.findall(r"<script>(.*?)</script>", html, re.S)
-
-
 def hash_source(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
@@ -105,11 +112,12 @@ def test_the_inline_consent_mode_script_runs_by_its_hash_alone(tagged, granted):
     assert "'unsafe-inline'" not in script_src and "'self'" not in script_src
     tags = [
         tag
-        for tag in re.findall(r"<script[^>]*>", html)
-        if "data-category" not in tag and "/static/js/consent-" not in tag
+        for tag in select(html, "script")
+        if not tag.has_attr("data-category")
+        and not (attribute(tag, "src") or "").startswith("/static/js/consent-")
     ]
     assert len(tags) == (2 if granted and granted & {"analytics", "advertisement"} else 1)
-    assert not any("nonce" in tag for tag in tags)
+    assert not any(tag.has_attr("nonce") for tag in select(html, "script"))
 
 
 def test_no_hash_without_a_tag_id(client):
@@ -123,8 +131,8 @@ def test_the_default_comes_before_any_other_script(tagged):
     client = tagged.test_client()
     store_choice(client, {"analytics", "advertisement", "functional"})
     html = client.get(ARTICLE).get_data(as_text=True)
-    first_script = html.index("<script")
-    assert html.index('gtag("consent", "default"') < html.index("</script>", first_script)
+    first_script = select(html, "script")[0]
+    assert 'gtag("consent", "default"' in (first_script.string or "")
 
 
 def test_a_choice_updates_the_signals_on_the_next_page(tagged):

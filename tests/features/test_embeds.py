@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from html.parser import HTMLParser
 
 import pytest
@@ -10,6 +9,7 @@ import pytest
 from globalupdates.articles.importer import ArticleImportError, render_body
 from tests.support.articles import import_articles
 from tests.support.consent import SAME_ORIGIN, choose, records, static_path, stored_choice
+from tests.support.html import select
 from tests.support.pages import ARTICLE
 
 PLAYER = "https://player.vidmoor.example"
@@ -228,8 +228,8 @@ def test_the_directive_becomes_a_marker_that_sanitising_cannot_forge(app):
             '<gu-embed data-provider="vidmoor" data-ref="forged">x</gu-embed>\n\n'
             "```\n{{embed vidmoor inside-code}}\n```\n"
         )
-    assert re.findall(r"<gu-embed[^>]*>", html) == [
-        '<gu-embed data-provider="vidmoor" data-ref="clip_1">'
+    assert [embed.attrs for embed in select(html, "gu-embed")] == [
+        {"data-provider": "vidmoor", "data-ref": "clip_1"}
     ]
     assert "A &lt;b&gt;bold&lt;/b&gt; caption</gu-embed>" in html
     assert "{{embed vidmoor inside-code}}" in html

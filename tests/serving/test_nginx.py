@@ -30,6 +30,7 @@ from globalupdates.consent.csp import NON_HTML_POLICY
 from globalupdates.security import STATIC_HEADERS
 from tests.support.consent import SAME_ORIGIN, cookie_value
 from tests.support.gunicorn_server import running_gunicorn
+from tests.support.html import linked_urls
 from tests.support.nginx_server import check_config, deployed_nginx, nginx_binary
 from tests.support.pages import ARTICLE
 from tests.support.servers import free_port
@@ -303,7 +304,7 @@ def test_a_static_name_missing_on_disk_goes_to_the_app(site):
 def test_the_assets_a_page_links_come_from_nginx_for_good(site):
     """The content-named stylesheet and scripts in a real page are on disk for nginx."""
     page = site.get(fresh(ARTICLE, "assets")).body.decode()
-    linked = re.findall(r'(?:href|src)="(/static/[^"]+\.(?:css|js))"', page)
+    linked = [url for url in linked_urls(page) if re.fullmatch(r"/static/.+\.(css|js)", url)]
     assert linked, "the page links no stylesheet or script under /static/"
     for path in linked:
         answer = site.get(path, Accept_Encoding="gzip")

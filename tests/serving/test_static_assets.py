@@ -13,6 +13,7 @@ from flask import Flask
 from globalupdates import assets
 from globalupdates.extensions import static_digest
 from tests.support.apps import STATIC_DIR, compile_static
+from tests.support.html import linked_urls
 from tests.support.pages import KESSLING
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -30,8 +31,8 @@ def manifest(folder: Path = STATIC_DIR) -> dict[str, str]:
 def linked(html: str, plain: str) -> str:
     """The href or src in the page that stands for ``plain`` (its stem and extension)."""
     stem, ext = plain.rsplit(".", 1)
-    pattern = rf'(?:href|src)="(/static/{re.escape(stem)}(?:-[0-9a-f]{{32}})?\.{ext})"'
-    found = re.findall(pattern, html)
+    names_plain = re.compile(rf"/static/{re.escape(stem)}(-[0-9a-f]{{32}})?\.{ext}")
+    found = [url for url in linked_urls(html) if names_plain.fullmatch(url)]
     assert len(found) == 1, f"{plain} is linked {len(found)} times"
     return found[0]
 

@@ -3,7 +3,6 @@ choice kept in the session, the records stored, the cookies set, and an operator
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from globalupdates.assets import static_url
 from globalupdates.consent.records import ConsentRecord
 from globalupdates.consent.registry import BUILTIN_REGISTRY
 from globalupdates.extensions import db
+from tests.support.html import attributes
 
 OPTIONAL = ("functional", "analytics", "performance", "advertisement")
 GPC = {"Sec-GPC": "1"}
@@ -60,11 +60,13 @@ def store_choice(
 
 
 def gated_categories(html: str) -> set[str]:
-    return set(re.findall(r'<script [^>]*data-category="([a-z]+)"', html))
+    """The categories whose scripts the page runs."""
+    return set(attributes(html, "script[data-category]", "data-category"))
 
 
 def checked_boxes(html: str) -> set[str]:
-    return set(re.findall(r'<input type="checkbox" id="([a-z]+)"[^>]*checked', html))
+    """The categories the preferences page shows ticked."""
+    return set(attributes(html, "input[type=checkbox][checked]", "id"))
 
 
 def cookie_value(set_cookie_headers: Iterable[str], name: str = SESSION_COOKIE) -> str | None:
