@@ -1,1 +1,2 @@
-"""Browser tests: Chromium driven by Playwright against the site under gunicorn."""
+"""Browser tests: Chromium driven by Playwright against the site under gunicorn (all marked
+slow by this folder's conftest)."""

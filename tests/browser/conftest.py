@@ -17,6 +17,17 @@ from tests.support.gunicorn_server import Server, running_gunicorn
 
 from .browsing import DESKTOP, FEATURE_TIMEOUT_MS, RECORD_CSP_VIOLATIONS, Reader
 
+BROWSER_TESTS = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in this folder drives Chromium against gunicorn: all belong to the slow
+    suite, also a file added later that forgets to say so."""
+    for item in items:
+        if BROWSER_TESTS in item.path.parents:
+            item.add_marker(pytest.mark.slow)
+
+
 # The features answer within a second on a quiet machine; the margin is for a machine whose
 # two cores are shared with other test runs.
 expect.set_options(timeout=FEATURE_TIMEOUT_MS)

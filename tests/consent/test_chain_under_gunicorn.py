@@ -13,6 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from globalupdates import create_app
 from globalupdates.consent.chain import append_to_chain
 from globalupdates.consent.proofkeys import key_file, read_key_file
@@ -91,6 +93,7 @@ def assert_chain_is_whole(database_uri: str, tmp_path: Path) -> None:
     assert key_file(app).stat().st_mode & 0o777 == 0o600
 
 
+@pytest.mark.slow
 def test_concurrent_choices_keep_one_chain(database_uri, tmp_path, monkeypatch):
     """Three workers append at once; on every database the chain stays one line."""
     monkeypatch.setenv("FLASK_INSTANCE_PATH", str(tmp_path / "instance"))

@@ -338,6 +338,7 @@ def wait_until_healthy(server: Server, timeout: float = 20) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_under_gunicorn_a_removed_file_refuses_choices_then_the_copy_takes_them(
     migrated_sqlite: Path, tmp_path: Path
 ):

@@ -60,6 +60,7 @@ def postgres_behind_relay(database_uri: str, relay: CuttableRelay) -> str:
     return url.set(host="127.0.0.1", port=relay.port).render_as_string(hide_password=False)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not configured_postgres_url(), reason="needs TEST_DATABASE_URL (CI sets it)")
 def test_postgresql_unreachable_gives_503_then_recovers(
     migrated_postgres: PostgresTestDatabase, tmp_path: Path

@@ -11,6 +11,7 @@ import signal
 import uuid
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, text
 
 from globalupdates import create_app
@@ -18,6 +19,9 @@ from globalupdates.consent.verification import verify_chain
 from globalupdates.extensions import db
 from tests.support.gunicorn_server import SECRET_KEY, Server, running_gunicorn
 from tests.support.load_client import ACCEPTED, DELIBERATE_REFUSAL, LoadResult, run_load
+
+# Each test runs thousands of requests against gunicorn.
+pytestmark = pytest.mark.slow
 
 READERS = 24
 ROUNDS = 42  # each round is one consent choice and one page-view beacon per reader

@@ -35,6 +35,9 @@ from tests.support.nginx_server import check_config, deployed_nginx, nginx_binar
 from tests.support.pages import ARTICLE
 from tests.support.servers import free_port
 
+# Most tests here run nginx in front of gunicorn: the whole module is in the slow suite.
+pytestmark = pytest.mark.slow
+
 STYLESHEET = "css/site.css"
 PROXY_FIX = {f"FLASK_PROXY_FIX_X_{name}": "1" for name in ("FOR", "PROTO", "HOST", "PORT")}
 # A handful of choices from one address in one test run; keep the limits out of the way.

@@ -58,6 +58,7 @@ REFUSED = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("request_text", "status"), REFUSED.values(), ids=REFUSED.keys())
 def test_gunicorns_own_answers_carry_the_security_headers_once(server, request_text, status):
     got, headers, body = raw_exchange(server.port, request_text.encode("latin-1"))
@@ -71,6 +72,7 @@ def test_gunicorns_own_answers_carry_the_security_headers_once(server, request_t
     assert MARKER.encode() not in body, "the answer repeats the refused request"
 
 
+@pytest.mark.slow
 def test_a_page_still_comes_from_the_site_with_its_own_policy(server):
     got, headers, _ = raw_exchange(
         server.port, b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
