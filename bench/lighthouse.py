@@ -30,6 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, fo
 from first_view import ARTICLE, CONSENT_JS, consent_css, gzipped_size, served_site
 
 from tests.support.chromium import CHROMIUM, CHROMIUM_FLAGS
+from tests.support.consent import SAME_ORIGIN, SESSION_COOKIE
+from tests.support.html import ACCEPT_ALL_BUTTON, select
 
 BENCH = Path(__file__).resolve().parent
 LIGHTHOUSE = BENCH / "node_modules" / ".bin" / "lighthouse"
@@ -58,16 +60,14 @@ def consent_cookie(base_url: str) -> str:
     browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
     with browser.open(base_url + ARTICLE) as page:
         html = page.read().decode()
-    if 'name="action" value="accept_all"' not in html:
+    if not select(html, ACCEPT_ALL_BUTTON):
         raise SystemExit("the article carries no consent form")
     form = urllib.parse.urlencode({"action": "accept_all"})
     # No token: the site trusts a post its browser says comes from its own pages.
-    choice = urllib.request.Request(
-        base_url + "/consent", data=form.encode(), headers={"Sec-Fetch-Site": "same-origin"}
-    )
+    choice = urllib.request.Request(base_url + "/consent", data=form.encode(), headers=SAME_ORIGIN)
     with browser.open(choice):
         pass
-    return "; ".join(f"{c.name}={c.value}" for c in jar if c.name == "gu_session")
+    return "; ".join(f"{c.name}={c.value}" for c in jar if c.name == SESSION_COOKIE)
 
 
 def run_lighthouse(url: str, report: Path, cookie: str | None) -> dict:

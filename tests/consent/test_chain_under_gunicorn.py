@@ -22,6 +22,7 @@ from globalupdates.consent.records import ConsentRecord
 from globalupdates.consent.verification import verify_chain
 from globalupdates.extensions import db
 from tests.support.gunicorn_server import running_gunicorn
+from tests.support.html import ACCEPT_ALL_BUTTON, select
 
 READERS = 8
 CHOICES_PER_READER = 4
@@ -40,7 +41,7 @@ def one_reader(base: str) -> list[int]:
     statuses = []
     for index in range(CHOICES_PER_READER):
         with opener.open(f"{base}/consent", timeout=30) as page:
-            assert 'name="action" value="accept_all"' in page.read().decode()
+            assert select(page.read().decode(), ACCEPT_ALL_BUTTON)
         action = ("accept_all", "reject_all")[index % 2]
         body = urllib.parse.urlencode({"action": action}).encode()
         post = urllib.request.Request(

@@ -13,6 +13,8 @@ Markup = str | Tag
 # Every script a browser runs: JSON-LD (<script type="application/ld+json">) is data for
 # search engines, never run.
 EXECUTABLE_SCRIPTS = 'script:not([type="application/ld+json"])'
+# The button a reader presses to accept every category, on the banner or the preferences page.
+ACCEPT_ALL_BUTTON = 'button[name="action"][value="accept_all"]'
 
 
 def parse(html: str) -> BeautifulSoup:
