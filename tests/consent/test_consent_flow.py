@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.consent import (
+    BUILTIN_REVISION,
     OPTIONAL,
     SAME_ORIGIN,
     checked_boxes,
@@ -65,7 +66,7 @@ def test_accept_all_grants_every_category_and_records_it(app, client):
     choice = stored_choice(client)
     assert choice is not None
     assert set(choice["categories"]) == {"necessary", *OPTIONAL}
-    assert choice["revision"] == 1 and choice["id"] and choice["made_at"]
+    assert choice["revision"] == BUILTIN_REVISION and choice["id"] and choice["made_at"]
     html = client.get(ARTICLE).get_data(as_text=True)
     assert 'id="consent-banner"' not in html
     assert gated_categories(html) == set(OPTIONAL)

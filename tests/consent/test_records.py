@@ -8,7 +8,7 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 
-from tests.support.consent import choose
+from tests.support.consent import BUILTIN_REVISION, choose
 
 
 def export(runner, *args: str) -> list[dict]:
@@ -30,7 +30,7 @@ def test_export_writes_one_json_line_per_choice(app, runner):
     assert lines[2]["categories"] == ["necessary"]
     assert lines[0]["consent_id"] == lines[1]["consent_id"] != lines[2]["consent_id"]
     for line in lines:
-        assert line["revision"] == 1
+        assert line["revision"] == BUILTIN_REVISION
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", line["created_at"])
         made = datetime.fromisoformat(line["created_at"].replace("Z", "+00:00"))
         assert started <= made <= datetime.now(UTC)

@@ -7,7 +7,13 @@ import tomllib
 import pytest
 
 from globalupdates.consent.registry import BUILTIN_REGISTRY, RegistryError, load_registry
-from tests.support.consent import THIRD_PARTY, choose, operator_registry
+from tests.support.consent import (
+    BUILTIN_REVISION,
+    THIRD_PARTY,
+    choose,
+    operator_registry,
+    with_revision,
+)
 from tests.support.html import attribute, select
 
 
@@ -51,7 +57,8 @@ def test_a_new_revision_asks_the_reader_again(app_factory, tmp_path):
     choose(client, "accept_all")
     assert "data-category" in client.get("/").get_data(as_text=True)
     cookie = client.get_cookie("gu_session").value
-    raised = app_factory(CONSENT_REGISTRY=str(operator_registry(tmp_path, revision=2)))
+    raised_registry = operator_registry(tmp_path, revision=BUILTIN_REVISION + 1)
+    raised = app_factory(CONSENT_REGISTRY=str(raised_registry))
     again = raised.test_client()
     again.set_cookie("gu_session", cookie)
     html = again.get("/").get_data(as_text=True)
@@ -62,7 +69,7 @@ def test_a_new_revision_asks_the_reader_again(app_factory, tmp_path):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda t: t.replace("revision = 1", 'revision = "one"'), "revision"),
+        (lambda t: with_revision(t, 1).replace("revision = 1", 'revision = "one"'), "revision"),
         (lambda t: t.replace('key = "analytics"', 'key = "Analytics!"'), "key"),
         (lambda t: t.replace('key = "performance"', 'key = "analytics"'), "declared twice"),
         (lambda t: t.replace("max_age = 86400", "max_age = -5"), "max_age"),

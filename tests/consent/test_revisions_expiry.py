@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.support.consent import (
+    BUILTIN_REVISION,
     OPTIONAL,
     choose,
     gated_categories,
@@ -24,23 +25,25 @@ def shows_banner(client, path: str = ARTICLE) -> bool:
 def test_operator_registry_from_the_environment_raises_the_revision(
     app_factory, tmp_path, monkeypatch
 ):
-    monkeypatch.setenv("FLASK_CONSENT_REGISTRY", str(operator_registry(tmp_path, revision=3)))
+    raised_twice = operator_registry(tmp_path, revision=BUILTIN_REVISION + 2)
+    monkeypatch.setenv("FLASK_CONSENT_REGISTRY", str(raised_twice))
     app = app_factory()
-    assert app.extensions["consent"].registry.revision == 3
+    assert app.extensions["consent"].registry.revision == BUILTIN_REVISION + 2
     client = app.test_client()
-    store_choice(client, OPTIONAL, revision=2)
+    store_choice(client, OPTIONAL, revision=BUILTIN_REVISION + 1)
     html = client.get(ARTICLE).get_data(as_text=True)
     assert 'id="consent-banner"' in html and gated_categories(html) == set()
     choose(client, "accept_all")
-    assert stored_choice(client)["revision"] == 3
+    assert stored_choice(client)["revision"] == BUILTIN_REVISION + 2
     assert not shows_banner(client)
     assert gated_categories(client.get(ARTICLE).get_data(as_text=True)) == set(OPTIONAL)
 
 
 def test_choice_under_the_current_revision_counts(app_factory, tmp_path):
-    app = app_factory(CONSENT_REGISTRY=str(operator_registry(tmp_path, revision=2)))
+    raised = operator_registry(tmp_path, revision=BUILTIN_REVISION + 1)
+    app = app_factory(CONSENT_REGISTRY=str(raised))
     client = app.test_client()
-    store_choice(client, OPTIONAL, revision=2)
+    store_choice(client, OPTIONAL, revision=BUILTIN_REVISION + 1)
     assert not shows_banner(client)
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import insert, select, update
 from globalupdates.consent.records import ConsentRecord
 from globalupdates.consent.registry import BUILTIN_REGISTRY
 from globalupdates.extensions import db
-from tests.support.consent import choose
+from tests.support.consent import choose, with_revision
 
 GPC = {"Sec-GPC": "1"}
 SUNDAY = datetime(2026, 3, 1, 10, tzinfo=UTC)
@@ -65,10 +65,9 @@ def post_choice(client, action: str, ticked: tuple[str, ...] = (), *, gpc: bool 
 def registry_at_revision(folder: Path, revision: int) -> Path:
     """The site's own registry with only its revision raised, as an operator would after an
     edit that asks every reader again."""
-    text = BUILTIN_REGISTRY.read_text(encoding="utf-8")
-    assert "\nrevision = 1\n" in text
+    text = with_revision(BUILTIN_REGISTRY.read_text(encoding="utf-8"), revision)
     path = folder / f"registry-{revision}.toml"
-    path.write_text(text.replace("\nrevision = 1\n", f"\nrevision = {revision}\n"), "utf-8")
+    path.write_text(text, "utf-8")
     return path
 
 
@@ -88,9 +87,12 @@ def date_records(app, moments: list[datetime]) -> None:
 
 
 def make_known_choices(app, app_factory, tmp_path: Path) -> None:
-    later_site = app_factory(CONSENT_REGISTRY=str(registry_at_revision(tmp_path, 2)))
+    sites = {
+        revision: app_factory(CONSENT_REGISTRY=str(registry_at_revision(tmp_path, revision)))
+        for revision in (1, 2)
+    }
     for action, ticked, gpc, revision, _day in KNOWN_CHOICES:
-        site = app if revision == 1 else later_site
+        site = sites[revision]
         post_choice(site.test_client(), action, ticked, gpc=gpc)
 
 

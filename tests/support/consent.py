@@ -3,6 +3,7 @@ choice kept in the session, the records stored, the cookies set, and an operator
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -13,11 +14,13 @@ from flask.testing import FlaskClient
 
 from globalupdates.assets import static_url
 from globalupdates.consent.records import ConsentRecord
-from globalupdates.consent.registry import BUILTIN_REGISTRY
+from globalupdates.consent.registry import BUILTIN_REGISTRY, load_registry
 from globalupdates.extensions import db
 from tests.support.html import attributes
 
 OPTIONAL = ("functional", "analytics", "performance", "advertisement")
+BUILTIN_REVISION = load_registry(None).revision
+REVISION_LINE = re.compile(r"^revision = \d+$", re.MULTILINE)
 GPC = {"Sec-GPC": "1"}
 # What a browser says of a post from one of the site's own pages; the forms carry no token.
 SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
@@ -41,18 +44,19 @@ def store_choice(
     categories: Iterable[str],
     *,
     made_at: datetime | None = None,
-    revision: int = 1,
+    revision: int | None = None,
     gpc: bool = False,
     consent_id: str | None = None,
 ) -> str:
-    """Put a choice straight into the reader's session, as an earlier visit would have."""
+    """Put a choice straight into the reader's session, as an earlier visit would have (under
+    the built-in registry's revision unless another is given)."""
     consent_id = consent_id or str(uuid.uuid4())
     with client.session_transaction() as session:
         session["consent"] = {
             "id": consent_id,
             "categories": sorted({"necessary", *categories}),
             "made_at": int((made_at or datetime.now(UTC)).timestamp()),
-            "revision": revision,
+            "revision": BUILTIN_REVISION if revision is None else revision,
             "gpc": gpc,
         }
         session.permanent = True
@@ -122,13 +126,22 @@ THIRD_PARTY = """
 """
 
 
-def operator_registry(tmp_path: Path, extra_analytics: str = "", revision: int = 1) -> Path:
+def operator_registry(
+    tmp_path: Path, extra_analytics: str = "", revision: int = BUILTIN_REVISION
+) -> Path:
     """The built-in registry with a raised revision and extra analytics lines, written where
     an operator would point ``CONSENT_REGISTRY``."""
     text = BUILTIN_REGISTRY.read_text(encoding="utf-8")
-    text = text.replace("revision = 1", f"revision = {revision}", 1)
+    text = with_revision(text, revision)
     marker = '  static = "features/pageviews.js"\n'
     text = text.replace(marker, marker + extra_analytics, 1)
     path = tmp_path / "registry.toml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def with_revision(registry_text: str, revision: int) -> str:
+    """A registry's text with its ``revision`` set, as an operator raises it after an edit."""
+    changed, found = REVISION_LINE.subn(f"revision = {revision}", registry_text, count=1)
+    assert found == 1, "the registry has no top-level revision line"
+    return changed
