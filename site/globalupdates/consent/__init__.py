@@ -11,7 +11,7 @@ from .. import forgery
 from ..pages import declare_page
 from . import cli, gpc, reports, views
 from .current import ConsentEngine, current_consent, engine
-from .gate import init_gate, page_variant, share_page
+from .gate import expire_declared_cookie, init_gate, page_variant, share_page
 from .providers import allowed_once_providers, restore_allowed_once
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "current_consent",
     "engine",
     "engine_of",
+    "expire_declared_cookie",
     "page_variant",
     "share_page",
     "allowed_once_providers",

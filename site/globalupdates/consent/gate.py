@@ -189,15 +189,18 @@ def expire_cookies_not_granted(response: Response, state: ConsentState) -> None:
     registry = engine().registry
     for name in request.cookies:
         found = registry.find_cookie(name)
-        if found is None:
-            continue
-        category, cookie = found
-        if not state.is_granted(category.key):
-            response.delete_cookie(
-                name,
-                path=cookie.path,
-                domain=cookie.domain,
-                secure=request.is_secure,
-                httponly=True,
-                samesite="Lax",
-            )
+        if found is not None and not state.is_granted(found[0].key):
+            expire_declared_cookie(response, name)
+
+
+def expire_declared_cookie(response: Response, name: str) -> None:
+    """Expire a declared cookie under the path and domain it was set with, or it would stay."""
+    cookie = engine().registry.cookie(name)
+    response.delete_cookie(
+        name,
+        path=cookie.path,
+        domain=cookie.domain,
+        secure=request.is_secure,
+        httponly=True,
+        samesite="Lax",
+    )

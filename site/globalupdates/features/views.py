@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, insert
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ..consent import current_consent, engine
+from ..consent import current_consent, engine, expire_declared_cookie
 from ..database import one_writer
 from ..extensions import db
 from ..pages import page_exists
@@ -63,19 +63,6 @@ def set_declared_cookie(response: Response, name: str, value: str) -> None:
         name,
         value,
         max_age=cookie.max_age,
-        path=cookie.path,
-        domain=cookie.domain,
-        secure=request.is_secure,
-        httponly=True,
-        samesite="Lax",
-    )
-
-
-def expire_declared_cookie(response: Response, name: str) -> None:
-    """Expire a cookie under the same path and domain it was set with, or it would stay."""
-    cookie = engine().registry.cookie(name)
-    response.delete_cookie(
-        name,
         path=cookie.path,
         domain=cookie.domain,
         secure=request.is_secure,
