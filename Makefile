@@ -6,24 +6,28 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 MANIFEST := static/cache_manifest.json
+TRANSLATIONS := site/globalupdates/translations
+EDITIONS := de fr  # the languages translated from English, the source language
+CATALOG_SOURCES := $(wildcard $(TRANSLATIONS)/*/LC_MESSAGES/messages.po)
+CATALOGS := $(CATALOG_SOURCES:.po=.mo)
 LOCK := requirements.lock
 UV_VERSION := 0.13.9
 PY_SOURCES := site tests bench wsgi.py gunicorn.conf.py
 export FLASK_APP := wsgi
 
-.PHONY: help run test test-fast lint typecheck check lock browser test-tools screenshots clean
+.PHONY: help run test test-fast lint typecheck check lock i18n browser test-tools screenshots clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+( [a-z-]+)*:.*## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
 
-run: $(STAMP) $(MANIFEST) ## Serve the site under gunicorn on http://127.0.0.1:8000
+run: $(STAMP) $(MANIFEST) $(CATALOGS) ## Serve the site under gunicorn on http://127.0.0.1:8000
 	$(BIN)/gunicorn -c gunicorn.conf.py
 
-test: $(STAMP) test-tools $(MANIFEST) ## Run the whole suite (SQLite; PostgreSQL too with TEST_DATABASE_URL)
+test: $(STAMP) test-tools $(MANIFEST) $(CATALOGS) ## Run the whole suite (SQLite; PostgreSQL too with TEST_DATABASE_URL)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: $(STAMP) $(MANIFEST) ## The suite without browser, load and real-server tests
+test-fast: $(STAMP) $(MANIFEST) $(CATALOGS) ## The suite without browser, load and real-server tests
 	$(BIN)/python -m pytest -m 'not slow' $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff: lint and format check
@@ -58,6 +62,22 @@ STATIC_SOURCES := $(shell find static -regextype posix-extended -type f \
 
 $(MANIFEST): $(STAMP) $(STATIC_SOURCES)
 	$(BIN)/flask digest compile
+
+# The translations: the .po files are the sources, kept in git; the .mo files gettext reads
+# are compiled from them. `make i18n` extracts every marked string again and merges it into
+# each catalogue, for translators to fill in.
+$(CATALOGS): %.mo: %.po $(STAMP)
+	$(BIN)/pybabel compile -i $< -o $@
+
+i18n: $(STAMP) ## Extract the site's strings into messages.pot and update the catalogues
+	$(BIN)/pybabel extract -F babel.cfg -k lazy_gettext --sort-by-file \
+		--project globalupdates --copyright-holder "Global Updates" -o messages.pot .
+	for lang in $(EDITIONS); do \
+		if test -f $(TRANSLATIONS)/$$lang/LC_MESSAGES/messages.po; then \
+			$(BIN)/pybabel update -i messages.pot -d $(TRANSLATIONS) -l $$lang \
+				--no-fuzzy-matching --ignore-obsolete; \
+		else $(BIN)/pybabel init -i messages.pot -d $(TRANSLATIONS) -l $$lang; fi; \
+	done
 
 # The browser tests drive Debian's Chromium and the proxy test runs Debian's nginx; install
 # whichever is missing, in one apt-get run. (nginx lives in /usr/sbin, outside some PATHs.)

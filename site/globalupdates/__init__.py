@@ -19,6 +19,7 @@ from . import (
     features,
     forgery,
     health,
+    i18n,
     pagecache,
     prepare,
     proxy,
@@ -110,6 +111,7 @@ def instance_secret_key(path: Path) -> str:
 
 def register_extensions(app: Flask) -> None:
     db.init_app(app)
+    i18n.init_app(app)
     if app.testing or os.environ.get("FLASK_RUN_FROM_CLI") == "true":
         prepare.bind_migrations(app)
     assets.init_app(app)

@@ -8,6 +8,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 class Defaults:
     SITE_NAME = "Global Updates"
+    # The languages the site has catalogues for, and the one it is served in (globalupdates.i18n).
+    BABEL_DEFAULT_LOCALE = "en"
+    LANGUAGES = ("en", "de", "fr")
+    TIMEZONE = "UTC"  # the zone every date and time a reader sees is shown in
     SQLALCHEMY_DATABASE_URI = None  # filled in with the instance folder's SQLite file
     SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
     CONSENT_REGISTRY = None  # path to an operator's TOML; None ships the package's own

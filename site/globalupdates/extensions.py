@@ -1,6 +1,7 @@
 """Extension instances, bound to an app in ``create_app``."""
 
 from flask import request
+from flask_babel import Babel
 from flask_caching import Cache
 from flask_limiter import Limiter
 from flask_sqlalchemy import SQLAlchemy
@@ -22,6 +23,7 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+babel = Babel()
 page_cache = Cache()
 static_digest = FlaskStaticDigest()
 

@@ -1,0 +1,84 @@
+"""The reader's language and time zone, and the dates and durations shown in that language.
+
+Every text a reader sees goes through Flask-Babel; the catalogues live in ``translations/``
+beside this module. The site serves English only for now: ``reader_locale`` is the one place
+that picks the language, so a later step can point it at the URL's edition.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+from flask import Flask, current_app
+from flask_babel import format_date, format_datetime, get_locale, gettext, ngettext
+
+from .extensions import babel
+
+TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
+
+# The house style for a date in each edition: day, month name, year, in that language's own
+# order. Babel's "long" format already reads this way in German and French; its English one
+# is American ("November 24, 2026"), so English names its pattern.
+DATE_PATTERNS = {"en": "d MMMM y"}
+TIME_PATTERN = "HH:mm"
+
+
+def reader_locale() -> str:
+    """The language a page is rendered in. Always the default until the editions come."""
+    return str(current_app.config["BABEL_DEFAULT_LOCALE"])
+
+
+def reader_timezone() -> str:
+    """The time zone every date is shown in (``TIMEZONE``), stated beside each time."""
+    return str(current_app.config["TIMEZONE"])
+
+
+def date_pattern() -> str:
+    return DATE_PATTERNS.get(str(get_locale()), "long")
+
+
+def reader_date(moment: date | datetime) -> str:
+    """A day as readers of the current language write it, e.g. "24 November 2026"."""
+    return format_date(moment, date_pattern())
+
+
+def reader_date_time(moment: datetime) -> str:
+    """A day and a time with its zone, e.g. "24 November 2026, 14:05 UTC"."""
+    return gettext(
+        "%(date)s, %(time)s %(zone)s",
+        date=reader_date(moment),
+        time=format_datetime(moment, TIME_PATTERN),
+        zone=zone_name(moment),
+    )
+
+
+def zone_name(moment: datetime) -> str:
+    """The zone's short name; "UTC" in every language, where CLDR would write "TU" in French."""
+    if reader_timezone() == "UTC":
+        return "UTC"
+    return format_datetime(moment, "zzz")
+
+
+def day_count(days: int) -> str:
+    """A number of days, in the plural form the language wants ("1 day", "182 Tage")."""
+    return ngettext("%(num)d day", "%(num)d days", days)
+
+
+def page_language() -> str:
+    """The language of the page being rendered, for ``<html lang>``."""
+    return str(get_locale())
+
+
+def init_app(app: Flask) -> None:
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS_DIR))
+    app.config["BABEL_DEFAULT_TIMEZONE"] = app.config["TIMEZONE"]
+    babel.init_app(app, locale_selector=reader_locale, timezone_selector=reader_timezone)
+    app.jinja_env.policies["ext.i18n.trimmed"] = True
+
+    app.jinja_env.globals.update(
+        reader_date=reader_date,
+        reader_date_time=reader_date_time,
+        day_count=day_count,
+        page_language=page_language,
+    )
