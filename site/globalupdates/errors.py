@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app, render_template
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext, lazy_gettext
 from sqlalchemy.exc import (
     DBAPIError,
     InternalError,
@@ -16,6 +17,7 @@ from werkzeug.exceptions import (
     InternalServerError,
     SecurityError,
     ServiceUnavailable,
+    default_exceptions,
 )
 
 from .extensions import db
@@ -29,6 +31,47 @@ MISSING_SCHEMA_SQLITE = ("no such table", "no such column")
 
 TEMPLATES = {404: "errors/404.html", 500: "errors/500.html", 503: "errors/503.html"}
 
+# The reason phrase and a plain explanation of each status the site answers with, in the
+# reader's language; an error raised with its own description keeps it.
+STATUS_NAMES = {
+    400: lazy_gettext("Bad Request"),
+    403: lazy_gettext("Forbidden"),
+    404: lazy_gettext("Not Found"),
+    405: lazy_gettext("Method Not Allowed"),
+    413: lazy_gettext("Request Entity Too Large"),
+    415: lazy_gettext("Unsupported Media Type"),
+    429: lazy_gettext("Too Many Requests"),
+    500: lazy_gettext("Internal Server Error"),
+    503: lazy_gettext("Service Unavailable"),
+}
+STATUS_DESCRIPTIONS = {
+    400: lazy_gettext("The site could not understand this request."),
+    403: lazy_gettext("You are not allowed to do this here."),
+    404: lazy_gettext("There is nothing at this address."),
+    405: lazy_gettext("This address does not take that kind of request."),
+    413: lazy_gettext("What was sent is too large for this address."),
+    415: lazy_gettext("This address does not accept what was sent in that format."),
+    429: lazy_gettext("Too many requests in a short time; please wait a moment and try again."),
+    500: lazy_gettext("Something went wrong on our side; please try again in a moment."),
+    503: lazy_gettext("The site is unavailable for a moment; please try again shortly."),
+}
+
+
+def error_name(error: HTTPException) -> str:
+    return str(STATUS_NAMES.get(error.code or 500, error.name))
+
+
+def error_description(error: HTTPException) -> str:
+    """The error's own description, or the translated one of its status when it carries only
+    Werkzeug's English default."""
+    status = error.code or 500
+    default = default_exceptions.get(status)
+    if status in STATUS_DESCRIPTIONS and (
+        error.description is None or (default and error.description == default.description)
+    ):
+        return str(STATUS_DESCRIPTIONS[status])
+    return str(error.description)
+
 
 def render_error(error: HTTPException) -> ResponseReturnValue:
     """The error in the caller's format, keeping the headers the error carries (``Allow`` on a
@@ -38,14 +81,20 @@ def render_error(error: HTTPException) -> ResponseReturnValue:
     status = error.code or 500
     headers = [(name, value) for name, value in error.get_headers() if name != "Content-Type"]
     if wants_json():
-        return {"error": error.description}, status, headers
+        return {"error": error_description(error)}, status, headers
     template = TEMPLATES.get(status, "errors/generic.html")
-    return render_template(template, error=error), status, headers
+    page = render_template(
+        template,
+        error=error,
+        error_name=error_name(error),
+        error_description=error_description(error),
+    )
+    return page, status, headers
 
 
 def untrusted_host() -> ResponseReturnValue:
     """A Host the site does not answer for: plain text, since every page names its host."""
-    text = "This site does not answer for that host name.\n"
+    text = gettext("This site does not answer for that host name.") + "\n"
     return text, 400, {"Content-Type": "text/plain; charset=utf-8"}
 
 
@@ -53,7 +102,7 @@ def database_unavailable(error: DBAPIError) -> ResponseReturnValue:
     db.session.rollback()
     current_app.logger.warning("database unavailable: %s", str(error.orig).strip().split("\n")[0])
     return render_error(
-        ServiceUnavailable("The database is not answering. Please try again shortly.")
+        ServiceUnavailable(gettext("The database is not answering. Please try again shortly."))
     )
 
 

@@ -19,11 +19,12 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app, g, request
+from flask_babel import lazy_gettext
 from werkzeug.exceptions import Forbidden
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PASSING_FETCH_SITES = frozenset({"same-origin", "none"})
-REFUSAL = (
+REFUSAL = lazy_gettext(
     "Nothing was changed: this request came from another site, and this site only accepts "
     "changes sent from its own pages."
 )

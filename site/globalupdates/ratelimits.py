@@ -8,8 +8,10 @@ generous ceiling per network address. Limits come from config, so load tests can
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from flask import Blueprint, Flask, current_app, request
+from flask_babel import lazy_gettext
 
 from .consent import current_consent
 from .consent import reports as csp_reports
@@ -18,12 +20,21 @@ from .extensions import limiter
 from .features import views as feature_views
 from .forgery import SAFE_METHODS
 
-CONSENT_MESSAGE = (
-    "Too many cookie choices were sent from this browser in a short time, so this one was not "
-    "saved. Please wait a minute and try again."
+# Callables, so that Flask-Limiter puts each refusal in the reader's language when it is made;
+# one object each, so that every app sees the same limit and none is stacked.
+CONSENT_MESSAGE = partial(
+    str,
+    lazy_gettext(
+        "Too many cookie choices were sent from this browser in a short time, so this one was "
+        "not saved. Please wait a minute and try again."
+    ),
 )
-BEACON_MESSAGE = "Too many requests from this page in a short time; please slow down."
-REPORT_MESSAGE = "Too many CSP reports from this address; they are being dropped for a while."
+BEACON_MESSAGE = partial(
+    str, lazy_gettext("Too many requests from this page in a short time; please slow down.")
+)
+REPORT_MESSAGE = partial(
+    str, lazy_gettext("Too many CSP reports from this address; they are being dropped for a while.")
+)
 
 
 def reader_key() -> str:
@@ -64,7 +75,9 @@ LIMIT_PROVIDERS = {
 }
 
 
-def limit_posts(blueprint: Blueprint, per_reader: str | None, per_address: str, message: str):
+def limit_posts(
+    blueprint: Blueprint, per_reader: str | None, per_address: str, message: Callable[[], str]
+):
     """Limit every POST of a blueprint. The same provider objects are used for every app,
     so Flask-Limiter sees the same limit each time and does not stack copies of it."""
     if per_reader is not None:

@@ -7,6 +7,7 @@ from xml.etree.ElementTree import Element, SubElement, tostring
 
 from flask import Blueprint, abort, current_app, make_response, request
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 from sqlalchemy import func
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -37,7 +38,7 @@ def site_feed() -> ResponseReturnValue:
 def section_feed(section_slug: str) -> ResponseReturnValue:
     section = find_section(section_slug)
     if section is None:
-        abort(404, "There is no section by that name.")
+        abort(404, gettext("There is no section by that name."))
     articles = list(db.session.scalars(section_articles(section).limit(FEED_ENTRIES)))
     return atom_response(
         f"{current_app.config['SITE_NAME']}: {section.name}",
@@ -54,9 +55,9 @@ def atom_response(
     feed = Element("feed", xmlns=ATOM)
     SubElement(feed, "id").text = self_url
     SubElement(feed, "title").text = xml_safe(title)
-    SubElement(
-        feed, "subtitle"
-    ).text = f"Stories from {current_app.config['SITE_NAME']}, newest first."
+    SubElement(feed, "subtitle").text = gettext(
+        "Stories from %(site)s, newest first.", site=current_app.config["SITE_NAME"]
+    )
     SubElement(feed, "updated").text = iso(updated)
     SubElement(feed, "link", rel="self", type="application/atom+xml", href=self_url)
     SubElement(feed, "link", rel="alternate", type="text/html", href=page_url)
@@ -124,7 +125,7 @@ def sitemap_part(part: str) -> ResponseReturnValue:
     if part == "pages":
         return urlset_response(0, 0, all_sections(), include_pages=True)
     if not part.isascii() or not part.isdigit() or len(part) > MAX_SITEMAP_DIGITS or int(part) < 1:
-        abort(404, "There is no such sitemap.")
+        abort(404, gettext("There is no such sitemap."))
     return urlset_response((int(part) - 1) * per_file, per_file, (), include_pages=False)
 
 
@@ -143,7 +144,7 @@ def urlset_response(
         .limit(limit)
     ).all()
     if not include_pages and not rows:
-        abort(404, "There is no such sitemap.")
+        abort(404, gettext("There is no such sitemap."))
     for slug, published_at, updated_at in rows:
         url = external_url("articles.article_page", slug=slug)
         add_url(urlset, url, updated_at or published_at)

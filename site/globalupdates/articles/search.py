@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from flask_babel import gettext
 from markupsafe import Markup, escape
 from sqlalchemy import text
 
@@ -81,12 +82,16 @@ class SearchResults:
 def search_terms(query: str) -> tuple[str, ...]:
     if len(query) > MAX_QUERY_LENGTH:
         raise SearchQueryError(
-            f"Your search is {len(query)} characters long; please use at most {MAX_QUERY_LENGTH}."
+            gettext(
+                "Your search is %(length)d characters long; please use at most %(limit)d.",
+                length=len(query),
+                limit=MAX_QUERY_LENGTH,
+            )
         )
     terms = tuple(dict.fromkeys(WORD.findall(query.lower())))
     if not terms:
         raise SearchQueryError(
-            "Your search has no letters or digits to look for. Try a word from a headline."
+            gettext("Your search has no letters or digits to look for. Try a word from a headline.")
         )
     return terms[:MAX_TERMS]
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app, request, url_for
+from flask_babel import gettext
 from markupsafe import Markup
 
 from .listing import slugify
@@ -63,7 +64,8 @@ def external_url(endpoint: str, **values: Any) -> str:
 
 def site_feed() -> Feed:
     name = current_app.config["SITE_NAME"]
-    return Feed(title=f"{name}: latest stories", url=external_url("feeds.site_feed"))
+    title = gettext("%(site)s: latest stories", site=name)
+    return Feed(title=title, url=external_url("feeds.site_feed"))
 
 
 def section_feed(section: str, slug: str) -> Feed:

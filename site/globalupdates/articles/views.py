@@ -14,6 +14,7 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import Select, bindparam
 
@@ -47,7 +48,7 @@ def paginate(statement: Select) -> Pagination:
     """A page of articles from ``?page=N``; a page that does not exist is a 404."""
     raw = request.args.get("page", "1")
     if not raw.isascii() or not raw.isdigit() or len(raw) > MAX_PAGE_DIGITS:
-        abort(404, "There is no such page.")
+        abort(404, gettext("There is no such page."))
     return db.paginate(statement, page=int(raw), per_page=current_app.config["ARTICLES_PER_PAGE"])
 
 
@@ -66,8 +67,8 @@ def front_page() -> ResponseReturnValue:
     page = paginate(newest_first(db.select(Article)))
     name = current_app.config["SITE_NAME"]
     meta = listing_meta(
-        name if page.page == 1 else f"{name}: page {page.page}",
-        f"{name}: independent reporting on the world, newest stories first.",
+        name if page.page == 1 else gettext("%(site)s: page %(page)d", site=name, page=page.page),
+        gettext("%(site)s: independent reporting on the world, newest stories first.", site=name),
         "articles.front_page",
         page.page,
     )
@@ -79,12 +80,16 @@ def front_page() -> ResponseReturnValue:
 def section_page(section_slug: str) -> ResponseReturnValue:
     section = find_section(section_slug)
     if section is None:
-        abort(404, "There is no section by that name.")
+        abort(404, gettext("There is no section by that name."))
     page = paginate(section_articles(section))
     name = current_app.config["SITE_NAME"]
     meta = listing_meta(
         section.name,
-        f"The latest {section.name} stories from {name}, newest first.",
+        gettext(
+            "The latest %(section)s stories from %(site)s, newest first.",
+            section=section.name,
+            site=name,
+        ),
         "articles.section_page",
         page.page,
         section_slug=section.slug,
@@ -94,7 +99,7 @@ def section_page(section_slug: str) -> ResponseReturnValue:
         "articles/listing.html",
         page=page,
         heading=section.name,
-        kind="Section",
+        kind=gettext("Section"),
         page_meta=meta,
         endpoint_values={"section_slug": section.slug},
     )
@@ -104,13 +109,17 @@ def section_page(section_slug: str) -> ResponseReturnValue:
 @cached_page
 def tag_page(tag: str) -> ResponseReturnValue:
     if len(tag) > 60 or not TAG_PATTERN.match(tag):
-        abort(404, "No story carries that tag.")
+        abort(404, gettext("No story carries that tag."))
     page = paginate(tag_articles(tag))
     if page.total == 0:
-        abort(404, "No story carries that tag.")
+        abort(404, gettext("No story carries that tag."))
     meta = listing_meta(
-        f"Stories tagged {tag}",
-        f"Every {current_app.config['SITE_NAME']} story tagged {tag}, newest first.",
+        gettext("Stories tagged %(tag)s", tag=tag),
+        gettext(
+            "Every %(site)s story tagged %(tag)s, newest first.",
+            site=current_app.config["SITE_NAME"],
+            tag=tag,
+        ),
         "articles.tag_page",
         page.page,
         tag=tag,
@@ -119,7 +128,7 @@ def tag_page(tag: str) -> ResponseReturnValue:
         "articles/listing.html",
         page=page,
         heading=tag,
-        kind="Tag",
+        kind=gettext("Tag"),
         page_meta=meta,
         endpoint_values={"tag": tag},
     )
@@ -170,7 +179,7 @@ def show_embed_once(slug: str) -> ResponseReturnValue:
     article = find_article(slug)
     token = request.form.get(EMBED_FIELD, "")
     if embed_in(article.body_html, token) is None:
-        abort(400, "That embed is not part of this story, so nothing was loaded.")
+        abort(400, gettext("That embed is not part of this story, so nothing was loaded."))
     response = make_response(render_article(article, allow_once=token))
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -199,8 +208,10 @@ def article_exists(values: dict[str, Any]) -> bool:
 def search_page() -> ResponseReturnValue:
     query = request.args.get("q", "")
     meta = PageMeta(
-        title="Search",
-        description=f"Search every story published by {current_app.config['SITE_NAME']}.",
+        title=gettext("Search"),
+        description=gettext(
+            "Search every story published by %(site)s.", site=current_app.config["SITE_NAME"]
+        ),
         noindex=True,
     )
     context = {"query": query[:MAX_QUERY_LENGTH], "page_meta": meta, "results": None}

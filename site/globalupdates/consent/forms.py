@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import gettext, lazy_gettext
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, StringField
 from wtforms.validators import AnyOf, Length
@@ -23,7 +24,7 @@ class CategoryCheckbox(BooleanField):
             return
         if len(valuelist) > 1 or str(valuelist[0]).strip().lower() not in CHECKED_VALUES:
             self.data = False
-            raise ValueError("A category accepts only a ticked checkbox (value 'on').")
+            raise ValueError(gettext("A category accepts only a ticked checkbox (value 'on')."))
         self.data = True
 
 
@@ -32,7 +33,7 @@ class SingleValueField(StringField):
 
     def process_formdata(self, valuelist: list[Any]) -> None:
         if len(valuelist) > 1:
-            raise ValueError(f"'{self.name}' was sent more than once.")
+            raise ValueError(gettext("'%(name)s' was sent more than once.", name=self.name))
         super().process_formdata(valuelist)
 
 
@@ -48,7 +49,7 @@ class PreferencesForm(FlaskForm):
     class Meta:
         csrf = False
 
-    action = SingleValueField(validators=[AnyOf(ACTIONS, message="Unknown action.")])
+    action = SingleValueField(validators=[AnyOf(ACTIONS, message=lazy_gettext("Unknown action."))])
     next = SingleHiddenField(validators=[Length(max=2048)])
 
     def category_fields(self) -> list[CategoryCheckbox]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 
 from .csp import REPORT_PATH
 
@@ -63,8 +64,8 @@ def refuse(status: int, message: str) -> ResponseReturnValue:
 @bp.post(REPORT_PATH)
 def receive_report() -> ResponseReturnValue:
     if request.mimetype not in REPORT_TYPES:
-        return refuse(415, "Send a CSP violation report as JSON.")
-    too_large = (413, "A CSP report may be at most 16 KB.")
+        return refuse(415, gettext("Send a CSP violation report as JSON."))
+    too_large = (413, gettext("A CSP report may be at most 16 KB."))
     if (request.content_length or 0) > MAX_REPORT_BYTES:
         return refuse(*too_large)
     raw = request.get_data(cache=False)
@@ -73,9 +74,9 @@ def receive_report() -> ResponseReturnValue:
     try:
         found = violations(json.loads(raw))
     except (ValueError, RecursionError):
-        return refuse(400, "The CSP report is not valid JSON.")
+        return refuse(400, gettext("The CSP report is not valid JSON."))
     if not found:
-        return refuse(400, "The body holds no CSP violation report.")
+        return refuse(400, gettext("The body holds no CSP violation report."))
     for body in found:
         current_app.logger.warning("CSP violation: %s", summary(body))
     return Response(status=204)

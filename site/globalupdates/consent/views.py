@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, g, jsonify, make_response, redirect, render_template, request, session
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext, lazy_gettext
 
 from ..formats import wants_json
 from .chain import append_to_chain
@@ -29,6 +30,14 @@ bp = Blueprint("consent", __name__)
 WITHDRAWAL = "withdrawal"
 
 SCRIPT_GPC_HEADER = "X-GPC"
+# How the reader's history names each recorded action.
+ACTION_LABELS = {
+    "accept_all": lazy_gettext("accept all"),
+    "reject_all": lazy_gettext("reject all"),
+    "save": lazy_gettext("save"),
+    WITHDRAWAL: lazy_gettext("withdrawal"),
+    "gpc_opt_out": lazy_gettext("Global Privacy Control opt-out"),
+}
 
 
 def safe_next(target: str | None) -> str:
@@ -76,9 +85,11 @@ def choose() -> ResponseReturnValue:
     form = preferences_form(current_consent(), formdata=request.form)
     if not form.validate():
         if wants_json():
-            return json_refusal("Nothing was changed: the choice sent could not be understood.")
+            return json_refusal(
+                gettext("Nothing was changed: the choice sent could not be understood.")
+            )
         return render_preferences(
-            form, 400, "Nothing was changed: the form you sent could not be understood."
+            form, 400, gettext("Nothing was changed: the form you sent could not be understood.")
         )
     state = honour_script_gpc(current_consent())
     granted = granted_for_action(form, state)
@@ -181,6 +192,12 @@ def privacy_notice() -> ResponseReturnValue:
     return render_template("consent/privacy.html")
 
 
+def action_label(action: str) -> str:
+    """A recorded action in the reader's words; the record itself keeps the code."""
+    label = ACTION_LABELS.get(action)
+    return str(label) if label is not None else action.replace("_", " ")
+
+
 @bp.get("/consent/history")
 def history() -> ResponseReturnValue:
     """Every record of the reader's own consent ID, newest first; the ID comes only from their
@@ -192,7 +209,9 @@ def history() -> ResponseReturnValue:
         response = jsonify(consent_id=state.consent_id, records=entries)
     else:
         response = make_response(
-            render_template("consent/history.html", entries=entries, hide_banner=True)
+            render_template(
+                "consent/history.html", entries=entries, hide_banner=True, action_label=action_label
+            )
         )
     response.headers["Cache-Control"] = "private, no-store"
     return response

@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, make_response, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext, lazy_gettext
 from sqlalchemy import bindparam, insert
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -31,12 +32,12 @@ AD_CAP_COOKIE = "gu_ad_cap"
 AD_CAP_PER_DAY = 3
 MAX_TIMING_MS = 600_000
 HOUSE_AD = {
-    "headline": "Every cookie we use, explained in plain words",
-    "text": (
+    "headline": lazy_gettext("Every cookie we use, explained in plain words"),
+    "text": lazy_gettext(
         "Our cookie policy lists what each one does and how long it lasts. Read it in two minutes."
     ),
     "href": "/cookie-policy",
-    "label": "Promotion from Global Updates",
+    "label": lazy_gettext("Promotion from Global Updates"),
 }
 
 
@@ -48,7 +49,10 @@ def gated_by(static_script: str) -> Callable[[Callable[..., Any]], Callable[...,
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             category = engine().registry.category_of_static_script(static_script)
             if not current_consent().is_granted(category):
-                return jsonify(error=f"This needs your consent to {category} cookies."), 403
+                refusal = gettext(
+                    "This needs your consent to %(category)s cookies.", category=category
+                )
+                return jsonify(error=refusal), 403
             return view(*args, **kwargs)
 
         return wrapper
@@ -79,16 +83,16 @@ def is_reader_value(value: str) -> bool:
 def json_body() -> dict[str, Any]:
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
-        abort(400, description="Send a JSON object.")
+        abort(400, description=gettext("Send a JSON object."))
     return data
 
 
 def site_path(value: Any) -> str:
     """A path of this site at which a page exists; anything else is refused."""
     if not is_site_path(value):
-        abort(400, description="'path' must be a path on this site.")
+        abort(400, description=gettext("'path' must be a path on this site."))
     if not page_exists(value):
-        abort(400, description="'path' is not a page of this site.")
+        abort(400, description=gettext("'path' is not a page of this site."))
     return value
 
 
@@ -105,9 +109,14 @@ def is_site_path(value: Any) -> bool:
 def whole_milliseconds(data: dict[str, Any], name: str) -> int:
     value = data.get(name)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        abort(400, description=f"'{name}' must be a number of milliseconds.")
+        abort(400, description=gettext("'%(name)s' must be a number of milliseconds.", name=name))
     if not 0 <= value <= MAX_TIMING_MS:
-        abort(400, description=f"'{name}' must be between 0 and {MAX_TIMING_MS}.")
+        abort(
+            400,
+            description=gettext(
+                "'%(name)s' must be between 0 and %(limit)d.", name=name, limit=MAX_TIMING_MS
+            ),
+        )
     return int(value)
 
 
@@ -182,7 +191,10 @@ def record_timing() -> ResponseReturnValue:
 def choose_text_size() -> ResponseReturnValue:
     size = json_body().get("size")
     if size not in TEXT_SIZES:
-        abort(400, description=f"'size' must be one of {', '.join(TEXT_SIZES)}.")
+        abort(
+            400,
+            description=gettext("'size' must be one of %(sizes)s.", sizes=", ".join(TEXT_SIZES)),
+        )
     response = jsonify(size=size)
     set_declared_cookie(response, TEXT_SIZE_COOKIE, size)
     return response
@@ -195,7 +207,7 @@ def house_ad() -> ResponseReturnValue:
     shown = int(seen) if seen.isdigit() and len(seen) < 4 else 0
     if shown >= AD_CAP_PER_DAY:
         return Response(status=204)
-    response = jsonify(HOUSE_AD)
+    response = jsonify({name: str(value) for name, value in HOUSE_AD.items()})
     set_declared_cookie(response, AD_CAP_COOKIE, str(shown + 1))
     return response
 
