@@ -18,7 +18,7 @@ export FLASK_APP := wsgi
 .PHONY: help run test test-fast lint typecheck check lock i18n browser test-tools screenshots clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+( [a-z-]+)*:.*## ' $(MAKEFILE_LIST) | \
+	@grep -E '^[a-z0-9-]+( [a-z0-9-]+)*:.*## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
 
 run: $(STAMP) $(MANIFEST) $(CATALOGS) ## Serve the site under gunicorn on http://127.0.0.1:8000

@@ -7,11 +7,18 @@ that picks the language, so a later step can point it at the URL's edition.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from flask import Flask, current_app
-from flask_babel import format_date, format_datetime, get_locale, gettext, ngettext
+from flask_babel import (
+    format_date,
+    format_datetime,
+    get_locale,
+    gettext,
+    ngettext,
+    to_user_timezone,
+)
 
 from .extensions import babel
 
@@ -54,10 +61,14 @@ def reader_date_time(moment: datetime) -> str:
 
 
 def zone_name(moment: datetime) -> str:
-    """The zone's short name; "UTC" in every language, where CLDR would write "TU" in French."""
-    if reader_timezone() == "UTC":
+    """The zone as its offset from UTC ("UTC", "UTC+1", "UTC+5:30"): the same in every
+    language, where CLDR's names vary ("TU" in French, "+0100" in English)."""
+    offset = to_user_timezone(moment).utcoffset() or timedelta(0)
+    if offset == timedelta(0):
         return "UTC"
-    return format_datetime(moment, "zzz")
+    sign = "+" if offset > timedelta(0) else "-"
+    hours, minutes = divmod(abs(int(offset.total_seconds())) // 60, 60)
+    return f"UTC{sign}{hours}" + (f":{minutes:02d}" if minutes else "")
 
 
 def day_count(days: int) -> str:
@@ -71,11 +82,15 @@ def page_language() -> str:
 
 
 def init_app(app: Flask) -> None:
+    if app.config["BABEL_DEFAULT_LOCALE"] not in app.config["LANGUAGES"]:
+        raise ValueError(
+            f"BABEL_DEFAULT_LOCALE {app.config['BABEL_DEFAULT_LOCALE']!r} is not one of "
+            f"LANGUAGES {tuple(app.config['LANGUAGES'])}"
+        )
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS_DIR))
     app.config["BABEL_DEFAULT_TIMEZONE"] = app.config["TIMEZONE"]
     babel.init_app(app, locale_selector=reader_locale, timezone_selector=reader_timezone)
     app.jinja_env.policies["ext.i18n.trimmed"] = True
-
     app.jinja_env.globals.update(
         reader_date=reader_date,
         reader_date_time=reader_date_time,
