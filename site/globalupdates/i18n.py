@@ -7,18 +7,14 @@ that picks the language, so a later step can point it at the URL's edition.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+from babel.dates import format_date, format_time
 from flask import Flask, current_app
-from flask_babel import (
-    format_date,
-    format_datetime,
-    get_locale,
-    gettext,
-    ngettext,
-    to_user_timezone,
-)
+from flask_babel import get_locale, get_timezone, gettext, ngettext
 
 from .extensions import babel
 
@@ -41,29 +37,42 @@ def reader_timezone() -> str:
     return str(current_app.config["TIMEZONE"])
 
 
-def date_pattern() -> str:
-    return DATE_PATTERNS.get(str(get_locale()), "long")
-
-
 def reader_date(moment: date | datetime) -> str:
     """A day as readers of the current language write it, e.g. "24 November 2026"."""
-    return format_date(moment, date_pattern())
+    return formatted(moment, str(get_locale()), str(get_timezone()), with_time=False)
 
 
 def reader_date_time(moment: datetime) -> str:
     """A day and a time with its zone, e.g. "24 November 2026, 14:05 UTC"."""
+    return formatted(moment, str(get_locale()), str(get_timezone()), with_time=True)
+
+
+@lru_cache(maxsize=4096)
+def formatted(moment: date | datetime, language: str, zone: str, with_time: bool) -> str:
+    """Kept per moment, language and zone: a page shows the same few dates on every render
+    (its own, its related stories'), and Babel's formatting costs tens of microseconds."""
+    if isinstance(moment, datetime):
+        moment = as_utc(moment).astimezone(ZoneInfo(zone))
+    day = format_date(moment, DATE_PATTERNS.get(language, "long"), locale=language)
+    if not with_time or not isinstance(moment, datetime):
+        return day
     return gettext(
         "%(date)s, %(time)s %(zone)s",
-        date=reader_date(moment),
-        time=format_datetime(moment, TIME_PATTERN),
+        date=day,
+        time=format_time(moment, TIME_PATTERN, locale=language),
         zone=zone_name(moment),
     )
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Stored times are UTC, with or without their zone attached."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def zone_name(moment: datetime) -> str:
     """The zone as its offset from UTC ("UTC", "UTC+1", "UTC+5:30"): the same in every
     language, where CLDR's names vary ("TU" in French, "+0100" in English)."""
-    offset = to_user_timezone(moment).utcoffset() or timedelta(0)
+    offset = moment.utcoffset() or timedelta(0)
     if offset == timedelta(0):
         return "UTC"
     sign = "+" if offset > timedelta(0) else "-"
