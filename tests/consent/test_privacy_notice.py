@@ -4,7 +4,6 @@ offers, and the controller data it names is checked when the site starts."""
 from __future__ import annotations
 
 import copy
-import html
 import re
 import tomllib
 from pathlib import Path
@@ -18,8 +17,9 @@ from globalupdates.consent.registry import (
     parse_registry,
 )
 from globalupdates.pages import page_exists
+from tests.support.html import link_targets, one
+from tests.support.pages import ARTICLE
 
-ARTICLE = "/articles/harrowmere-tidal-lagoon-switches-on"
 RIGHTS = (
     "access",
     "rectification",
@@ -47,9 +47,8 @@ EXTRA_SCRIPT = """
 
 def notice_text(client) -> str:
     """The notice as a reader reads it: the main element's text, tags removed."""
-    page = client.get("/privacy").get_data(as_text=True)
-    main = page[page.index("<main") : page.index("</main>")]
-    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", main)).split())
+    main = one(client.get("/privacy").get_data(as_text=True), "main")
+    text = " ".join(main.get_text(" ").split())
     return re.sub(r" ([,.;:)])", r"\1", text)
 
 
@@ -202,9 +201,8 @@ def test_a_bad_controller_table_stops_start_up_with_the_key_named(
 
 @pytest.mark.parametrize("path", ["/", ARTICLE, "/consent", "/cookie-policy", "/privacy", "/nope"])
 def test_every_footer_links_the_privacy_notice_the_cookie_policy_and_cookie_settings(client, path):
-    page = client.get(path).get_data(as_text=True)
-    footer = page[page.index('<footer class="site-footer">') :]
-    footer = footer[: footer.index("</footer>")]
-    assert re.search(r'<a href="/privacy">Privacy notice</a>', footer)
-    assert re.search(r'<a href="/cookie-policy">Cookie policy</a>', footer)
-    assert re.search(r'<a href="/consent(\?next=[^"]*)?">Cookie settings</a>', footer)
+    footer = one(client.get(path).get_data(as_text=True), "footer.site-footer")
+    assert link_targets(footer, "Privacy notice") == ["/privacy"]
+    assert link_targets(footer, "Cookie policy") == ["/cookie-policy"]
+    (settings,) = link_targets(footer, "Cookie settings")
+    assert re.fullmatch(r"/consent(\?next=[^\"]*)?", settings)
