@@ -3,12 +3,12 @@ signed session, and never another reader's."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from tests.support.consent import GPC, OPTIONAL, choose, records, store_choice
+from tests.support.html import attribute, one, texts
 
 
 def consent_id_of(client) -> str:
@@ -34,17 +34,18 @@ def test_preferences_show_the_id_time_revision_and_gpc_of_the_current_choice(app
     before = datetime.now(UTC).replace(microsecond=0)
     choose(client, "save", ("analytics",), headers=GPC)
     page = client.get("/consent").get_data(as_text=True)
-    made = re.search(r'<time class="choice-made" datetime="([^"]+)"', page).group(1)
+    made = attribute(one(page, "time.choice-made"), "datetime")
     assert before <= datetime.fromisoformat(made) <= datetime.now(UTC)
-    assert f"<code>{consent_id_of(client)}</code>" in page
+    assert texts(page, "dd.consent-id code") == [consent_id_of(client)]
     revision = app.extensions["consent"].registry.revision
-    assert f'<dd class="choice-revision">{revision}</dd>' in page
-    assert '<dd class="choice-gpc">Applied' in page
+    assert texts(page, "dd.choice-revision") == [str(revision)]
+    assert texts(page, "dd.choice-gpc")[0].startswith("Applied")
 
 
 def test_preferences_say_gpc_did_not_apply_when_it_was_not_sent(client):
     choose(client, "reject_all")
-    assert '<dd class="choice-gpc">Not applied' in client.get("/consent").get_data(as_text=True)
+    page = client.get("/consent").get_data(as_text=True)
+    assert texts(page, "dd.choice-gpc")[0].startswith("Not applied")
 
 
 def test_history_lists_every_record_of_the_reader_newest_first_with_the_notice_hash(app):
@@ -59,7 +60,7 @@ def test_history_lists_every_record_of_the_reader_newest_first_with_the_notice_h
     kept = [r.hash for r in reversed(records(app)) if r.consent_id == consent_id]
     assert [entry["hash"] for entry in answer["records"]] == kept
     page = client.get("/consent/history").get_data(as_text=True)
-    assert page.count(f'<code class="notice-hash">{notice_hash}</code>') == 3
+    assert texts(page, "code.notice-hash") == [notice_hash] * 3
     assert page.index("save") < page.index("withdrawal") < page.index("accept all")
 
 

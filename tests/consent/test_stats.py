@@ -20,6 +20,7 @@ from globalupdates.consent.records import ConsentRecord
 from globalupdates.consent.registry import BUILTIN_REGISTRY
 from globalupdates.extensions import db
 from tests.support.consent import choose, with_revision
+from tests.support.html import attribute, one
 
 GPC = {"Sec-GPC": "1"}
 SUNDAY = datetime(2026, 3, 1, 10, tzinfo=UTC)
@@ -405,9 +406,11 @@ def test_report_is_valid_self_contained_html_with_a_chart_per_figure(
     assert "script" not in shape.tags and "link" not in shape.tags
     assert shape.fetching == []
     assert not any("url(" in style or "@import" in style for style in shape.styles)
-    made = html.split('<time datetime="', 1)[1].split('"', 1)[0]
+    made = attribute(one(html, "time[datetime]"), "datetime")
     assert before <= datetime.fromisoformat(made) <= datetime.now(UTC)
-    assert '<p id="chain-status" class="verified">The chain verified: 6 record(s)' in html
+    status = one(html, "p#chain-status")
+    assert attribute(status, "class") == "verified"
+    assert status.get_text(" ", strip=True).startswith("The chain verified: 6 record(s)")
     assert "The chain verified" in result.output
 
 
@@ -433,7 +436,9 @@ def test_report_says_when_the_chain_does_not_verify(app, runner, tmp_path):
         )
         db.session.commit()
     result, html = make_report(runner, tmp_path / "report.html")
-    assert '<p id="chain-status" class="broken">The chain did NOT verify' in html
+    status = one(html, "p#chain-status")
+    assert attribute(status, "class") == "broken"
+    assert status.get_text(" ", strip=True).startswith("The chain did NOT verify")
     assert "record 1 was altered" in html
     assert "did NOT verify" in result.output
     assert validation_errors(tmp_path / "report.html") == []
