@@ -31,21 +31,12 @@ from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from globalupdates.consent.records import EXPORT_FIELDS
+
 OPTIONAL = ("functional", "analytics", "performance", "advertisement")
 FIRST_DAY = datetime(2025, 1, 1)
 DAYS = 365
-COLUMNS = (
-    "consent_id",
-    "created_at",
-    "action",
-    "categories",
-    "revision",
-    "notice_hash",
-    "gpc",
-    "prev_hash",
-    "key_id",
-    "hash",
-)
+COLUMNS = tuple(name for name in EXPORT_FIELDS if name != "id")  # the id is the database's
 # How often readers do what, roughly as a news site sees it.
 ACTIONS = (
     ("accept_all", 0.55),

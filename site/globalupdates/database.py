@@ -16,6 +16,13 @@ FileIdentity = tuple[int, int]
 TRUE_WORDS = ("1", "true", "yes", "on", "t", "y")
 
 
+def error_summary(error: BaseException) -> str:
+    """The first line of what went wrong, for a log line or a command's error: the driver's
+    own message where SQLAlchemy wrapped one, without the statement and link it adds."""
+    message = str(getattr(error, "orig", None) or error).strip()
+    return message.splitlines()[0] if message else type(error).__name__
+
+
 def tune_sqlite(engine: Engine) -> None:
     """WAL lets readers work while a writer commits; the busy timeout makes writers queue,
     and the site's own writes queue on a lock file first (``one_writer``). Connections are

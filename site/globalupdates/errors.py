@@ -20,6 +20,7 @@ from werkzeug.exceptions import (
     default_exceptions,
 )
 
+from .database import error_summary
 from .extensions import db
 from .formats import wants_json
 
@@ -100,7 +101,7 @@ def untrusted_host() -> ResponseReturnValue:
 
 def database_unavailable(error: DBAPIError) -> ResponseReturnValue:
     db.session.rollback()
-    current_app.logger.warning("database unavailable: %s", str(error.orig).strip().split("\n")[0])
+    current_app.logger.warning("database unavailable: %s", error_summary(error))
     return render_error(
         ServiceUnavailable(gettext("The database is not answering. Please try again shortly."))
     )

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, false, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from .consent.records import ConsentRecord
-from .database import one_writer
+from .database import error_summary, one_writer
 from .errors import is_missing_schema
 from .extensions import db
 
@@ -43,7 +43,7 @@ def healthz() -> ResponseReturnValue:
         connection = db.engine.connect()
     except SQLAlchemyError as error:
         results["database"] = "unreachable"
-        return unavailable("database", results, first_line(error))
+        return unavailable("database", results, error_summary(error))
     with connection:
         for name, check in CHECKS:
             outcome, reason = check(connection)
@@ -61,7 +61,7 @@ def database_answers(connection: Connection) -> CheckResult:
     try:
         connection.execute(SELECT_ONE)
     except SQLAlchemyError as error:
-        return "unreachable", first_line(error)
+        return "unreachable", error_summary(error)
     return PASSED
 
 
@@ -71,7 +71,7 @@ def schema_at_head(connection: Connection) -> CheckResult:
         applied = set(connection.scalars(APPLIED_REVISIONS))
     except SQLAlchemyError as error:
         connection.rollback()
-        return ("missing" if is_missing_schema(error) else "unreadable"), first_line(error)
+        return ("missing" if is_missing_schema(error) else "unreadable"), error_summary(error)
     if not applied:
         return "missing", "alembic_version is empty"
     expected = migration_heads(current_app.config["MIGRATIONS_DIR"])
@@ -96,7 +96,7 @@ def write_can_start(connection: Connection) -> CheckResult:
             finally:
                 connection.rollback()
     except SQLAlchemyError as error:
-        return "refused", first_line(error)
+        return "refused", error_summary(error)
     return PASSED
 
 
@@ -110,12 +110,6 @@ CHECKS: tuple[tuple[str, Callable[[Connection], CheckResult]], ...] = (
 def unavailable(failed: str, results: dict[str, str], reason: str) -> ResponseReturnValue:
     current_app.logger.warning("health check: %s %s: %s", failed, results[failed], reason)
     return jsonify(status="unavailable", failed=failed, **results), 503
-
-
-def first_line(error: SQLAlchemyError) -> str:
-    """The driver's message without SQLAlchemy's statement and link, for one log line."""
-    message = str(getattr(error, "orig", None) or error).strip()
-    return message.split("\n", 1)[0]
 
 
 @cache

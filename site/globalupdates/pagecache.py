@@ -36,7 +36,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, make_response, request
 
-from .consent import allowed_once_providers, restore_allowed_once, share_page
+from .consent import allowed_once_providers, share_page
 from .extensions import page_cache
 
 KeyPart = Callable[[], object]
@@ -50,7 +50,6 @@ class CachedPage:
 
     gzipped: bytes
     etag: str
-    allowed_once: frozenset[str]
 
 
 class ContentVersion:
@@ -143,8 +142,8 @@ def cached_page(view: Callable[..., Any]) -> Callable[..., Any]:
     """Serve the view's page from the cache, rendering it only when its variant is missing.
 
     Only a 200 HTML answer is kept; anything else (a 404, a refused search) goes out as the
-    view made it. The entry also keeps which embeds the view allowed once, so the policy
-    sent with a cached page is the one it was rendered under.
+    view made it. So does a page on which the view allowed an embed once: that is one
+    reader's act, and its policy frames a provider the shared page must not.
     """
 
     @wraps(view)
@@ -153,12 +152,10 @@ def cached_page(view: Callable[..., Any]) -> Callable[..., Any]:
         entry = page_cache.get(key)
         if entry is None:
             response = make_response(view(*args, **kwargs))
-            if response.status_code != 200 or response.mimetype != "text/html":
+            if not is_cacheable_page(response):
                 return response
             entry = cache_entry(response)
             page_cache.set(key, entry)
-        else:
-            restore_allowed_once(entry.allowed_once)
         return respond(entry)
 
     return wrapper
@@ -169,7 +166,14 @@ def cache_entry(response: Response) -> CachedPage:
     return CachedPage(
         gzipped=gzip.compress(body, compresslevel=6, mtime=0),
         etag=hashlib.sha256(body).hexdigest()[:32],
-        allowed_once=allowed_once_providers(),
+    )
+
+
+def is_cacheable_page(response: Response) -> bool:
+    return (
+        response.status_code == 200
+        and response.mimetype == "text/html"
+        and not allowed_once_providers()
     )
 
 

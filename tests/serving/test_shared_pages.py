@@ -12,6 +12,8 @@ from flask import request
 
 from globalupdates.articles.importer import import_paths
 from globalupdates.assets import static_url
+from globalupdates.consent.providers import allow_provider_once
+from globalupdates.pagecache import cached_page
 from tests.support.apps import CONTENT_DIR
 from tests.support.articles import import_articles
 from tests.support.consent import GPC, OPTIONAL, choose, records, set_cookie_names, store_choice
@@ -303,3 +305,27 @@ def test_a_kept_page_follows_the_text_size_and_the_gpc_signal(kept_app):
     plain = first.get(ARTICLE).data
     assert first.get(ARTICLE, headers=GPC).data != plain
     assert first.get(ARTICLE).data == plain
+
+
+def test_a_page_that_allowed_an_embed_once_is_never_kept_for_others(app):
+    """Allowing an embed once is one reader's act: a cached view that did so is rendered
+    afresh for the next reader, whose policy frames nothing."""
+    renders = []
+
+    @cached_page
+    def page_that_allows_once():
+        renders.append(request.args.get("once") == "1")
+        if renders[-1]:
+            allow_provider_once("vidmoor")
+        return "<!doctype html><title>t</title><p>embed</p>"
+
+    app.add_url_rule("/test-allow-once", view_func=page_that_allows_once)
+    client = app.test_client()
+    first = client.get("/test-allow-once?once=1")
+    assert "vidmoor" in first.headers["Content-Security-Policy"]
+    for _ in range(2):
+        again = client.get("/test-allow-once?once=1")
+        assert "vidmoor" in again.headers["Content-Security-Policy"]
+    assert renders == [True, True, True]
+    plain = client.get("/test-allow-once")
+    assert "vidmoor" not in plain.headers["Content-Security-Policy"]

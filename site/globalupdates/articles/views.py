@@ -134,10 +134,15 @@ def tag_page(tag: str) -> ResponseReturnValue:
     )
 
 
+def is_possible_slug(slug: str) -> bool:
+    """A slug the import could have made; anything else names no article and reaches no query."""
+    return len(slug) <= MAX_SLUG_LENGTH and SLUG_PATTERN.match(slug) is not None
+
+
 def find_article(slug: str) -> Article:
     """The article at ``slug``; a slug the import could never have made is a 404 before any
     query."""
-    if len(slug) > MAX_SLUG_LENGTH or not SLUG_PATTERN.match(slug):
+    if not is_possible_slug(slug):
         abort(404)
     article = db.session.scalars(ARTICLE_BY_SLUG, {"slug": slug}).one_or_none()
     if article is None:
@@ -198,7 +203,7 @@ def tag_exists(values: dict[str, Any]) -> bool:
 
 def article_exists(values: dict[str, Any]) -> bool:
     slug = str(values.get("slug", ""))
-    if len(slug) > MAX_SLUG_LENGTH or not SLUG_PATTERN.match(slug):
+    if not is_possible_slug(slug):
         return False
     return db.session.scalar(db.select(Article.id).where(Article.slug == slug)) is not None
 

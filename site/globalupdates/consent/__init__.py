@@ -12,7 +12,7 @@ from ..pages import declare_page
 from . import cli, gpc, reports, views
 from .current import ConsentEngine, current_consent, engine
 from .gate import expire_declared_cookie, init_gate, page_variant, share_page
-from .providers import allowed_once_providers, restore_allowed_once
+from .providers import allowed_once_providers
 
 __all__ = [
     "init_app",
@@ -23,7 +23,6 @@ __all__ = [
     "page_variant",
     "share_page",
     "allowed_once_providers",
-    "restore_allowed_once",
 ]
 
 

@@ -17,6 +17,7 @@ import click
 from flask import Blueprint, current_app
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..database import error_summary
 from .chain import iter_records, prune_before, take_checkpoint
 from .current import engine
 from .proofkeys import ProofKeyError, key_file, rotate_key
@@ -125,7 +126,7 @@ def unreadable_record_stops(what: str) -> Iterator[None]:
         yield
     except (ValueError, TypeError) as error:
         raise click.ClickException(
-            f"{what} stopped at a record that cannot be read ({first_line(error)}); "
+            f"{what} stopped at a record that cannot be read ({error_summary(error)}); "
             "`flask consent verify` names it"
         ) from None
 
@@ -181,7 +182,7 @@ def verify_command(checkpoint_file: str | None, allow_unkeyed: bool) -> None:
     try:
         report = verify_chain(checkpoints=checkpoints, on_problem=print_problem)
     except (ProofKeyError, SQLAlchemyError) as error:
-        raise click.ClickException(f"cannot verify the chain: {first_line(error)}") from None
+        raise click.ClickException(f"cannot verify the chain: {error_summary(error)}") from None
     print_summary(report, checkpoint_file)
     if report.unkeyed and not allow_unkeyed:
         raise click.ClickException(
@@ -233,11 +234,6 @@ def print_summary(report: ChainReport, checkpoint_file: str | None) -> None:
         click.echo(f"Checkpoints checked: {report.checkpoints}, from {checkpoint_file}")
 
 
-def first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 @bp.cli.command("checkpoint")
 @click.option(
     "--output",
@@ -255,7 +251,7 @@ def checkpoint_command(output: str | None) -> None:
     try:
         point = take_checkpoint()
     except SQLAlchemyError as error:
-        raise click.ClickException(f"cannot read the chain: {first_line(error)}") from None
+        raise click.ClickException(f"cannot read the chain: {error_summary(error)}") from None
     if output is None:
         click.echo(point.as_json())
         return
@@ -305,7 +301,7 @@ def prune_command(before: datetime | None, yes: bool) -> None:
     try:
         result = prune_before(before)
     except (ProofKeyError, SQLAlchemyError) as error:
-        raise click.ClickException(f"cannot prune: {first_line(error)}") from None
+        raise click.ClickException(f"cannot prune: {error_summary(error)}") from None
     if result.deleted == 0:
         click.echo("Nothing to prune.")
         return
@@ -368,7 +364,7 @@ def stats_command(since: datetime | None, until: datetime | None, by: str | None
     try:
         stats = consent_stats(keys, since=since, until=until, by=by)
     except SQLAlchemyError as error:
-        raise click.ClickException(f"cannot count the records: {first_line(error)}") from None
+        raise click.ClickException(f"cannot count the records: {error_summary(error)}") from None
     if stats.is_empty:
         click.echo(f"No consent records were made {range_text(stats)}.", err=True)
         if fmt == "table":
@@ -410,7 +406,7 @@ def report_command(
     try:
         page, status = build_report(since=since, until=until, by=by, allow_unkeyed=allow_unkeyed)
     except (ProofKeyError, SQLAlchemyError) as error:
-        raise click.ClickException(f"cannot make the report: {first_line(error)}") from None
+        raise click.ClickException(f"cannot make the report: {error_summary(error)}") from None
     try:
         write_lines(iter([page]), output)
     except OSError as error:

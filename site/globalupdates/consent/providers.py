@@ -42,11 +42,6 @@ def allowed_once_providers() -> frozenset[str]:
     return frozenset(g.get("providers_allowed_once", ()))
 
 
-def restore_allowed_once(providers: frozenset[str]) -> None:
-    """Put back what a view allowed once, for a page served without running the view again."""
-    g.providers_allowed_once = set(providers)
-
-
 def frame_origins(state: ConsentState, allowed_once: frozenset[str]) -> tuple[str, ...]:
     """Origins a page may frame, for a Content-Security-Policy ``frame-src``: those of the
     providers the state grants and of those allowed once."""
