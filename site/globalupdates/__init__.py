@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,6 +16,7 @@ from . import (
     articles,
     assets,
     consent,
+    editions,
     errors,
     features,
     forgery,
@@ -51,6 +53,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     register_features(app)
     register_page_cache(app)
     register_template_globals(app)
+    editions.add_edition_rules(app)
     proxy.init_app(app)
     return app
 
@@ -112,6 +115,7 @@ def instance_secret_key(path: Path) -> str:
 def register_extensions(app: Flask) -> None:
     db.init_app(app)
     i18n.init_app(app)
+    editions.init_app(app)
     if app.testing or os.environ.get("FLASK_RUN_FROM_CLI") == "true":
         prepare.bind_migrations(app)
     assets.init_app(app)
@@ -153,6 +157,11 @@ def register_page_cache(app: Flask) -> None:
         content_version=articles.content_version,
         site_version=pagecache.site_version(app, registry.revision, registry.notice_hash, settings),
         page_cookies=features.PAGE_COOKIES,
+        negotiate=partial(
+            editions.preferred_edition,
+            languages=tuple(app.config["LANGUAGES"]),
+            default=str(app.config["BABEL_DEFAULT_LOCALE"]),
+        ),
     )
     pagecache.add_key_part(app, consent.page_variant)
     pagecache.add_key_part(app, features.page_variant)

@@ -1,12 +1,13 @@
 """The reader's language and time zone, and the dates and durations shown in that language.
 
 Every text a reader sees goes through Flask-Babel; the catalogues live in ``translations/``
-beside this module. The site serves English only for now: ``reader_locale`` is the one place
-that picks the language, so a later step can point it at the URL's edition.
+beside this module. ``reader_locale`` is the one place that picks the language: the edition the
+URL names (``editions``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -16,6 +17,7 @@ from babel.dates import format_date, format_time
 from flask import Flask, current_app
 from flask_babel import get_locale, get_timezone, gettext, ngettext
 
+from .editions import current_edition
 from .extensions import babel
 
 TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
@@ -28,8 +30,8 @@ TIME_PATTERN = "HH:mm"
 
 
 def reader_locale() -> str:
-    """The language a page is rendered in. Always the default until the editions come."""
-    return str(current_app.config["BABEL_DEFAULT_LOCALE"])
+    """The language a page is rendered in: its edition's (see ``editions``)."""
+    return current_edition()
 
 
 def reader_timezone() -> str:
@@ -90,6 +92,24 @@ def page_language() -> str:
     return str(get_locale())
 
 
+ScriptTexts = Callable[[], dict[str, str]]
+
+
+def declare_script_texts(app: Flask, texts: ScriptTexts) -> None:
+    """Texts a script shows (a button's label, a status message), in the page's language.
+
+    Scripts take no strings of their own: every page carries the texts of all scripts as one
+    JSON block (``script_texts``), read with ``JSON.parse`` by the scripts that run."""
+    app.extensions.setdefault("script_texts", []).append(texts)
+
+
+def script_texts() -> dict[str, str]:
+    texts: dict[str, str] = {}
+    for provider in current_app.extensions.get("script_texts", []):
+        texts.update(provider())
+    return texts
+
+
 def init_app(app: Flask) -> None:
     if app.config["BABEL_DEFAULT_LOCALE"] not in app.config["LANGUAGES"]:
         raise ValueError(
@@ -105,4 +125,5 @@ def init_app(app: Flask) -> None:
         reader_date_time=reader_date_time,
         day_count=day_count,
         page_language=page_language,
+        script_texts=script_texts,
     )

@@ -96,8 +96,11 @@ def init_app(
     content_version: Callable[[], object],
     site_version: str,
     page_cookies: frozenset[str] = frozenset(),
+    negotiate: Callable[[dict[str, Any]], str] = lambda environ: "",
 ) -> None:
-    """Bind the page cache. ``page_cookies`` names the cookies whose values change a page."""
+    """Bind the page cache. ``page_cookies`` names the cookies whose values change a page;
+    ``negotiate`` tells, from a request, what a response varies on besides the key (the
+    edition the bare ``/`` sends a reader to), "" when nothing."""
     page_cache.init_app(app)
     if app.config["KEPT_RESPONSES"]:
         app.wsgi_app = KeptResponses(  # type: ignore[method-assign]
@@ -107,6 +110,7 @@ def init_app(
             readers=int(app.config["KEPT_READERS"]),
             session_cookie=app.config["SESSION_COOKIE_NAME"],
             page_cookies=page_cookies,
+            negotiate=negotiate,
         )
     app.extensions["page_cache"] = PageCacheState(
         site_version=site_version,
@@ -206,7 +210,8 @@ class KeptResponses:
     Whole responses that the site gave to a GET of a cached page, with no ``Set-Cookie``,
     are kept for ``CONTENT_CHECK_SECONDS`` (the same bound the content version is read
     with, so an edit reaches readers no later than through the page cache) under a key of
-    the URL, the GPC signal, gzip or not, the names of the cookies sent and the page variant:
+    the URL, the GPC signal, gzip or not, the edition the bare ``/`` would send the request to,
+    the names of the cookies sent and the page variant:
 
     - a request with no cookie at all is a reader with no choice: one variant for everyone;
     - a request with the session cookie is a reader whose variant (granted categories,
@@ -231,8 +236,10 @@ class KeptResponses:
         readers: int,
         session_cookie: str,
         page_cookies: frozenset[str],
+        negotiate: Callable[[dict[str, Any]], str],
     ) -> None:
         self.app = app
+        self.negotiate = negotiate
         self.lifetime = lifetime
         self.capacity = capacity
         self.reader_capacity = readers
@@ -246,7 +253,7 @@ class KeptResponses:
         if method not in ("GET", "HEAD"):
             return self.app(environ, start_response)
         session, others = self.split_cookies(environ.get("HTTP_COOKIE"))
-        asked = request_key(environ)
+        asked = (*request_key(environ), self.negotiate(environ))
         variant = self.variant_of(session, asked, others)
         if variant is not None:
             kept = self.kept.get((*asked, others, variant))

@@ -13,6 +13,8 @@ from typing import Any
 from flask import Flask, current_app
 from werkzeug.exceptions import HTTPException
 
+from .editions import declare_edition_endpoint
+
 PageCheck = Callable[[dict[str, Any]], bool]
 
 
@@ -20,8 +22,13 @@ def always(values: dict[str, Any]) -> bool:
     return True
 
 
-def declare_page(app: Flask, endpoint: str, exists: PageCheck = always) -> None:
+def declare_page(
+    app: Flask, endpoint: str, exists: PageCheck = always, *, every_edition: bool = False
+) -> None:
+    """A page readers can read, in every edition; ``every_edition`` when it is the same page
+    in each language (see ``editions.declare_edition_endpoint``)."""
     app.extensions.setdefault("pages", {})[endpoint] = exists
+    declare_edition_endpoint(app, endpoint, every_edition=every_edition)
 
 
 def page_exists(path: str) -> bool:

@@ -2,7 +2,8 @@
   "use strict";
   var slot = document.getElementById("house-ad-slot");
   if (!slot) return;
-  fetch("/features/house-ad", {credentials: "same-origin", headers: {"Accept": "application/json"}})
+  var texts = JSON.parse(document.getElementById("script-texts").textContent);
+  fetch(texts["housead.url"], {credentials: "same-origin", headers: {"Accept": "application/json"}})
     .then(function (r) { return r.status === 200 ? r.json() : null; })
     .then(function (ad) {
       if (!ad) return;

@@ -1,5 +1,6 @@
 (function () {
   "use strict";
+  var texts = JSON.parse(document.getElementById("script-texts").textContent);
   fetch("/features/pageview", {
     method: "POST", credentials: "same-origin",
     headers: {"Content-Type": "application/json"},
@@ -10,7 +11,7 @@
     var note = document.createElement("p");
     note.className = "page-stats";
     note.id = "page-views";
-    note.textContent = "Read " + data.views + (data.views === 1 ? " time" : " times") + " on Global Updates.";
+    note.textContent = texts[data.views === 1 ? "pageviews.one" : "pageviews.other"].replace("{count}", data.views);
     tools.appendChild(note);
   });
 })();

@@ -3,6 +3,7 @@
   var sizes = ["small", "normal", "large", "larger"];
   var tools = document.getElementById("reader-tools");
   if (!tools) return;
+  var texts = JSON.parse(document.getElementById("script-texts").textContent);
   function step(delta) {
     var now = sizes.indexOf(document.documentElement.dataset.textSize || "normal");
     var next = sizes[Math.max(0, Math.min(sizes.length - 1, now + delta))];
@@ -13,7 +14,7 @@
       body: JSON.stringify({size: next})
     });
   }
-  [["A\u2212", "Smaller text", -1], ["A+", "Larger text", 1]].forEach(function (spec) {
+  [["A\u2212", texts["textsize.smaller"], -1], ["A+", texts["textsize.larger"], 1]].forEach(function (spec) {
     var button = document.createElement("button");
     button.type = "button";
     button.textContent = spec[0];

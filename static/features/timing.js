@@ -1,5 +1,6 @@
 (function () {
   "use strict";
+  var texts = JSON.parse(document.getElementById("script-texts").textContent);
   function report() {
     var nav = performance.getEntriesByType("navigation")[0];
     if (!nav) return;
@@ -18,7 +19,7 @@
       var note = document.createElement("p");
       note.className = "page-stats";
       note.id = "page-timing";
-      note.textContent = "This page loaded in " + figures.load + " ms.";
+      note.textContent = texts["timing.loaded"].replace("{ms}", figures.load);
       document.querySelector(".site-footer").appendChild(note);
     });
   }

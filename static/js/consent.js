@@ -4,6 +4,7 @@
    scripts must start or stop (each page's policy names the scripts it may run). */
 (function () {
   "use strict";
+  var texts = JSON.parse(document.getElementById("script-texts").textContent);
   var dialog = null;
   var opener = null;
   var status = document.createElement("p");
@@ -37,7 +38,7 @@
     var close = document.createElement("button");
     close.type = "button";
     close.className = "dialog-close";
-    close.textContent = "Close";
+    close.textContent = texts["consent.close"];
     close.addEventListener("click", function () { dialog.close(); });
     dialog = document.createElement("dialog");
     dialog.className = "consent-dialog";
@@ -69,7 +70,7 @@
     var banner = document.getElementById("consent-banner");
     if (banner) banner.remove();
     if (dialog) dialog.close();
-    status.textContent = "Your cookie choices are saved.";
+    status.textContent = texts["consent.saved"];
   }
 
   function send(form, submitter) {
@@ -86,7 +87,7 @@
   }
 
   document.addEventListener("click", function (event) {
-    var link = event.target.closest('a[href="/consent"], a[href^="/consent?"]');
+    var link = event.target.closest('a[href$="/consent"], a[href*="/consent?"]');
     if (!link || event.ctrlKey || event.metaKey || event.shiftKey || document.querySelector(".preferences")) return;
     event.preventDefault();
     open(link);

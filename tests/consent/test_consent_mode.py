@@ -11,7 +11,7 @@ import pytest
 
 from globalupdates import create_app
 from tests.support.consent import GPC, choose, store_choice
-from tests.support.html import attribute, select
+from tests.support.html import EXECUTABLE_SCRIPTS, attribute, select
 from tests.support.pages import ARTICLE
 
 TAG = "G-TEST12345"
@@ -112,7 +112,7 @@ def test_the_inline_consent_mode_script_runs_by_its_hash_alone(tagged, granted):
     assert "'unsafe-inline'" not in script_src and "'self'" not in script_src
     tags = [
         tag
-        for tag in select(html, "script")
+        for tag in select(html, EXECUTABLE_SCRIPTS)
         if not tag.has_attr("data-category")
         and not (attribute(tag, "src") or "").startswith("/static/js/consent-")
     ]

@@ -19,7 +19,7 @@ STATES = [
     for size in range(len(OPTIONAL) + 1)
     for combination in itertools.combinations(OPTIONAL, size)
 ]
-SAMPLE_ARGUMENTS = {"slug": ARTICLE.rsplit("/", 1)[1], "filename": "css/site.css"}
+SAMPLE_ARGUMENTS = {"slug": ARTICLE.rsplit("/", 1)[1], "filename": "css/site.css", "lang": "fr"}
 JSON_BODIES: dict[str, Any] = {
     "features.record_page_view": {"path": ARTICLE},
     "features.record_timing": {"path": ARTICLE, "ttfb": 10, "domContentLoaded": 20, "load": 30},

@@ -74,7 +74,8 @@ def unsafe_routes(app) -> list[tuple[str, str]]:
         if rule.endpoint.startswith("csp_reports."):
             continue
         for method in sorted((rule.methods or set()) - {"GET", "HEAD", "OPTIONS"}):
-            found.append((method, rule.build({name: "x" for name in rule.arguments})[1]))
+            values = {name: "de" if name == "lang" else "x" for name in rule.arguments}
+            found.append((method, rule.build(values)[1]))
     return found
 
 
@@ -92,7 +93,8 @@ def test_every_unsafe_route_refuses_a_cross_site_request_before_doing_anything(a
             headers={"Sec-Fetch-Site": "cross-site", "Accept": "application/json"},
         )
         assert response.status_code == 403, (method, path)
-        assert response.is_json and "another site" in response.get_json()["error"]
+        explanation = "anderen Website" if path.startswith("/de/") else "another site"
+        assert response.is_json and explanation in response.get_json()["error"], path
         assert "Set-Cookie" not in response.headers, (method, path)
     assert len(records(app)) == count
     from globalupdates.extensions import db
@@ -140,7 +142,9 @@ def test_the_csp_report_sink_takes_reports_from_the_browser_whatever_it_says(cli
 
 
 def test_pages_do_not_vary_on_fetch_metadata(client):
-    for path in ("/", ARTICLE, "/consent", "/cookie-policy"):
+    """Only the bare ``/`` does, where a link from inside the site must not be sent to another
+    edition (see test_editions.py)."""
+    for path in (ARTICLE, "/consent", "/cookie-policy", "/de/", "/fr/consent"):
         assert "sec-fetch" not in client.get(path).headers.get("Vary", "").lower()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from globalupdates import forgery, ratelimits, security
+from globalupdates import editions, forgery, ratelimits, security
 from globalupdates.config import PROJECT_ROOT
 from globalupdates.consent import gate
 
@@ -19,6 +19,7 @@ def test_the_forgery_check_runs_first_then_the_consent_then_the_rate_limits(app)
         forgery.refuse_cross_origin_requests,
         gate.resolve_consent,
         ratelimits.check_limits_of_unsafe_requests,
+        editions.send_to_preferred_edition,
     ]
 
 

@@ -3,12 +3,10 @@ message's placeholders, and used by every page and date a reader sees."""
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from babel.messages.catalog import Catalog, Message
 from babel.messages.frontend import CommandLineInterface
 from babel.messages.pofile import read_po
 from bs4 import BeautifulSoup
@@ -19,32 +17,22 @@ from werkzeug.exceptions import NotFound
 from globalupdates.articles.importer import import_paths
 from globalupdates.config import PROJECT_ROOT
 from globalupdates.errors import error_description, error_name
-from globalupdates.i18n import TRANSLATIONS_DIR, day_count, reader_date, reader_date_time
+from globalupdates.i18n import day_count, reader_date, reader_date_time
 from tests.support.pages import ARTICLE, MISSING_ARTICLE
+from tests.support.translations import (
+    TRANSLATED,
+    catalogue,
+    english_left,
+    entries,
+    forms,
+    placeholders,
+    translated_sentences,
+)
 
-TRANSLATED = ("de", "fr")
 # The keywords `make i18n` extracts with, besides Babel's own (_, gettext, ngettext...).
 EXTRA_KEYWORDS = ("lazy_gettext",)
-PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]|\{(\w+)\}")
 PAGES = ("/", ARTICLE, "/consent", "/cookie-policy", "/privacy", MISSING_ARTICLE)
 MOMENT = datetime(2026, 11, 24, 14, 5)
-
-
-def catalogue(lang: str) -> Catalog:
-    with (TRANSLATIONS_DIR / lang / "LC_MESSAGES" / "messages.po").open("rb") as handle:
-        return read_po(handle, locale=lang)
-
-
-def entries(catalog: Catalog) -> list[Message]:
-    return [message for message in catalog if message.id]
-
-
-def forms(value: str | tuple[str, ...] | list[str]) -> list[str]:
-    return [value] if isinstance(value, str) else list(value)
-
-
-def placeholders(text: str) -> set[str]:
-    return {named or braced for named, braced in PLACEHOLDER.findall(text)}
 
 
 def extracted_ids(tmp_path: Path) -> set[str]:
@@ -122,32 +110,6 @@ def rendered(app: Flask, path: str, lang: str) -> BeautifulSoup:
 
 def page_text(app: Flask, path: str, lang: str) -> str:
     return " ".join(rendered(app, path, lang).get_text(" ").split())
-
-
-def english_left(page: BeautifulSoup, messages: list[Message]) -> list[str]:
-    """Messages still in English: a sentence anywhere in the text, a short label as a whole
-    text or attribute (so that "Set by" inside a registry description does not count)."""
-    text = " ".join(page.get_text(" ").split())
-    pieces = {" ".join(piece.split()) for piece in page.stripped_strings}
-    for tag in page.find_all(True):
-        pieces.update(str(tag.get(name, "")) for name in ("aria-label", "title", "content"))
-    return [
-        message.id
-        for message in messages
-        if (message.id in text if len(message.id.split()) >= 3 else message.id in pieces)
-    ]
-
-
-def translated_sentences(lang: str) -> list[Message]:
-    """Messages of words only (no placeholder, no markup) whose translation differs."""
-    return [
-        message
-        for message in entries(catalogue(lang))
-        if isinstance(message.id, str)
-        and not placeholders(message.id)
-        and "<" not in message.id
-        and message.string != message.id
-    ]
 
 
 @pytest.fixture

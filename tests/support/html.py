@@ -11,8 +11,9 @@ from bs4 import BeautifulSoup, Tag
 Markup = str | Tag
 
 # Every script a browser runs: JSON-LD (<script type="application/ld+json">) is data for
-# search engines, never run.
-EXECUTABLE_SCRIPTS = 'script:not([type="application/ld+json"])'
+# search engines and the scripts' texts (<script type="application/json">) data for the
+# scripts; neither is run.
+EXECUTABLE_SCRIPTS = 'script:not([type="application/ld+json"]):not([type="application/json"])'
 # The button a reader presses to accept every category, on the banner or the preferences page.
 ACCEPT_ALL_BUTTON = 'button[name="action"][value="accept_all"]'
 

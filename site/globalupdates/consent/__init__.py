@@ -6,8 +6,11 @@ It knows nothing of articles or of the site's own optional features.
 from __future__ import annotations
 
 from flask import Flask
+from flask_babel import gettext
 
 from .. import forgery
+from ..editions import declare_edition_endpoint
+from ..i18n import declare_script_texts
 from ..pages import declare_page
 from . import cli, gpc, reports, views
 from .current import ConsentEngine, current_consent, engine
@@ -30,13 +33,24 @@ def engine_of(app: Flask) -> ConsentEngine:
     return app.extensions["consent"]
 
 
+def script_texts() -> dict[str, str]:
+    """What the consent script says: its dialog's close button and its status message."""
+    return {
+        "consent.close": gettext("Close"),
+        "consent.saved": gettext("Your cookie choices are saved."),
+    }
+
+
 def init_app(app: Flask) -> None:
     init_gate(app)
+    declare_script_texts(app, script_texts)
     app.register_blueprint(views.bp)
     app.register_blueprint(cli.bp)
     app.register_blueprint(gpc.bp)
     app.register_blueprint(reports.bp)
     forgery.exempt(app, reports.bp.name)
-    declare_page(app, "consent.preferences")
-    declare_page(app, "consent.cookie_policy")
-    declare_page(app, "consent.privacy_notice")
+    declare_page(app, "consent.preferences", every_edition=True)
+    declare_page(app, "consent.cookie_policy", every_edition=True)
+    declare_page(app, "consent.privacy_notice", every_edition=True)
+    declare_edition_endpoint(app, "consent.choose")
+    declare_edition_endpoint(app, "consent.history", every_edition=True)

@@ -36,7 +36,6 @@ HOUSE_AD = {
     "text": lazy_gettext(
         "Our cookie policy lists what each one does and how long it lasts. Read it in two minutes."
     ),
-    "href": "/cookie-policy",
     "label": lazy_gettext("Promotion from Global Updates"),
 }
 
@@ -207,7 +206,8 @@ def house_ad() -> ResponseReturnValue:
     shown = int(seen) if seen.isdigit() and len(seen) < 4 else 0
     if shown >= AD_CAP_PER_DAY:
         return Response(status=204)
-    response = jsonify({name: str(value) for name, value in HOUSE_AD.items()})
+    ad = {name: str(value) for name, value in HOUSE_AD.items()}
+    response = jsonify({**ad, "href": url_for("consent.cookie_policy")})
     set_declared_cookie(response, AD_CAP_COOKIE, str(shown + 1))
     return response
 
