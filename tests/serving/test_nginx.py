@@ -448,3 +448,17 @@ def test_nginxs_answer_while_gunicorn_is_down_carries_the_fallback_headers(site_
         answer = Site(port=nginx.port, app_port=0).get("/")
     assert answer.status == 502
     assert_fallback_headers(answer)
+
+
+def test_the_bare_root_is_cached_apart_for_each_language_preference(site):
+    english = {"Accept_Language": "en-GB,en;q=0.8", "Sec_Fetch_Site": "none"}
+    german = {"Accept_Language": "de-DE,de;q=0.9,en;q=0.5", "Sec_Fetch_Site": "none"}
+    site.get("/", **english)
+    assert site.get("/", **english).header("X-Cache-Status") == "HIT"
+    for _ in range(2):
+        redirect = site.get("/", **german)
+        assert redirect.status == 302, redirect.status
+        assert (redirect.header("Location") or "").endswith("/de/")
+        assert redirect.header("X-Cache-Status") == "MISS"
+    inside = site.get("/", **{**german, "Sec_Fetch_Site": "same-origin"})
+    assert inside.status == 200 and b'<html lang="en"' in inside.body
