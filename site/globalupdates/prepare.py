@@ -53,13 +53,17 @@ def prepare_site(app: Flask) -> None:
 
 def warm_up(app: Flask) -> None:
     """Do once, in the gunicorn master before it forks, what a worker's first requests would
-    otherwise each do for themselves: compile every template and serve the front page and the
-    newest article, so that everything built lazily on the way is built once and shared.
+    otherwise each do for themselves: compile every template and serve each edition's front
+    page and the newest article, so that everything built lazily on the way (Babel's data for
+    each language included) is built once and shared.
     Measured: each worker's private memory after its first requests fell from 18 to 15 MB."""
     for name in app.jinja_env.list_templates(extensions=["html", "xml", "txt"]):
         app.jinja_env.get_template(name)
     client = app.test_client()
     client.get("/")
+    for language in app.config["LANGUAGES"]:
+        if language != app.config["BABEL_DEFAULT_LOCALE"]:
+            client.get(f"/{language}/")
     with app.app_context():
         slug = db.session.scalar(newest_first(db.select(Article.slug)).limit(1))
         db.session.remove()
