@@ -16,8 +16,10 @@ inside the site (``Sec-Fetch-Site: same-origin``) is never redirected, so the sw
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
+from babel import Locale
 from flask import Flask, current_app, g, has_request_context, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import LanguageAccept
@@ -27,9 +29,6 @@ from werkzeug.wrappers import Response
 
 FRONT_PAGE = "articles.front_page"
 NEGOTIATED_VARY = ("Accept-Language", "Sec-Fetch-Site")
-
-# Each edition's name in its own language, as its readers would look for it.
-ENDONYMS = {"en": "English", "de": "Deutsch", "fr": "Français"}
 
 
 @dataclass
@@ -175,13 +174,20 @@ def editions() -> list[Edition]:
     return [
         Edition(
             language=language,
-            name=ENDONYMS.get(language, language),
+            name=endonym(language),
             url=url_for(endpoint, lang=language, **values),
             current=language == here,
             same_page=same_page,
         )
         for language in editions_state.languages
     ]
+
+
+@lru_cache(maxsize=16)
+def endonym(language: str) -> str:
+    """The language's name in itself, as its readers look for it: "Deutsch", "Français"."""
+    name = Locale.parse(language).get_display_name(language) or language
+    return name[:1].upper() + name[1:]
 
 
 def alternate_links() -> list[tuple[str, str]]:

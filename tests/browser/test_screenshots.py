@@ -52,6 +52,19 @@ def test_screenshots_of_the_banner_and_the_dialog(open_reader, folder, name, vie
         assert picture.stat().st_size > 10_000, f"{picture.name} looks empty"
 
 
+def test_screenshot_of_the_german_banner(open_reader, folder) -> None:
+    page = open_reader(viewport=DESKTOP).page
+    page.goto("/de/")
+    expect(page.locator("html")).to_have_attribute("lang", "de")
+    expect(page.locator("#consent-banner")).to_be_visible()
+    expect(page.locator('#consent-banner button[value="accept_all"]')).to_have_text(
+        "Alle akzeptieren"
+    )
+    picture = folder / "banner-german.png"
+    page.screenshot(path=picture, animations="disabled", caret="hide")
+    assert_is_a_picture(picture)
+
+
 def assert_is_a_picture(picture: Path) -> None:
     assert picture.read_bytes().startswith(PNG_SIGNATURE)
     assert picture.stat().st_size > 10_000, f"{picture.name} looks empty"
