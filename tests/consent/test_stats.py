@@ -310,7 +310,11 @@ def test_a_category_whose_key_begins_with_another_is_counted_apart(app_factory, 
     registry.write_text(
         BUILTIN_REGISTRY.read_text(encoding="utf-8")
         + '\n[[categories]]\nkey = "functional_extra"\ntitle = "Functional extras"\n'
-        'description = "A category whose key begins with another one\'s."\n',
+        'description = "A category whose key begins with another one\'s."\n'
+        '[categories.de]\ntitle = "Weitere Funktionen"\n'
+        'description = "Eine Kategorie, deren Schlüssel mit dem einer anderen beginnt."\n'
+        '[categories.fr]\ntitle = "Autres fonctionnalités"\n'
+        'description = "Une catégorie dont la clé commence par celle d\'une autre."\n',
         encoding="utf-8",
     )
     site = app_factory(CONSENT_REGISTRY=str(registry))

@@ -92,23 +92,33 @@ def static_path(app: Flask, filename: str) -> str:
         return static_url(filename)
 
 
+def in_edition(path: str, language: str) -> str:
+    """A page's path in the edition of ``language``: English at the root, the others under
+    their own prefix (``/de/consent``)."""
+    return path if language == "en" else f"/{language}{path}"
+
+
 def choose(
     client: FlaskClient,
     action: str,
     categories: tuple[str, ...] = (),
     *,
-    page: str = "/consent",
+    page: str | None = None,
     next_path: str | None = None,
     headers: dict[str, str] | None = None,
+    language: str = "en",
 ):
     """Open a page as a reader and post a consent choice from it, as the browser would:
-    with ``Sec-Fetch-Site: same-origin`` (and no token: there is none)."""
-    client.get(page, headers=headers)
+    with ``Sec-Fetch-Site: same-origin`` (and no token: there is none), to the preferences
+    of the page's edition (``language``)."""
+    client.get(page or in_edition("/consent", language), headers=headers)
     form: dict[str, str] = {"action": action}
     form.update({key: "on" for key in categories})
     if next_path is not None:
         form["next"] = next_path
-    return client.post("/consent", data=form, headers={**SAME_ORIGIN, **(headers or {})})
+    return client.post(
+        in_edition("/consent", language), data=form, headers={**SAME_ORIGIN, **(headers or {})}
+    )
 
 
 # An operator's third-party analytics tag and its cookies, for ``operator_registry``.
@@ -123,6 +133,12 @@ THIRD_PARTY = """
   max_age = 3600
   provider = "Example Stats"
   description = "Counts visits for the example statistics service."
+
+  [categories.cookies.de]
+  description = "Zählt Besuche für den Beispiel-Statistikdienst."
+
+  [categories.cookies.fr]
+  description = "Compte les visites pour le service de statistiques d'exemple."
 """
 
 

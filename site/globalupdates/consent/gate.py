@@ -19,7 +19,7 @@ from ..assets import static_url
 from . import csp
 from .choice import ConsentState
 from .consent_mode import consent_mode, consent_mode_script, policy_origins
-from .current import build_engine, current_consent, engine
+from .current import build_engine, current_consent, engine, shown_registry
 from .firewall import strip_forbidden_cookies
 from .gpc import record_gpc_opt_out_once
 from .providers import allowed_once_providers, frame_origins
@@ -80,7 +80,7 @@ def consent_context() -> dict[str, Any]:
     mode = consent_mode(engine().google_tag_id, state)
     return {
         "consent": state,
-        "consent_registry": engine().registry,
+        "consent_registry": shown_registry(),
         "gated_scripts": render_gated_scripts,
         "consent_script_url": static_url(CONSENT_SCRIPT),
         "google_consent_mode": mode,

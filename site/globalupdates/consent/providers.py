@@ -11,13 +11,14 @@ from __future__ import annotations
 from flask import g
 
 from .choice import ConsentState
-from .current import current_consent, engine
+from .current import current_consent, engine, shown_registry
 from .registry import Provider
 
 
 def declared_provider(key: str) -> Provider | None:
+    """The provider with its texts in the page's language."""
     try:
-        return engine().registry.provider(key)
+        return shown_registry().provider(key)
     except KeyError:
         return None
 

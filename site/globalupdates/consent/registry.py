@@ -2,6 +2,11 @@
 
 The banner, the preferences form, the cookie policy, the gating of scripts and the
 clearing of cookies are all derived from this one value, parsed once at start-up.
+
+Every text a reader sees is declared in each of the registry's ``languages``: the plain
+fields in the first, a sub-table named after each other language beside them (see the
+header of ``registry.toml``). Parsing makes one edition of the registry per language, each
+the same in everything but its texts; ``in_language`` picks one.
 """
 
 from __future__ import annotations
@@ -10,19 +15,25 @@ import hashlib
 import json
 import re
 import tomllib
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from fnmatch import fnmatchcase
 from functools import cached_property
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
+
+from flask_babel import gettext, ngettext
 
 BUILTIN_REGISTRY = Path(__file__).with_name("registry.toml")
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 RESERVED_KEYS = {"action", "next", "csrf_token"}
 EMAIL_PATTERN = re.compile(r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$")
 FIRST_PARTY = "Global Updates (this site)"
+DEFAULT_LANGUAGES = ("en",)
+LANGUAGE_PATTERN = re.compile(r"^[a-z]{2,3}(_[A-Za-z0-9]{2,8})?$")
 
 
 class RegistryError(ValueError):
@@ -43,7 +54,13 @@ class Cookie:
 
     @property
     def duration(self) -> str:
+        """How long it is kept, in the page's language (English outside a request)."""
         return describe_duration(self.max_age)
+
+    @property
+    def set_by_this_site(self) -> bool:
+        """True for the site's own cookies, whose setter a page names in its own language."""
+        return self.provider == FIRST_PARTY
 
 
 @dataclass(frozen=True)
@@ -140,13 +157,26 @@ class Controller:
 
 @dataclass(frozen=True)
 class Registry:
-    """Immutable once loaded, so each derived value is worked out once and then reused."""
+    """Immutable once loaded, so each derived value is worked out once and then reused.
+
+    One value per language: ``language`` is the language of its texts, and ``editions``
+    holds the registry in each of ``languages`` (the same mapping in every edition), so
+    that any edition can give any other.
+    """
 
     revision: int
     notice: Notice
     categories: tuple[Category, ...]
     controller: Controller
     providers: tuple[Provider, ...] = ()
+    language: str = DEFAULT_LANGUAGES[0]
+    languages: tuple[str, ...] = DEFAULT_LANGUAGES
+    editions: Mapping[str, Registry] = field(default_factory=dict, compare=False, repr=False)
+
+    def in_language(self, language: str) -> Registry:
+        """The registry with its texts in ``language``, or in its first language when it has
+        none in that one (a registry made without editions is its own only edition)."""
+        return self.editions.get(language) or self.editions.get(self.languages[0]) or self
 
     @cached_property
     def keys(self) -> tuple[str, ...]:
@@ -207,10 +237,18 @@ class Registry:
     def third_party_scripts(self) -> tuple[tuple[Category, Script], ...]:
         return tuple((c, s) for c in self.categories for s in c.scripts if s.third_party)
 
+    def notice_hash_for(self, language: str) -> str:
+        """The SHA-256 of the notice exactly as a reader of ``language`` is shown it: every
+        text before choosing, the privacy notice's controller data included, in that
+        language. A record stores it with its language, to prove which wording the choice
+        was made under."""
+        if language not in self.languages:
+            raise KeyError(language)
+        return self.in_language(language).shown_hash
+
     @cached_property
-    def notice_hash(self) -> str:
-        """A digest of everything the reader is shown before choosing, the privacy notice's
-        controller data included, so a record proves which notice its choice was made under."""
+    def shown_hash(self) -> str:
+        """The digest of this edition's texts (``notice_hash_for`` its language)."""
         shown = {
             "notice": asdict(self.notice),
             "categories": [asdict(c) for c in self.categories],
@@ -220,19 +258,41 @@ class Registry:
         encoded = json.dumps(shown, sort_keys=True, separators=(",", ":"), default=str).encode()
         return hashlib.sha256(encoded).hexdigest()
 
+    @cached_property
+    def notice_hash(self) -> str:
+        """A fingerprint of the notice in every language: any change to any text in any
+        language changes it (the page cache's site version is made from it). A record
+        stores ``notice_hash_for`` its own language instead."""
+        hashes = {language: self.notice_hash_for(language) for language in self.languages}
+        encoded = json.dumps(hashes, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(encoded).hexdigest()
+
 
 def describe_duration(max_age: int | None) -> str:
+    """A cookie's lifetime in the page's language, written to fit a table cell and the middle
+    of a sentence alike ("1 year", "13 Monate", "the browsing session")."""
     if max_age is None:
-        return "Until the browser is closed"
-    units = [(365 * 86400, "year"), (30 * 86400, "month"), (86400, "day"), (3600, "hour")]
+        return gettext("the browsing session")
+    units = ((365 * 86400, "year"), (30 * 86400, "month"), (86400, "day"), (3600, "hour"))
     for seconds, unit in units:
         if max_age >= seconds and max_age % seconds == 0:
-            count = max_age // seconds
-            return f"{count} {unit}{'s' if count != 1 else ''}"
+            return counted(unit, max_age // seconds)
     if max_age >= 86400:
-        days = max_age // 86400
-        return f"{days} day{'s' if days != 1 else ''}"
-    return f"{max_age} seconds"
+        return counted("day", max_age // 86400)
+    return counted("second", max_age)
+
+
+def counted(unit: str, count: int) -> str:
+    """Each unit its own message, so that every language can give each its plural forms."""
+    if unit == "year":
+        return ngettext("%(num)d year", "%(num)d years", count)
+    if unit == "month":
+        return ngettext("%(num)d month", "%(num)d months", count)
+    if unit == "day":
+        return ngettext("%(num)d day", "%(num)d days", count)
+    if unit == "hour":
+        return ngettext("%(num)d hour", "%(num)d hours", count)
+    return ngettext("%(num)d second", "%(num)d seconds", count)
 
 
 def load_registry(path: str | Path | None = None) -> Registry:
@@ -249,10 +309,87 @@ def load_registry(path: str | Path | None = None) -> Registry:
         raise RegistryError(f"consent registry {source}: {error}") from error
 
 
+@dataclass(frozen=True)
+class Wording:
+    """Where one edition reads its texts: the plain fields for the registry's first language,
+    the sub-table named after the language (``[notice.de]``) for any other."""
+
+    language: str
+    plain: bool = True
+
+    def text(self, raw: dict[str, Any], name: str, where: str) -> str:
+        """A text every language must give; its absence names the key and the language."""
+        plain = _text(raw, name, where)
+        if self.plain:
+            return plain
+        table = self.table(raw, where)
+        if table.get(name) is None:
+            raise RegistryError(f"{where}.{name} has no {self.language!r} text")
+        return _text(table, name, f"{where}.{self.language}")
+
+    def optional_text(self, raw: dict[str, Any], name: str, where: str) -> str | None:
+        """A text that may be left out; once given, it is needed in every language."""
+        if raw.get(name) is None:
+            return None
+        return self.text(raw, name, where)
+
+    def name(self, raw: dict[str, Any], name: str, where: str) -> str:
+        """A name: in the language's own form where one is given, else as written."""
+        plain = _text(raw, name, where)
+        if self.plain or self.table(raw, where).get(name) is None:
+            return plain
+        return _text(self.table(raw, where), name, f"{where}.{self.language}")
+
+    def table(self, raw: dict[str, Any], where: str) -> dict[str, Any]:
+        table = raw.get(self.language, {})
+        if not isinstance(table, dict):
+            raise RegistryError(
+                f"{where}.{self.language} must be a table of the {self.language!r} texts"
+            )
+        return table
+
+
+PLAIN = Wording(DEFAULT_LANGUAGES[0])
+
+
 def parse_registry(data: dict[str, Any]) -> Registry:
+    """The registry in its first language, holding its editions in every other."""
     revision = data.get("revision")
     if not isinstance(revision, int) or isinstance(revision, bool) or revision < 1:
         raise RegistryError("'revision' must be a positive integer")
+    languages = parse_languages(data.get("languages"))
+    editions = {
+        language: parse_edition(data, Wording(language, plain=language == languages[0]))
+        for language in languages
+    }
+    shared = MappingProxyType(editions)
+    for language in languages:
+        editions[language] = replace(
+            editions[language], language=language, languages=languages, editions=shared
+        )
+    return editions[languages[0]]
+
+
+def parse_languages(raw: Any) -> tuple[str, ...]:
+    if raw is None:
+        return DEFAULT_LANGUAGES
+    if (
+        not isinstance(raw, list)
+        or not raw
+        or not all(isinstance(code, str) and LANGUAGE_PATTERN.match(code) for code in raw)
+    ):
+        raise RegistryError(
+            "'languages' must list language codes such as \"en\", the language of the plain "
+            "fields first"
+        )
+    repeated = sorted({code for code in raw if raw.count(code) > 1})
+    if repeated:
+        raise RegistryError(f"language {repeated[0]!r} is listed twice in 'languages'")
+    return tuple(raw)
+
+
+def parse_edition(data: dict[str, Any], wording: Wording) -> Registry:
+    """Every table of the registry, with the texts of one language."""
     notice = data.get("notice")
     if not isinstance(notice, dict):
         raise RegistryError("'notice' table with 'title' and 'text' is required")
@@ -260,19 +397,22 @@ def parse_registry(data: dict[str, Any]) -> Registry:
     if not isinstance(raw_categories, list) or not raw_categories:
         raise RegistryError("at least one [[categories]] entry is required")
     categories = tuple(
-        _parse_category(raw, f"categories[{i}]") for i, raw in enumerate(raw_categories)
+        _parse_category(raw, f"categories[{i}]", wording) for i, raw in enumerate(raw_categories)
     )
     _check_categories(categories)
     return Registry(
-        revision=revision,
-        notice=Notice(title=_text(notice, "title", "notice"), text=_text(notice, "text", "notice")),
+        revision=data["revision"],
+        notice=Notice(
+            title=wording.text(notice, "title", "notice"),
+            text=wording.text(notice, "text", "notice"),
+        ),
         categories=categories,
-        controller=parse_controller(data.get("controller")),
-        providers=parse_providers(data.get("providers", []), categories),
+        controller=parse_controller(data.get("controller"), wording),
+        providers=parse_providers(data.get("providers", []), categories, wording),
     )
 
 
-def parse_controller(raw: Any) -> Controller:
+def parse_controller(raw: Any, wording: Wording = PLAIN) -> Controller:
     """The ``[controller]`` table: every key the privacy notice needs, checked at start-up."""
     if not isinstance(raw, dict):
         raise RegistryError("a [controller] table naming who runs the site is required")
@@ -290,37 +430,38 @@ def parse_controller(raw: Any) -> Controller:
     if not isinstance(updated, date) or hasattr(updated, "hour"):
         raise RegistryError("controller.updated must be a date such as 2026-11-27")
     return Controller(
-        name=_text(raw, "name", where),
+        name=wording.name(raw, "name", where),
         address=_text(raw, "address", where),
         email=_email(raw, "email", where),
         authority=Authority(
-            name=_text(authority, "name", "controller.authority"),
+            name=wording.name(authority, "name", "controller.authority"),
             url=_https_url(authority, "url", "controller.authority"),
         ),
-        necessary_basis=_text(raw, "necessary_basis", where),
+        necessary_basis=wording.text(raw, "necessary_basis", where),
         updated=updated,
         dpo=(
             Contact(
-                name=_text(dpo, "name", "controller.dpo"),
+                name=wording.name(dpo, "name", "controller.dpo"),
                 email=_email(dpo, "email", "controller.dpo"),
             )
             if dpo is not None
             else None
         ),
         processors=tuple(
-            _parse_processor(p, f"controller.processors[{i}]") for i, p in enumerate(processors)
+            _parse_processor(p, f"controller.processors[{i}]", wording)
+            for i, p in enumerate(processors)
         ),
     )
 
 
-def _parse_processor(raw: Any, where: str) -> Processor:
+def _parse_processor(raw: Any, where: str, wording: Wording) -> Processor:
     if not isinstance(raw, dict):
         raise RegistryError(f"{where} must be a table")
     return Processor(
-        name=_text(raw, "name", where),
-        service=_text(raw, "service", where),
-        established=_text(raw, "established", where),
-        transfer=_optional_text(raw, "transfer", where),
+        name=wording.name(raw, "name", where),
+        service=wording.text(raw, "service", where),
+        established=wording.text(raw, "established", where),
+        transfer=wording.optional_text(raw, "transfer", where),
     )
 
 
@@ -367,7 +508,7 @@ def _check_categories(categories: tuple[Category, ...]) -> None:
         raise RegistryError(f"cookie {sorted(repeated)[0]!r} is declared twice")
 
 
-def _parse_category(raw: Any, where: str) -> Category:
+def _parse_category(raw: Any, where: str, wording: Wording) -> Category:
     if not isinstance(raw, dict):
         raise RegistryError(f"{where} must be a table")
     key = raw.get("key")
@@ -375,15 +516,17 @@ def _parse_category(raw: Any, where: str) -> Category:
         raise RegistryError(f"{where}.key must be a lowercase identifier, not {key!r}")
     where = f"categories.{key}"
     cookies = tuple(
-        _parse_cookie(c, f"{where}.cookies[{i}]") for i, c in enumerate(raw.get("cookies", []))
+        _parse_cookie(c, f"{where}.cookies[{i}]", wording)
+        for i, c in enumerate(raw.get("cookies", []))
     )
     scripts = tuple(
-        _parse_script(s, f"{where}.scripts[{i}]") for i, s in enumerate(raw.get("scripts", []))
+        _parse_script(s, f"{where}.scripts[{i}]", wording)
+        for i, s in enumerate(raw.get("scripts", []))
     )
     return Category(
         key=key,
-        title=_text(raw, "title", where),
-        description=_text(raw, "description", where),
+        title=wording.text(raw, "title", where),
+        description=wording.text(raw, "description", where),
         required=_flag(raw, "required", where),
         gpc_opt_out=_flag(raw, "gpc_opt_out", where),
         cookies=cookies,
@@ -391,7 +534,7 @@ def _parse_category(raw: Any, where: str) -> Category:
     )
 
 
-def _parse_cookie(raw: Any, where: str) -> Cookie:
+def _parse_cookie(raw: Any, where: str, wording: Wording) -> Cookie:
     if not isinstance(raw, dict):
         raise RegistryError(f"{where} must be a table")
     max_age = raw.get("max_age")
@@ -407,7 +550,7 @@ def _parse_cookie(raw: Any, where: str) -> Cookie:
         raise RegistryError(f"{where}.path must start with '/'")
     return Cookie(
         name=_text(raw, "name", where),
-        description=_text(raw, "description", where),
+        description=wording.text(raw, "description", where),
         max_age=max_age,
         path=path,
         domain=domain or None,
@@ -415,7 +558,7 @@ def _parse_cookie(raw: Any, where: str) -> Cookie:
     )
 
 
-def _parse_script(raw: Any, where: str) -> Script:
+def _parse_script(raw: Any, where: str, wording: Wording) -> Script:
     if not isinstance(raw, dict):
         raise RegistryError(f"{where} must be a table")
     src, static = raw.get("src"), raw.get("static")
@@ -437,7 +580,7 @@ def _parse_script(raw: Any, where: str) -> Script:
         origins=tuple(origins),
         defer=_flag(raw, "defer", where, True),
         provider=provider or (_origin_of(src) if src else FIRST_PARTY),
-        established=_optional_text(raw, "established", where),
+        established=wording.optional_text(raw, "established", where),
     )
 
 
@@ -455,12 +598,14 @@ def _flag(raw: dict[str, Any], name: str, where: str, default: bool = False) -> 
     return value
 
 
-def parse_providers(raw: Any, categories: tuple[Category, ...]) -> tuple[Provider, ...]:
+def parse_providers(
+    raw: Any, categories: tuple[Category, ...], wording: Wording = PLAIN
+) -> tuple[Provider, ...]:
     if not isinstance(raw, list):
         raise RegistryError("'providers' must be a list of [[providers]] tables")
     optional = {c.key for c in categories if not c.required}
     providers = tuple(
-        _parse_provider(entry, f"providers[{i}]", optional) for i, entry in enumerate(raw)
+        _parse_provider(entry, f"providers[{i}]", optional, wording) for i, entry in enumerate(raw)
     )
     keys = [p.key for p in providers]
     repeated = {k for k in keys if keys.count(k) > 1}
@@ -469,7 +614,7 @@ def parse_providers(raw: Any, categories: tuple[Category, ...]) -> tuple[Provide
     return providers
 
 
-def _parse_provider(raw: Any, where: str, optional_keys: set[str]) -> Provider:
+def _parse_provider(raw: Any, where: str, optional_keys: set[str], wording: Wording) -> Provider:
     if not isinstance(raw, dict):
         raise RegistryError(f"{where} must be a table")
     key = raw.get("key")
@@ -483,7 +628,7 @@ def _parse_provider(raw: Any, where: str, optional_keys: set[str]) -> Provider:
     embed_url = _url_pattern(raw, "embed_url", where)
     if _origin_of(embed_url) not in origins:
         raise RegistryError(f"{where}.embed_url must load from one of its declared origins")
-    name = _text(raw, "name", where)
+    name = wording.name(raw, "name", where)
     cookies = raw.get("cookies", [])
     if not isinstance(cookies, list):
         raise RegistryError(f"{where}.cookies must be a list of tables")
@@ -491,13 +636,13 @@ def _parse_provider(raw: Any, where: str, optional_keys: set[str]) -> Provider:
         key=key,
         name=name,
         category=category,
-        description=_text(raw, "description", where),
+        description=wording.text(raw, "description", where),
         origins=origins,
         embed_url=embed_url,
         page_url=_url_pattern(raw, "page_url", where),
-        established=_optional_text(raw, "established", where),
+        established=wording.optional_text(raw, "established", where),
         cookies=tuple(
-            replace(_parse_cookie(c, f"{where}.cookies[{i}]"), provider=name)
+            replace(_parse_cookie(c, f"{where}.cookies[{i}]", wording), provider=name)
             for i, c in enumerate(cookies)
         ),
     )
