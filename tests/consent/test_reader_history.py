@@ -55,7 +55,7 @@ def test_history_lists_every_record_of_the_reader_newest_first_with_the_notice_h
     assert answer["consent_id"] == consent_id
     assert [entry["action"] for entry in answer["records"]] == ["save", "withdrawal", "accept_all"]
     assert answer["records"][0]["categories"] == ["necessary", "performance"]
-    notice_hash = app.extensions["consent"].registry.notice_hash
+    notice_hash = app.extensions["consent"].registry.notice_hash_for("en")
     assert {entry["notice_hash"] for entry in answer["records"]} == {notice_hash}
     kept = [r.hash for r in reversed(records(app)) if r.consent_id == consent_id]
     assert [entry["hash"] for entry in answer["records"]] == kept

@@ -5,7 +5,9 @@ Each record stores the ``hash`` of the record before it (``prev_hash``) and its 
 link and the key id (see ``proofkeys``). The key is not in the database, so whoever can
 write the database can neither re-sign a record they altered nor sign one they made up.
 Records made before proof keys have no ``key_id`` and a plain SHA-256 ``hash``; they may
-only open the chain, before its first keyed record.
+only open the chain, before its first keyed record. A record's ``language`` (of the notice it
+was made under) is signed when it has one: records made before languages were recorded have
+none, and their signed form is what it was when they were made.
 
 Appends take a database-wide lock first (SQLite ``BEGIN IMMEDIATE``, a PostgreSQL advisory
 transaction lock), so several gunicorn workers never link two records to the same head.
@@ -41,7 +43,11 @@ NEWEST_ANCHOR = (
 CHAIN_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 POSTGRES_CHAIN_LOCK = 0x6775_636F_6E73  # any constant 64-bit key shared by every worker
 
-SIGNED_FIELDS = tuple(name for name in EXPORT_FIELDS if name not in ("id", "hash"))
+# Signed only when not None, so that records made before the field keep their signed form.
+SIGNED_WHEN_SET = ("language",)
+SIGNED_FIELDS = tuple(
+    name for name in EXPORT_FIELDS if name not in ("id", "hash", *SIGNED_WHEN_SET)
+)
 UNKEYED_FIELDS = tuple(name for name in SIGNED_FIELDS if name != "key_id")
 ANCHOR_SIGNED_FIELDS = (
     "created_at",
@@ -56,14 +62,16 @@ ANCHOR_SIGNED_FIELDS = (
 def seal_record(fields: Mapping[str, Any], key: ProofKey | None) -> str:
     """The ``hash`` a record with these fields must carry: the HMAC under ``key``, or, for a
     record made before proof keys (no key), the plain SHA-256 it was stored with."""
+    signed = {name: fields[name] for name in (UNKEYED_FIELDS if key is None else SIGNED_FIELDS)}
+    signed.update({name: fields[name] for name in SIGNED_WHEN_SET if fields.get(name) is not None})
     if key is None:
-        canonical = canonical_json({name: fields[name] for name in UNKEYED_FIELDS})
-        return hashlib.sha256(canonical).hexdigest()
-    return key.mac(canonical_json({name: fields[name] for name in SIGNED_FIELDS}))
+        return hashlib.sha256(canonical_json(signed)).hexdigest()
+    return key.mac(canonical_json(signed))
 
 
 def record_hash(record: ConsentRecord, key: ProofKey | None) -> str:
-    return seal_record({name: getattr(record, name) for name in SIGNED_FIELDS}, key)
+    names = (*SIGNED_FIELDS, *SIGNED_WHEN_SET)
+    return seal_record({name: getattr(record, name) for name in names}, key)
 
 
 def canonical_json(fields: Mapping[str, Any]) -> bytes:
@@ -131,9 +139,10 @@ def append_to_chain(
     revision: int,
     notice_hash: str,
     gpc: bool,
+    language: str | None = None,
 ) -> str:
     """Append one record in its own transaction, independent of the request's session, and
-    return its hash.
+    return its hash. ``notice_hash`` is the digest of the notice in ``language``.
 
     Written with SQLAlchemy Core, not the ORM: one append is a lock, one read of the head
     and one insert (two reads only when every record was pruned), and the ORM's unit of
@@ -150,6 +159,7 @@ def append_to_chain(
         "notice_hash": notice_hash,
         "gpc": gpc,
         "key_id": key.key_id,
+        "language": language,
     }
     with one_writer(db.engine), db.engine.connect() as connection:
         lock_chain(connection)

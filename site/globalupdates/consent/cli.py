@@ -148,7 +148,8 @@ def show_command(consent_id: str) -> None:
             click.echo(
                 f"#{record.id}  {utc_text(record.created_at)}  {record.action:<12} "
                 f"{', '.join(record.categories)}  (revision {record.revision}, "
-                f"GPC {'present' if record.gpc else 'absent'}, notice {record.notice_hash[:12]})"
+                f"GPC {'present' if record.gpc else 'absent'}, notice {record.notice_hash[:12]}, "
+                f"language {record.language or 'not recorded'})"
             )
     if not found:
         raise click.ClickException(f"no consent records for {wanted}")
@@ -215,6 +216,7 @@ def print_summary(report: ChainReport, checkpoint_file: str | None) -> None:
     head = f" (record {report.head_id})" if report.head_id is not None else " (no records)"
     click.echo(f"Head hash: {report.head_hash}{head}")
     click.echo(f"Records checked: {report.checked}")
+    click.echo(f"Notice languages: {report.describe_languages()}")
     click.echo(f"Proof keys: {', '.join(report.key_ids) or 'none found'}")
     if report.first_keyed_id is not None and not report.key_ids:
         click.echo(
@@ -352,17 +354,18 @@ def check_range(since: datetime | None, until: datetime | None) -> None:
 )
 def stats_command(since: datetime | None, until: datetime | None, by: str | None, fmt: str) -> None:
     """Count how readers chose: Accept All, Reject All and custom choices, the opt-in rate of
-    each optional category and the share made under GPC; in all, per registry revision and,
-    with --by, per period.
+    each optional category, the share made under GPC and the choices per notice language; in
+    all, per registry revision and, with --by, per period.
 
     Counted by the database in one grouped pass, in constant memory. A GPC opt-out (the
     signal revising a stored choice) is counted but is not a choice; a withdrawal is a custom
     choice. See globalupdates/consent/stats.py for how each record counts.
     """
     check_range(since, until)
-    keys = [category.key for category in engine().registry.optional_categories]
+    registry = engine().registry
+    keys = [category.key for category in registry.optional_categories]
     try:
-        stats = consent_stats(keys, since=since, until=until, by=by)
+        stats = consent_stats(keys, since=since, until=until, by=by, languages=registry.languages)
     except SQLAlchemyError as error:
         raise click.ClickException(f"cannot count the records: {error_summary(error)}") from None
     if stats.is_empty:

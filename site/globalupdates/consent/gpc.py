@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from ..extensions import db
 from .chain import append_to_chain
 from .choice import StoredChoice, write_stored_choice
+from .current import shown_registry
 from .records import ConsentRecord
 from .registry import Registry
 
@@ -38,6 +39,7 @@ def record_gpc_opt_out_once(revised: StoredChoice, registry: Registry) -> None:
     key = (revised.consent_id, revised.made_at)
     remembered = recorded_revisions()
     if key not in remembered:
+        language = shown_registry().language
         try:
             if not opt_out_recorded(revised):
                 append_to_chain(
@@ -46,8 +48,9 @@ def record_gpc_opt_out_once(revised: StoredChoice, registry: Registry) -> None:
                     action=GPC_OPT_OUT_ACTION,
                     categories=registry.in_registry_order(revised.categories),
                     revision=registry.revision,
-                    notice_hash=registry.notice_hash,
+                    notice_hash=registry.notice_hash_for(language),
                     gpc=True,
+                    language=language,
                 )
         except SQLAlchemyError:
             current_app.logger.exception("could not record a GPC opt-out; honouring it unrecorded")

@@ -13,7 +13,16 @@ from sqlalchemy import select
 from ..extensions import db
 from .records import ConsentRecord, utc_text
 
-HISTORY_FIELDS = ("created_at", "action", "categories", "revision", "notice_hash", "gpc", "hash")
+HISTORY_FIELDS = (
+    "created_at",
+    "action",
+    "categories",
+    "revision",
+    "notice_hash",
+    "language",
+    "gpc",
+    "hash",
+)
 
 
 def records_of(consent_id: str) -> list[ConsentRecord]:

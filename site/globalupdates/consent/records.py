@@ -27,6 +27,7 @@ EXPORT_FIELDS = (
     "prev_hash",
     "key_id",
     "hash",
+    "language",
 )
 
 
@@ -46,6 +47,9 @@ class ConsentRecord(db.Model):  # type: ignore[name-defined]
     # whose ``hash`` is a plain SHA-256 (see chain.py).
     key_id: Mapped[str | None] = mapped_column(String(32))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The language of the page the choice was made on, whose notice ``notice_hash`` is the
+    # digest of; None only on records made before the notice was shown in several languages.
+    language: Mapped[str | None] = mapped_column(String(8))
 
     def as_export(self) -> dict[str, Any]:
         """Every column under its own name, in ``EXPORT_FIELDS`` order; the time as UTC text."""

@@ -26,6 +26,7 @@ from .stats import (
     ConsentStats,
     Tally,
     consent_stats,
+    languages_text,
     period_keys,
     range_text,
     table_cells,
@@ -220,7 +221,7 @@ def build_report(
     made_at = datetime.now(UTC)
     registry = engine().registry
     keys = [category.key for category in registry.optional_categories]
-    stats = consent_stats(keys, since=since, until=until, by=by)
+    stats = consent_stats(keys, since=since, until=until, by=by, languages=registry.languages)
     status = chain_status(allow_unkeyed)
     page = current_app.jinja_env.get_template("consent/report.html").render(
         made_at=utc_text(made_at.replace(microsecond=0)),
@@ -231,5 +232,6 @@ def build_report(
         headings=[*TABLE_HEADINGS, *keys],
         rows=[table_cells(group) for group in stats.groups],
         legend=" ".join(TABLE_LEGEND),
+        languages=languages_text(stats),
     )
     return page, status

@@ -19,7 +19,8 @@ Shares and opt-in rates are of choices. A category is opted in when the choice's
 name it; the categories asked about are the optional ones of the registry in use now, so a
 category an older revision did not offer shows a low rate there. A choice is "under GPC"
 when the browser sent the signal as it was made. Days, weeks (from Monday) and months are
-UTC, like the records.
+UTC, like the records. Each group also counts its choices per notice language: the language
+of the page the choice was made on (``not_recorded`` for records made before that was kept).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ ACCEPT_ALL = "accept_all"
 REJECT_ALL = "reject_all"
 PERIODS = ("day", "week", "month")
 UNREADABLE_PERIOD = "unreadable date"
+NOT_RECORDED = "not_recorded"
 
 
 @dataclass(frozen=True)
@@ -69,23 +71,31 @@ class Tally:
     gpc: int = 0
     gpc_opt_outs: int = 0
     opt_ins: tuple[int, ...] = ()
+    languages: tuple[tuple[str, int], ...] = ()  # choices per notice language, by language
 
     @classmethod
     def empty(cls, categories: int) -> Tally:
         return cls(opt_ins=(0,) * categories)
 
     def __add__(self, other: Tally) -> Tally:
+        languages = dict(self.languages)
+        for language, count in other.languages:
+            languages[language] = languages.get(language, 0) + count
         return Tally(
             **{name: getattr(self, name) + getattr(other, name) for name in COUNTED},
             opt_ins=tuple(a + b for a, b in zip(self.opt_ins, other.opt_ins, strict=True)),
+            languages=tuple(sorted(languages.items())),
         )
+
+    def choices_in(self, language: str) -> int:
+        return dict(self.languages).get(language, 0)
 
     def share(self, count: int) -> float | None:
         """``count`` as a fraction of the choices; None when there was no choice to divide by."""
         return count / self.choices if self.choices else None
 
 
-COUNTED = tuple(f.name for f in fields(Tally) if f.name != "opt_ins")
+COUNTED = tuple(f.name for f in fields(Tally) if f.name not in ("opt_ins", "languages"))
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,7 @@ class ConsentStats:
     by: str | None
     categories: tuple[str, ...]
     groups: list[Group]
+    languages: tuple[str, ...] = ()  # the notice languages counted, each group in this order
 
     @property
     def total(self) -> Tally:
@@ -184,18 +195,22 @@ def stats_query(
     categories: Sequence[str], since: datetime | None, until: datetime | None, by: str | None
 ) -> Any:
     day = (utc_day(db.engine.dialect.name) if by else literal_column("NULL", String)).label("day")
-    query = select(RECORDS.c.revision, day, *tally_columns(categories))
+    language = RECORDS.c.language
+    query = select(RECORDS.c.revision, language, day, *tally_columns(categories))
     if since is not None:
         query = query.where(RECORDS.c.created_at >= naive_utc(since))
     if until is not None:
         query = query.where(RECORDS.c.created_at < naive_utc(until))
-    return query.group_by(RECORDS.c.revision, *([day] if by else []))
+    return query.group_by(RECORDS.c.revision, language, *([day] if by else []))
 
 
-def tally_of(counts: Sequence[int]) -> Tally:
-    """A tally from one result row's counts, in the order ``tally_columns`` selects them."""
+def tally_of(counts: Sequence[int], language: str | None = None) -> Tally:
+    """A tally from one result row's counts, in the order ``tally_columns`` selects them, made
+    in ``language`` (None: not recorded)."""
     named = dict(zip(COUNTED, counts, strict=False))
-    return Tally(**named, opt_ins=tuple(counts[len(COUNTED) :]))
+    choices = named.get("choices", 0)
+    languages = ((language or NOT_RECORDED, choices),) if choices else ()
+    return Tally(**named, opt_ins=tuple(counts[len(COUNTED) :]), languages=languages)
 
 
 def consent_stats(
@@ -204,12 +219,14 @@ def consent_stats(
     since: datetime | None = None,
     until: datetime | None = None,
     by: str | None = None,
+    languages: Sequence[str] = (),
 ) -> ConsentStats:
     """Count the records made in ``[since, until)``: in all, per revision, and per period.
 
-    The database returns one row per revision (and per day, when ``by`` is given); Python
-    adds those rows up, so what it holds grows with the days the records span, never with
-    the records.
+    The database returns one row per revision and notice language (and per day, when ``by``
+    is given); Python adds those rows up, so what it holds grows with the days the records
+    span, never with the records. Choices are counted per language in ``languages`` (the
+    registry's), then in any other language found, then those with none recorded.
     """
     if by is not None and by not in PERIODS:
         raise ValueError(f"--by takes one of {', '.join(PERIODS)}, not {by!r}")
@@ -218,8 +235,9 @@ def consent_stats(
     revisions: dict[int, Tally] = {}
     periods: dict[str, Tally] = {}
     with db.engine.connect() as connection:
-        for revision, day, *counts in connection.execute(stats_query(categories, since, until, by)):
-            tally = tally_of(counts)
+        query = stats_query(categories, since, until, by)
+        for revision, language, day, *counts in connection.execute(query):
+            tally = tally_of(counts, language)
             total += tally
             revisions[revision] = revisions.get(revision, empty) + tally
             if by is not None:
@@ -228,7 +246,10 @@ def consent_stats(
     groups = [Group("all", "all", total)]
     groups += [Group("revision", str(key), revisions[key]) for key in sorted(revisions)]
     groups += [Group(by or "", key, periods[key]) for key in sorted(periods)]
-    return ConsentStats(since, until, by, tuple(categories), groups)
+    found = [language for language, _ in total.languages]
+    others = sorted(language for language in found if language not in (*languages, NOT_RECORDED))
+    counted = (*languages, *others, *([NOT_RECORDED] if NOT_RECORDED in found else []))
+    return ConsentStats(since, until, by, tuple(categories), groups, counted)
 
 
 def period_keys(stats: ConsentStats) -> list[str]:
@@ -257,10 +278,12 @@ def next_period(by: str) -> Callable[[date], date]:
 
 def as_rows(stats: ConsentStats) -> list[dict[str, Any]]:
     """One flat row per group, the same for JSON and CSV; shares are fractions of choices."""
-    return [row_of(group, stats.categories) for group in stats.groups]
+    return [row_of(group, stats.categories, stats.languages) for group in stats.groups]
 
 
-def row_of(group: Group, categories: Sequence[str]) -> dict[str, Any]:
+def row_of(
+    group: Group, categories: Sequence[str], languages: Sequence[str] = ()
+) -> dict[str, Any]:
     tally = group.tally
     row: dict[str, Any] = {"group": group.kind, "key": group.key, "choices": tally.choices}
     for name in ("accept_all", "reject_all", "custom"):
@@ -273,6 +296,8 @@ def row_of(group: Group, categories: Sequence[str]) -> dict[str, Any]:
     for key, count in zip(categories, tally.opt_ins, strict=True):
         row[f"{key}_opt_ins"] = count
         row[f"{key}_opt_in_rate"] = rounded(tally.share(count))
+    for language in languages:
+        row[f"choices_in_{language}"] = tally.choices_in(language)
     return row
 
 
@@ -293,6 +318,7 @@ def as_json(stats: ConsentStats, generated_at: datetime | None = None) -> str:
         "until": utc_text(stats.until) if stats.until else None,
         "by": stats.by,
         "optional_categories": list(stats.categories),
+        "languages": list(stats.languages),
         "groups": as_rows(stats),
     }
     return json.dumps(document, indent=2) + "\n"
@@ -354,7 +380,20 @@ def table_lines(stats: ConsentStats) -> Iterable[str]:
     yield line(headings)
     yield from (line(cells) for cells in body)
     yield ""
+    yield f"Choices by notice language: {languages_text(stats)}"
+    yield ""
     yield from TABLE_LEGEND
+
+
+def languages_text(stats: ConsentStats) -> str:
+    """ "en 4 (66.7%), de 2 (33.3%)": every choice in range, by the language of its notice."""
+    total = stats.total
+    parts = [
+        f"{language.replace('_', ' ')} {total.choices_in(language)} "
+        f"({percent(total.share(total.choices_in(language)))})"
+        for language in stats.languages
+    ]
+    return ", ".join(parts) or "none"
 
 
 TABLE_LEGEND = (

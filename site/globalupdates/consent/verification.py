@@ -103,6 +103,7 @@ RECORD_FIELDS: dict[str, Callable[[Any], Any]] = {
     "prev_hash": text_value,
     "key_id": optional_text,
     "hash": text_value,
+    "language": optional_text,
 }
 ANCHOR_FIELDS: dict[str, Callable[[Any], Any]] = {
     "id": whole_number,
@@ -177,6 +178,8 @@ class ChainReport:
     key_ids: tuple[str, ...] = ()
     problem_count: int = 0
     problems: list[str] = field(default_factory=list)
+    # Records checked per notice language; None counts those made before it was recorded.
+    languages: dict[str | None, int] = field(default_factory=dict)
 
     @property
     def intact(self) -> bool:
@@ -188,6 +191,17 @@ class ChainReport:
 
     def describe_start(self) -> str:
         return "genesis" if self.start is None else self.start.describe()
+
+    def describe_languages(self) -> str:
+        """ "en 3, de 2, not recorded 1": the records checked per notice language."""
+        counts = sorted(
+            ((language, count) for language, count in self.languages.items() if language),
+            key=lambda item: (-item[1], item[0]),
+        )
+        parts = [f"{language} {count}" for language, count in counts]
+        if self.languages.get(None):
+            parts.append(f"not recorded {self.languages[None]}")
+        return ", ".join(parts) or "none"
 
 
 ProblemSink = Callable[[str], None]
@@ -222,6 +236,8 @@ class Walk:
             if checkable and not malformed and not same_hash(seal_record(fields, key), row["hash"]):
                 self.note(f"record {record_id} was altered: {seal_name(key)}")
         self.check_link(record_id, row["prev_hash"])
+        language = fields.get("language")
+        self.report.languages[language] = self.report.languages.get(language, 0) + 1
         self.expected = row["hash"]
         self.previous_id = record_id
         self.report.checked += 1

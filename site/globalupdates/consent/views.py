@@ -21,7 +21,7 @@ from .choice import (
     resolve,
     write_stored_choice,
 )
-from .current import current_consent, engine
+from .current import current_consent, engine, shown_registry
 from .forms import PreferencesForm
 from .gate import granted_scripts, script_url, share_page
 from .privacy import history_entry, records_of
@@ -158,14 +158,16 @@ def store_choice(action: str, granted: frozenset[str], state: ConsentState) -> N
     previous = read_stored_choice(session)
     consent_id = previous.consent_id if previous else None
     choice = new_choice(granted, registry, now, consent_id, gpc=state.gpc)
+    language = shown_registry().language
     append_to_chain(
         consent_id=choice.consent_id,
         created_at=now,
         action=recorded_action(action, state, choice.categories),
         categories=registry.in_registry_order(choice.categories),
         revision=registry.revision,
-        notice_hash=registry.notice_hash,
+        notice_hash=registry.notice_hash_for(language),
         gpc=state.gpc,
+        language=language,
     )
     write_stored_choice(session, choice)
     session.permanent = True
