@@ -200,6 +200,7 @@ def test_the_search_index_survives_every_migration(app):
                 "article_search_insert",
                 "article_search_update",
                 "article_search_delete",
+                "article_search_stems_delete",
             }
         else:
             found = connection.exec_driver_sql(

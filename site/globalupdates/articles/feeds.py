@@ -1,7 +1,13 @@
-"""Pages for machines: Atom feeds (RFC 4287), sitemaps and robots.txt."""
+"""Pages for machines: Atom feeds (RFC 4287), sitemaps and robots.txt.
+
+A feed is of one edition, in its language. The sitemap is one for the whole site: each
+edition's pages, with ``hreflang`` alternates for the pages every edition has (as their heads
+name them), and each article once, under its own edition.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from xml.etree.ElementTree import Element, SubElement, tostring
 
@@ -12,31 +18,38 @@ from sqlalchemy import func
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..extensions import db
+from ..i18n import reader_locale
 from .embeds import body_for_feed
 from .importer import xml_safe
-from .listing import Section, all_sections, find_section, newest_first, section_articles
+from .listing import all_sections, edition_articles, find_section, section_articles
 from .models import Article
-from .seo import external_url, iso
+from .seo import edition_alternates, external_url, iso
 from .seo import site_feed as site_feed_link
 
 bp = Blueprint("feeds", __name__)
 
 ATOM = "http://www.w3.org/2005/Atom"
 SITEMAP = "http://www.sitemaps.org/schemas/sitemap/0.9"
+XHTML = "http://www.w3.org/1999/xhtml"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 FEED_ENTRIES = 20
 EPOCH = datetime(2000, 1, 1)
+# The pages every edition has that search engines should find; search results are kept out.
+EDITION_PAGES = ("articles.front_page", "consent.cookie_policy", "consent.privacy_notice")
 
 
 @bp.get("/feed.atom")
 def site_feed() -> ResponseReturnValue:
-    articles = list(db.session.scalars(newest_first(db.select(Article)).limit(FEED_ENTRIES)))
+    lang = reader_locale()
+    articles = list(db.session.scalars(edition_articles(lang).limit(FEED_ENTRIES)))
     feed = site_feed_link()
-    return atom_response(feed.title, feed.url, external_url("articles.front_page"), articles)
+    return atom_response(feed.title, feed.url, external_url("articles.front_page"), articles, lang)
 
 
 @bp.get("/sections/<section_slug>/feed.atom")
 def section_feed(section_slug: str) -> ResponseReturnValue:
-    section = find_section(section_slug)
+    lang = reader_locale()
+    section = find_section(section_slug, lang)
     if section is None:
         abort(404, gettext("There is no section by that name."))
     articles = list(db.session.scalars(section_articles(section).limit(FEED_ENTRIES)))
@@ -45,14 +58,15 @@ def section_feed(section_slug: str) -> ResponseReturnValue:
         external_url("feeds.section_feed", section_slug=section.slug),
         external_url("articles.section_page", section_slug=section.slug),
         articles,
+        lang,
     )
 
 
 def atom_response(
-    title: str, self_url: str, page_url: str, articles: list[Article]
+    title: str, self_url: str, page_url: str, articles: list[Article], lang: str
 ) -> BaseResponse:
     updated = max((a.last_changed for a in articles), default=EPOCH)
-    feed = Element("feed", xmlns=ATOM)
+    feed = Element("feed", {"xmlns": ATOM, XML_LANG: lang})
     SubElement(feed, "id").text = self_url
     SubElement(feed, "title").text = xml_safe(title)
     SubElement(feed, "subtitle").text = gettext(
@@ -99,15 +113,42 @@ def conditional_xml(body: bytes, last_modified: datetime, mimetype: str) -> Base
     return response.make_conditional(request)
 
 
+@dataclass(frozen=True)
+class SitemapPage:
+    loc: str
+    lastmod: datetime | None = None
+    alternates: tuple[tuple[str, str], ...] = ()
+
+
+def edition_pages() -> list[SitemapPage]:
+    """Each edition's own pages: the ones every edition has, with their alternates in the
+    other editions, then its sections."""
+    pages = []
+    for lang in current_app.config["LANGUAGES"]:
+        for endpoint in EDITION_PAGES:
+            pages.append(
+                SitemapPage(
+                    external_url(endpoint, lang=lang),
+                    latest_change(lang) if endpoint == "articles.front_page" else None,
+                    tuple(edition_alternates(endpoint)),
+                )
+            )
+        pages.extend(
+            SitemapPage(external_url("articles.section_page", section_slug=s.slug, lang=lang))
+            for s in all_sections(lang)
+        )
+    return pages
+
+
 @bp.get("/sitemap.xml")
 def sitemap() -> ResponseReturnValue:
     """One sitemap while it fits; past ``SITEMAP_URLS`` URLs, an index of numbered ones."""
     per_file = current_app.config["SITEMAP_URLS"]
-    sections = all_sections()
-    total = 1 + len(sections) + (db.session.scalar(db.select(func.count(Article.id))) or 0)
-    if total <= per_file:
-        return urlset_response(0, per_file, sections, include_pages=True)
-    files = -(-(total - 1 - len(sections)) // per_file)
+    pages = edition_pages()
+    articles = db.session.scalar(db.select(func.count(Article.id))) or 0
+    if len(pages) + articles <= per_file:
+        return urlset_response(0, per_file, pages, include_pages=True)
+    files = -(-articles // per_file)
     index = Element("sitemapindex", xmlns=SITEMAP)
     for name in ["pages", *range(1, files + 1)]:
         entry = SubElement(index, "sitemap")
@@ -123,44 +164,49 @@ MAX_SITEMAP_DIGITS = 6  # a million sitemaps of 50,000 URLs each is far past any
 def sitemap_part(part: str) -> ResponseReturnValue:
     per_file = current_app.config["SITEMAP_URLS"]
     if part == "pages":
-        return urlset_response(0, 0, all_sections(), include_pages=True)
+        return urlset_response(0, 0, edition_pages(), include_pages=True)
     if not part.isascii() or not part.isdigit() or len(part) > MAX_SITEMAP_DIGITS or int(part) < 1:
         abort(404, gettext("There is no such sitemap."))
-    return urlset_response((int(part) - 1) * per_file, per_file, (), include_pages=False)
+    return urlset_response((int(part) - 1) * per_file, per_file, [], include_pages=False)
 
 
 def urlset_response(
-    offset: int, limit: int, sections: tuple[Section, ...], *, include_pages: bool
+    offset: int, limit: int, pages: list[SitemapPage], *, include_pages: bool
 ) -> BaseResponse:
-    urlset = Element("urlset", xmlns=SITEMAP)
-    if include_pages:
-        add_url(urlset, external_url("articles.front_page"), latest_change())
-        for section in sections:
-            add_url(urlset, external_url("articles.section_page", section_slug=section.slug))
+    # The prefix spelt as search engines document it; ElementTree's own would be "html".
+    urlset = Element("urlset", {"xmlns": SITEMAP, "xmlns:xhtml": XHTML})
+    for page in pages:
+        add_url(urlset, page)
     rows = db.session.execute(
-        db.select(Article.slug, Article.published_at, Article.updated_at)
+        db.select(Article.slug, Article.lang, Article.published_at, Article.updated_at)
         .order_by(Article.id)
         .offset(offset)
         .limit(limit)
     ).all()
     if not include_pages and not rows:
         abort(404, gettext("There is no such sitemap."))
-    for slug, published_at, updated_at in rows:
-        url = external_url("articles.article_page", slug=slug)
-        add_url(urlset, url, updated_at or published_at)
+    for slug, lang, published_at, updated_at in rows:
+        url = external_url("articles.article_page", slug=slug, lang=lang)
+        add_url(urlset, SitemapPage(url, updated_at or published_at))
     body = tostring(urlset, encoding="utf-8", xml_declaration=True)
     return conditional_xml(body, latest_change(), "application/xml")
 
 
-def add_url(urlset: Element, loc: str, lastmod: datetime | None = None) -> None:
+def add_url(urlset: Element, page: SitemapPage) -> None:
     url = SubElement(urlset, "url")
-    SubElement(url, "loc").text = loc
-    if lastmod is not None:
-        SubElement(url, "lastmod").text = iso(lastmod)
+    SubElement(url, "loc").text = page.loc
+    if page.lastmod is not None:
+        SubElement(url, "lastmod").text = iso(page.lastmod)
+    for hreflang, href in page.alternates:
+        SubElement(url, "xhtml:link", rel="alternate", hreflang=hreflang, href=href)
 
 
-def latest_change() -> datetime:
-    latest = db.session.scalar(db.select(func.max(Article.modified_at)))
+def latest_change(lang: str | None = None) -> datetime:
+    """When an article (of the edition in ``lang``, when given) last changed."""
+    newest = db.select(func.max(Article.modified_at))
+    if lang is not None:
+        newest = newest.where(Article.lang == lang)
+    latest = db.session.scalar(newest)
     return latest or datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 

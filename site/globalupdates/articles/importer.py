@@ -12,11 +12,13 @@ from typing import Any
 import frontmatter
 import markdown
 import nh3
+from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..consent.providers import declared_provider
 from ..extensions import db
 from .embeds import EmbedDirectiveError, insert_markers, replace_directives
+from .listing import slugify
 from .models import Article, ArticleTag
 
 XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -27,7 +29,7 @@ ALLOWED_TAGS = {
 }  # fmt: skip
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "abbr": {"title"}, "th": {"scope"}}
 REQUIRED_FIELDS = ("headline", "standfirst", "author", "published")
-TAG_SLUG = re.compile(r"[^a-z0-9]+")
+DEFAULT_LANGUAGE = "en"  # an article whose front matter names no ``lang``
 HTML_TAG = re.compile(r"<[^>]+>")
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 IMAGE_URL = re.compile(r"^(https://[^\s\"'<>]+|/static/[A-Za-z0-9_./-]+)$")
@@ -51,6 +53,7 @@ class ArticleData:
     body_html: str
     body_text: str
     word_count: int
+    lang: str = DEFAULT_LANGUAGE
 
 
 def render_body(markdown_text: str) -> str:
@@ -74,7 +77,11 @@ def sanitise(rendered: str) -> str:
     )
 
 
-def parse_article(path: Path) -> ArticleData:
+def parse_article(path: Path, languages: tuple[str, ...] | None = None) -> ArticleData:
+    """One file as an article; ``languages`` are the editions its ``lang`` may name (the
+    app's ``LANGUAGES`` when not given)."""
+    if languages is None:
+        languages = tuple(current_app.config["LANGUAGES"])
     try:
         post = frontmatter.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as error:
@@ -92,6 +99,7 @@ def parse_article(path: Path) -> ArticleData:
     slug = str(meta.get("slug") or path.stem)
     if not SLUG_PATTERN.match(slug) or len(slug) > 120:
         raise ArticleImportError(f"{path}: slug {slug!r} must be lowercase words joined by hyphens")
+    lang = _language(meta.get("lang"), path, languages)
     if not content.strip():
         raise ArticleImportError(f"{path}: the article has no body")
     try:
@@ -112,6 +120,7 @@ def parse_article(path: Path) -> ArticleData:
         body_html=body_html,
         body_text=body_text,
         word_count=len(body_text.split()),
+        lang=lang,
     )
 
 
@@ -136,12 +145,25 @@ def _image(value: Any, path: Path) -> str | None:
     return value
 
 
+def _language(value: Any, path: Path, languages: tuple[str, ...]) -> str:
+    """The edition an article belongs to: ``lang`` names one of the site's languages."""
+    if value is None or value == "":
+        lang = DEFAULT_LANGUAGE
+    else:
+        lang = str(value).strip().lower() if isinstance(value, str) else ""
+    if lang not in languages:
+        raise ArticleImportError(
+            f"{path}: lang {value!r} is not one of the site's languages ({', '.join(languages)})"
+        )
+    return lang
+
+
 def _tags(value: Any, path: Path) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list):
         raise ArticleImportError(f"{path}: tags must be a list")
-    slugs = (TAG_SLUG.sub("-", str(tag).lower()).strip("-")[:60] for tag in value)
+    slugs = (slugify(str(tag))[:60] for tag in value)
     return list(dict.fromkeys(slug for slug in slugs if slug))
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -13,9 +13,15 @@ class Article(db.Model):  # type: ignore[name-defined]
     """One story. ``body_html`` is rendered and sanitised at import; ``body_text`` is its plain
     text, which the search index reads. ``modified_at`` moves whenever an import changes the
     stored article and drives ``Last-Modified``; ``updated_at`` is the editorial update shown
-    to readers, from the front matter."""
+    to readers, from the front matter. ``lang`` is the edition the story belongs to: every
+    listing, feed and search of an edition reads only its own language, hence the indexes
+    that lead with it."""
 
     __tablename__ = "article"
+    __table_args__ = (
+        Index("ix_article_lang_published_at", "lang", "published_at"),
+        Index("ix_article_lang_section_published_at", "lang", "section", "published_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(120), unique=True)
@@ -31,6 +37,7 @@ class Article(db.Model):  # type: ignore[name-defined]
     updated_at: Mapped[datetime | None]
     modified_at: Mapped[datetime]
     image_url: Mapped[str | None] = mapped_column(String(500))
+    lang: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
 
     tag_links: Mapped[list[ArticleTag]] = relationship(
         back_populates="article", cascade="all, delete-orphan"

@@ -62,6 +62,17 @@ def external_url(endpoint: str, **values: Any) -> str:
     return absolute_url(url_for(endpoint, **values))
 
 
+def edition_alternates(endpoint: str, **values: Any) -> list[tuple[str, str]]:
+    """``(hreflang, URL)`` of a page every edition has, in each edition and as ``x-default``
+    (the default edition's), as the page's own head names them (``editions.alternate_links``)."""
+    links = [
+        (lang, external_url(endpoint, lang=lang, **values))
+        for lang in current_app.config["LANGUAGES"]
+    ]
+    default = current_app.config["BABEL_DEFAULT_LOCALE"]
+    return [*links, ("x-default", external_url(endpoint, lang=default, **values))]
+
+
 def site_feed() -> Feed:
     name = current_app.config["SITE_NAME"]
     title = gettext("%(site)s: latest stories", site=name)
@@ -118,6 +129,7 @@ def news_article_ld(article: Article, canonical: str) -> Markup:
         "mainEntityOfPage": {"@type": "WebPage", "@id": canonical},
         "url": canonical,
         "wordCount": article.word_count,
+        "inLanguage": article.lang,
         "isAccessibleForFree": True,
     }
     if article.section:

@@ -9,6 +9,7 @@ from flask import (
     abort,
     current_app,
     make_response,
+    redirect,
     render_template,
     request,
     url_for,
@@ -19,12 +20,13 @@ from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import Select, bindparam
 
 from ..extensions import db
+from ..i18n import reader_locale
 from ..pagecache import cached_page
 from .embeds import body_for_reader, embed_in
 from .importer import SLUG_PATTERN
 from .listing import (
+    edition_articles,
     find_section,
-    newest_first,
     related_articles,
     section_articles,
     slugify,
@@ -64,7 +66,7 @@ def listing_meta(title: str, description: str, endpoint: str, page: int, **value
 @bp.get("/")
 @cached_page
 def front_page() -> ResponseReturnValue:
-    page = paginate(newest_first(db.select(Article)))
+    page = paginate(edition_articles(reader_locale()))
     name = current_app.config["SITE_NAME"]
     meta = listing_meta(
         name if page.page == 1 else gettext("%(site)s: page %(page)d", site=name, page=page.page),
@@ -78,7 +80,7 @@ def front_page() -> ResponseReturnValue:
 @bp.get("/sections/<section_slug>")
 @cached_page
 def section_page(section_slug: str) -> ResponseReturnValue:
-    section = find_section(section_slug)
+    section = find_section(section_slug, reader_locale())
     if section is None:
         abort(404, gettext("There is no section by that name."))
     page = paginate(section_articles(section))
@@ -110,7 +112,7 @@ def section_page(section_slug: str) -> ResponseReturnValue:
 def tag_page(tag: str) -> ResponseReturnValue:
     if len(tag) > 60 or not TAG_PATTERN.match(tag):
         abort(404, gettext("No story carries that tag."))
-    page = paginate(tag_articles(tag))
+    page = paginate(tag_articles(tag, reader_locale()))
     if page.total == 0:
         abort(404, gettext("No story carries that tag."))
     meta = listing_meta(
@@ -164,12 +166,16 @@ def render_article(article: Article, allow_once: str | None = None) -> str:
 @bp.get("/articles/<slug>")
 @cached_page
 def article_page(slug: str) -> ResponseReturnValue:
-    """The story as every reader in the same consent state gets it.
+    """The story as every reader in the same consent state gets it, in its own language's
+    edition: asked for in another edition, it is a permanent redirect to its own.
 
     Nothing in the query string allows an embed: a link from anywhere would otherwise make
     the reader's browser call a third party without the reader doing anything on this site.
     """
-    return render_article(find_article(slug))
+    article = find_article(slug)
+    if article.lang != reader_locale():
+        return redirect(url_for("articles.article_page", slug=slug, lang=article.lang), 301)
+    return render_article(article)
 
 
 @bp.post("/articles/<slug>")
@@ -182,6 +188,8 @@ def show_embed_once(slug: str) -> ResponseReturnValue:
     nor rate limited: nothing is written.
     """
     article = find_article(slug)
+    if article.lang != reader_locale():
+        abort(404)  # its page, and so its form, is in its own edition only
     token = request.form.get(EMBED_FIELD, "")
     if embed_in(article.body_html, token) is None:
         abort(400, gettext("That embed is not part of this story, so nothing was loaded."))
@@ -190,22 +198,29 @@ def show_embed_once(slug: str) -> ResponseReturnValue:
     return response
 
 
+def edition_of(values: dict[str, Any]) -> str:
+    """The edition a path's values name: its ``lang`` prefix, else the default edition."""
+    return str(values.get("lang") or current_app.config["BABEL_DEFAULT_LOCALE"])
+
+
 def section_exists(values: dict[str, Any]) -> bool:
-    return find_section(str(values.get("section_slug", ""))) is not None
+    return find_section(str(values.get("section_slug", "")), edition_of(values)) is not None
 
 
 def tag_exists(values: dict[str, Any]) -> bool:
     tag = str(values.get("tag", ""))
     if len(tag) > 60 or not TAG_PATTERN.match(tag):
         return False
-    return db.session.scalar(tag_articles(tag).limit(1)) is not None
+    return db.session.scalar(tag_articles(tag, edition_of(values)).limit(1)) is not None
 
 
 def article_exists(values: dict[str, Any]) -> bool:
+    """An article exists at its own edition's address only; elsewhere it is a redirect."""
     slug = str(values.get("slug", ""))
     if not is_possible_slug(slug):
         return False
-    return db.session.scalar(db.select(Article.id).where(Article.slug == slug)) is not None
+    found = db.select(Article.id).where(Article.slug == slug, Article.lang == edition_of(values))
+    return db.session.scalar(found) is not None
 
 
 @bp.get("/search")
@@ -223,7 +238,7 @@ def search_page() -> ResponseReturnValue:
     if not query.strip():
         return render_template("articles/search.html", **context)
     try:
-        results = search_articles(query)
+        results = search_articles(query, reader_locale())
     except SearchQueryError as error:
         return render_template("articles/search.html", error=str(error), **context), 400
     return render_template("articles/search.html", **{**context, "results": results})
