@@ -7,6 +7,12 @@ KESSLING = "/articles/kessling-morvelle-night-train-returns"
 NEWSROOMS = "/articles/newsrooms-rethink-reader-privacy-and-consent"
 MISSING_ARTICLE = "/articles/missing"
 
+# The German and French demo articles, each at its own edition's address.
+NACHTZUG = "/de/articles/nachtzug-nach-morvelle-ausgebucht"
+HALDBRUECK = "/de/articles/haldbrueck-heizt-mit-abwaerme-der-brauerei"
+LOVE_VALLEY = "/fr/articles/vallee-de-la-love-maraichers-eau-de-pluie"
+MORVELLE_STATION = "/fr/articles/morvelle-la-gare-retrouve-ses-voyageurs"
+
 # The article most tests open: it has tags, related stories and a provider's embed.
 ARTICLE = HARROWMERE
 
