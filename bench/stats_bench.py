@@ -56,8 +56,12 @@ def categories_for(action: str, gpc: bool, pick: random.Random) -> list[str]:
     return ["necessary", *(key for key in OPTIONAL if pick.random() < 0.4)]
 
 
+LANGUAGES = ("en", "de", "fr")
+
+
 def fake_records(count: int, seed: int = 7) -> Iterator[tuple]:
-    """Records spread evenly over a year, revision 2 from two thirds of the way on."""
+    """Records spread evenly over a year, revision 2 from two thirds of the way on, made on
+    the English, German and French pages about 6:2:2."""
     pick = random.Random(seed)
     actions = [name for name, _ in ACTIONS]
     weights = [weight for _, weight in ACTIONS]
@@ -76,6 +80,7 @@ def fake_records(count: int, seed: int = 7) -> Iterator[tuple]:
             f"{number - 1:064x}" if number else "0" * 64,
             "bench",
             f"{number:064x}",
+            pick.choices(LANGUAGES, (6, 2, 2))[0],
         )
 
 

@@ -5,6 +5,7 @@ bare ``/`` for a reader who arrives from outside the site."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from bs4 import BeautifulSoup
@@ -203,3 +204,25 @@ def test_the_page_cache_keeps_each_edition_apart(app):
         for lang in ("en", "de", "fr", "en", "de")
     ]
     assert languages == ["en", "de", "fr", "en", "de"]
+
+
+@pytest.mark.parametrize("lang", ["de", "fr"])
+def test_the_cookie_tables_narrow_labels_come_from_the_page_in_its_language(fresh_app, lang):
+    from tests.support.translations import catalogue
+
+    soup = page(fresh_app.test_client(), f"/{lang}/cookie-policy")
+    cells = select(soup, ".cookie-table tbody td:not([colspan])")
+    form = catalogue(lang).get("%(label)s:").string
+    expected = {
+        form % {"label": catalogue(lang).get(column).string}
+        for column in ("Cookie", "Set by", "Kept for", "What it does")
+    }
+    assert cells and {attribute(cell, "data-label") for cell in cells} == expected
+
+
+def test_the_stylesheet_writes_no_words_of_its_own():
+    """Text a stylesheet generates is in no catalogue, so it would stay English on every page."""
+    from globalupdates.config import PROJECT_ROOT
+
+    css = (PROJECT_ROOT / "static" / "css" / "site.css").read_text()
+    assert re.findall(r'content:\s*"[^"]*[A-Za-z][^"]*"', css) == []
