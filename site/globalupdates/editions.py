@@ -190,16 +190,20 @@ def endonym(language: str) -> str:
     return name[:1].upper() + name[1:]
 
 
-def alternate_links() -> list[tuple[str, str]]:
-    """``(hreflang, path)`` for the ``<link rel="alternate">`` of a page that every
-    edition has, with ``x-default`` for the default edition; none for a page in one language
-    or a page with a query (a later page of a list, a search)."""
+def alternates(endpoint: str, **values: Any) -> list[tuple[str, str]]:
+    """``(hreflang, path)`` of a page every edition has, in each edition and as ``x-default``
+    (the default edition's): what its head and the sitemap name."""
     editions_state = state()
-    if request.endpoint not in editions_state.every_edition or request.args:
-        return []
-    values = dict(request.view_args or {})
     links = [
-        (language, url_for(request.endpoint, lang=language, **values))
+        (language, url_for(endpoint, lang=language, **values))
         for language in editions_state.languages
     ]
-    return [*links, ("x-default", url_for(request.endpoint, lang=editions_state.default, **values))]
+    return [*links, ("x-default", url_for(endpoint, lang=editions_state.default, **values))]
+
+
+def alternate_links() -> list[tuple[str, str]]:
+    """The current page's alternates (``alternates``); none for a page in one language or a
+    page with a query (a later page of a list, a search)."""
+    if request.endpoint not in state().every_edition or request.args:
+        return []
+    return alternates(request.endpoint, **(request.view_args or {}))

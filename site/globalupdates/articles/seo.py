@@ -10,6 +10,7 @@ from flask import current_app, request, url_for
 from flask_babel import gettext
 from markupsafe import Markup
 
+from ..editions import alternates
 from .listing import slugify
 from .models import Article
 
@@ -63,14 +64,8 @@ def external_url(endpoint: str, **values: Any) -> str:
 
 
 def edition_alternates(endpoint: str, **values: Any) -> list[tuple[str, str]]:
-    """``(hreflang, URL)`` of a page every edition has, in each edition and as ``x-default``
-    (the default edition's), as the page's own head names them (``editions.alternate_links``)."""
-    links = [
-        (lang, external_url(endpoint, lang=lang, **values))
-        for lang in current_app.config["LANGUAGES"]
-    ]
-    default = current_app.config["BABEL_DEFAULT_LOCALE"]
-    return [*links, ("x-default", external_url(endpoint, lang=default, **values))]
+    """``editions.alternates`` as absolute URLs, for the sitemap."""
+    return [(lang, absolute_url(path)) for lang, path in alternates(endpoint, **values)]
 
 
 def site_feed() -> Feed:
