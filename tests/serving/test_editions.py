@@ -226,3 +226,43 @@ def test_the_stylesheet_writes_no_words_of_its_own():
 
     css = (PROJECT_ROOT / "static" / "css" / "site.css").read_text()
     assert re.findall(r'content:\s*"[^"]*[A-Za-z][^"]*"', css) == []
+
+
+def edition_values(client, lang: str) -> dict[str, str]:
+    """A real value for each argument of an edition's rules, read off its own pages."""
+    front = page(client, f"/{lang}/")
+    article = attribute(select(front, ".article-list h2 a")[0], "href") or ""
+    section = attribute(select(front, ".site-nav a[href*='/sections/']")[0], "href") or ""
+    story = page(client, article)
+    tag = attribute(select(story, "a[href*='/tags/']")[0], "href") or ""
+    return {
+        "slug": article.rsplit("/", 1)[1],
+        "section_slug": section.rsplit("/", 1)[1],
+        "tag": tag.rsplit("/", 1)[1],
+    }
+
+
+@pytest.mark.parametrize("lang", ["de", "fr"])
+def test_every_route_of_an_edition_answers_in_its_language(fresh_app, lang):
+    """Every GET rule under the edition's prefix, with values from the edition's own pages:
+    pages say ``<html lang>`` and hold no English message; feeds say ``xml:lang``."""
+    client = fresh_app.test_client()
+    values = edition_values(client, lang)
+    rules = [
+        rule
+        for rule in fresh_app.url_map.iter_rules()
+        if "lang" in rule.arguments
+        and "GET" in (rule.methods or ())
+        and rule.endpoint != "features.house_ad"
+    ]
+    assert len(rules) >= 10
+    for rule in rules:
+        path = rule.build({**values, "lang": lang})[1]
+        response = client.get(path)
+        assert response.status_code == 200, path
+        if response.mimetype == "text/html":
+            soup = parse(response.get_data(as_text=True))
+            assert attribute(one(soup, "html"), "lang") == lang, path
+            assert english_left(soup, translated_sentences(lang)) == [], path
+        else:
+            assert f'xml:lang="{lang}"' in response.get_data(as_text=True), path
