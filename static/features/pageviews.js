@@ -11,7 +11,7 @@
     var note = document.createElement("p");
     note.className = "page-stats";
     note.id = "page-views";
-    note.textContent = texts[data.views === 1 ? "pageviews.one" : "pageviews.other"].replace("{count}", data.views);
+    note.textContent = texts[data.views === 1 ? "pageviews.one" : "pageviews.other"].replace("{count}", new Intl.NumberFormat(document.documentElement.lang).format(data.views));
     tools.appendChild(note);
   });
 })();

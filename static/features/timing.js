@@ -19,7 +19,7 @@
       var note = document.createElement("p");
       note.className = "page-stats";
       note.id = "page-timing";
-      note.textContent = texts["timing.loaded"].replace("{ms}", figures.load);
+      note.textContent = texts["timing.loaded"].replace("{ms}", new Intl.NumberFormat(document.documentElement.lang).format(figures.load));
       document.querySelector(".site-footer").appendChild(note);
     });
   }
