@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, fo
 from tests.support.consent import SAME_ORIGIN, cookie_value
 from tests.support.gunicorn_server import Server, running_gunicorn
 from tests.support.nginx_server import Configuration, deployed_nginx, nginx_binary, running_nginx
-from tests.support.pages import ARTICLE
+from tests.support.pages import ARTICLE, NACHTZUG
 
 ROOT = Path(__file__).resolve().parents[1]
 RAISED_LIMITS = (
@@ -219,6 +219,7 @@ def site_scenarios(port: int) -> list[Scenario]:
             "article, stored choice", ARTICLE, headers={"Cookie": f"gu_session={cookie}", **BROWSER}
         ),
         Scenario("front page", "/", headers=BROWSER),
+        Scenario("German article, first visit", NACHTZUG, headers=BROWSER),
         Scenario(
             "POST /consent (DB write)",
             "/consent",
