@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import BrowserContext, Page, Request
 
 from tests.support.pages import NEWSROOMS
@@ -59,3 +60,19 @@ class Reader:
     def settle(self) -> None:
         """Wait until the page has loaded and made no request for a moment."""
         self.page.wait_for_load_state("networkidle")
+
+
+def axe_report(page: Page) -> str:
+    """axe-core's report of the page as it is now; empty when it finds no violation."""
+    results = Axe().run(page)
+    return "" if results.violations_count == 0 else results.generate_report()
+
+
+def no_horizontal_scroll(page: Page) -> bool:
+    """Neither the page nor an open dialog is wider than the window."""
+    return bool(
+        page.evaluate(
+            "() => [document.documentElement, ...document.querySelectorAll('dialog')]"
+            ".every(el => el.scrollWidth <= el.clientWidth)"
+        )
+    )

@@ -4,10 +4,9 @@ every state, a keyboard-only walk, target sizes, equal choices, narrow and zoome
 from __future__ import annotations
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Locator, Page, expect
 
-from .browsing import ARTICLE, DESKTOP, PHONE, Reader
+from .browsing import ARTICLE, DESKTOP, PHONE, Reader, axe_report, no_horizontal_scroll
 
 pytestmark = pytest.mark.browser
 
@@ -21,11 +20,6 @@ SCREENS = {
 }
 WIDTHS = {"desktop": DESKTOP, "320px": PHONE}
 MAX_TABS = 80
-
-
-def axe_report(page: Page) -> str:
-    results = Axe().run(page)
-    return "" if results.violations_count == 0 else results.generate_report()
 
 
 def accept_all_from_banner(reader: Reader) -> None:
@@ -221,15 +215,6 @@ def test_narrow_and_zoomed_readers_see_every_choice(open_reader, screen) -> None
     dialog.get_by_role("checkbox", name="Allow analytics cookies and scripts").check()
     dialog.get_by_role("button", name="Save my choices").click()
     expect(page.locator("#page-views")).to_be_visible()
-
-
-def no_horizontal_scroll(page: Page) -> bool:
-    return bool(
-        page.evaluate(
-            "() => [document.documentElement, ...document.querySelectorAll('dialog')]"
-            ".every(el => el.scrollWidth <= el.clientWidth)"
-        )
-    )
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "320px"])

@@ -6,12 +6,11 @@ French browser that opens the bare address."""
 from __future__ import annotations
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Locator, Page, expect
 
 from tests.support.translations import catalogue
 
-from .browsing import DESKTOP, PHONE, Reader
+from .browsing import DESKTOP, PHONE, Reader, axe_report, no_horizontal_scroll
 
 pytestmark = pytest.mark.browser
 
@@ -44,20 +43,6 @@ def open_dialog(page: Page, lang: str) -> Locator:
     dialog = page.get_by_role("dialog", name=said(lang, "Cookie settings"))
     expect(dialog).to_be_visible()
     return dialog
-
-
-def axe_report(page: Page) -> str:
-    results = Axe().run(page)
-    return "" if results.violations_count == 0 else results.generate_report()
-
-
-def no_horizontal_scroll(page: Page) -> bool:
-    return bool(
-        page.evaluate(
-            "() => [document.documentElement, ...document.querySelectorAll('dialog')]"
-            ".every(el => el.scrollWidth <= el.clientWidth)"
-        )
-    )
 
 
 @pytest.mark.parametrize("lang", EDITIONS)

@@ -4,28 +4,14 @@ in Chromium: accessible, readable at 320 px, and the erasure really empties thei
 from __future__ import annotations
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
-from .browsing import ARTICLE, DESKTOP, PHONE, Reader
+from .browsing import ARTICLE, DESKTOP, PHONE, Reader, axe_report, no_horizontal_scroll
 
 pytestmark = pytest.mark.browser
 
 PAGES = ["/privacy", "/consent/history", "/consent"]
 WIDTHS = {"desktop": DESKTOP, "320px": PHONE}
-
-
-def axe_report(page: Page) -> str:
-    results = Axe().run(page)
-    return "" if results.violations_count == 0 else results.generate_report()
-
-
-def no_horizontal_scroll(page: Page) -> bool:
-    return bool(
-        page.evaluate(
-            "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"
-        )
-    )
 
 
 def accept_all(reader: Reader) -> None:
