@@ -89,7 +89,7 @@ def add_edition_rules(app: Flask) -> None:
     redirect runs after the forgery check, the consent and the rate limits."""
     editions_state = state(app)
     app.before_request(send_to_preferred_edition)
-    app.after_request(vary_the_negotiated_front_page)
+    app.after_request(say_the_language_and_vary_the_negotiated_front_page)
     if not editions_state.prefixed:
         return
     prefix = f"/<any({', '.join(editions_state.prefixed)}):lang>"
@@ -158,7 +158,11 @@ def send_to_preferred_edition() -> ResponseReturnValue | None:
     return response
 
 
-def vary_the_negotiated_front_page(response: Response) -> Response:
+def say_the_language_and_vary_the_negotiated_front_page(response: Response) -> Response:
+    """Every page says its language (``Content-Language``); the bare ``/`` says what its
+    redirect depends on."""
+    if response.mimetype == "text/html":
+        response.headers.setdefault("Content-Language", current_edition())
     if request.path == "/" and not request.query_string and g.get("edition") is None:
         response.vary.update(NEGOTIATED_VARY)
     return response

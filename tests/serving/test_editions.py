@@ -69,6 +69,15 @@ def test_links_and_forms_of_an_edition_stay_in_it(fresh_app, lang):
         assert (attribute(form, "action") or "").startswith(prefix), form
 
 
+@pytest.mark.parametrize("lang", ["en", "de", "fr"])
+@pytest.mark.parametrize("path", ["/", "/cookie-policy", "/nowhere-at-all"])
+def test_every_page_says_its_language_in_a_header(app, lang, path):
+    client = app.test_client()
+    for _ in range(2):  # the second from the page cache or the kept responses
+        response = client.get(edition_path(lang, path))
+        assert response.headers["Content-Language"] == lang
+
+
 def test_the_english_edition_lives_at_the_root_and_has_no_prefix(fresh_app):
     client = fresh_app.test_client()
     soup = page(client, "/cookie-policy")
