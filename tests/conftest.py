@@ -84,12 +84,13 @@ def database_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def app_factory(database_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Build an app on this test's database; extra settings override the defaults."""
+def app_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Build apps on any database URI, extra settings overriding the defaults; their engines
+    are closed after the test."""
     monkeypatch.setenv("FLASK_INSTANCE_PATH", str(tmp_path / "instance"))
     made: list[Flask] = []
 
-    def make(**extra: object) -> Flask:
+    def make(database_uri: str, **extra: object) -> Flask:
         app = create_app(app_config(database_uri, tmp_path, **extra))
         made.append(app)
         return app
@@ -101,6 +102,16 @@ def app_factory(database_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
+
+
+@pytest.fixture
+def app_factory(database_uri: str, app_on):
+    """Build an app on this test's database; extra settings override the defaults."""
+
+    def make(**extra: object) -> Flask:
+        return app_on(database_uri, **extra)
+
+    return make
 
 
 @pytest.fixture

@@ -99,8 +99,9 @@ def add_edition_rules(app: Flask) -> None:
 
 
 def take_edition_from_url(endpoint: str | None, values: dict[str, Any] | None) -> None:
-    if values and "lang" in values and endpoint in state().endpoints:
-        g.edition = values.pop("lang")
+    editions_state = state()
+    if endpoint in editions_state.endpoints:
+        g.edition = (values or {}).pop("lang", editions_state.default)
 
 
 def build_in_current_edition(endpoint: str, values: dict[str, Any]) -> None:
@@ -147,7 +148,7 @@ def preferred_edition(environ: dict[str, Any], languages: tuple[str, ...], defau
 
 
 def send_to_preferred_edition() -> ResponseReturnValue | None:
-    if request.endpoint != FRONT_PAGE or g.get("edition") is not None:
+    if request.endpoint != FRONT_PAGE or request.path != "/":
         return None
     editions_state = state()
     language = preferred_edition(request.environ, editions_state.languages, editions_state.default)
@@ -163,7 +164,7 @@ def say_the_language_and_vary_the_negotiated_front_page(response: Response) -> R
     redirect depends on."""
     if response.mimetype == "text/html":
         response.headers.setdefault("Content-Language", current_edition())
-    if request.path == "/" and not request.query_string and g.get("edition") is None:
+    if request.path == "/" and not request.query_string:
         response.vary.update(NEGOTIATED_VARY)
     return response
 
@@ -202,7 +203,7 @@ def alternates(endpoint: str, **values: Any) -> list[tuple[str, str]]:
         (language, url_for(endpoint, lang=language, **values))
         for language in editions_state.languages
     ]
-    return [*links, ("x-default", url_for(endpoint, lang=editions_state.default, **values))]
+    return [*links, ("x-default", dict(links)[editions_state.default])]
 
 
 def alternate_links() -> list[tuple[str, str]]:

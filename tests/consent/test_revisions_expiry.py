@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from http.cookies import SimpleCookie
 
 import pytest
 
 from tests.support.consent import (
     BUILTIN_REVISION,
     OPTIONAL,
+    SESSION_COOKIE,
     choose,
     gated_categories,
     operator_registry,
@@ -70,20 +73,22 @@ def test_configured_lifetime_is_used_for_expiry_and_for_the_session_cookie(app_f
     store_choice(client, OPTIONAL, made_at=datetime.now(UTC) - timedelta(days=31))
     assert shows_banner(client)
     response = choose(client, "reject_all")
-    cookie = response.headers["Set-Cookie"]
-    expires = datetime.strptime(
-        cookie.split("Expires=")[1].split(";")[0], "%a, %d %b %Y %H:%M:%S GMT"
+    assert cookie_expiry(response.headers["Set-Cookie"]) <= datetime.now(UTC) + timedelta(
+        days=30, minutes=1
     )
-    assert expires.replace(tzinfo=UTC) <= datetime.now(UTC) + timedelta(days=30, minutes=1)
+
+
+def cookie_expiry(set_cookie: str) -> datetime:
+    """The ``Expires`` of a ``Set-Cookie`` header, in UTC."""
+    expires = SimpleCookie(set_cookie)[SESSION_COOKIE]["expires"]
+    return parsedate_to_datetime(expires).astimezone(UTC)
 
 
 def test_session_cookie_never_outlives_182_days_by_default(client):
     response = choose(client, "accept_all")
-    cookie = response.headers["Set-Cookie"]
-    expires = datetime.strptime(
-        cookie.split("Expires=")[1].split(";")[0], "%a, %d %b %Y %H:%M:%S GMT"
+    assert cookie_expiry(response.headers["Set-Cookie"]) <= datetime.now(UTC) + timedelta(
+        days=182, minutes=1
     )
-    assert expires.replace(tzinfo=UTC) <= datetime.now(UTC) + timedelta(days=182, minutes=1)
 
 
 def test_expired_choice_stops_gated_scripts_and_their_endpoints(client):

@@ -4,7 +4,6 @@ choice then gets a clear 503, never a 200 that stores nothing, and /healthz says
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import shutil
 import sqlite3
@@ -18,15 +17,12 @@ import pytest
 from alembic.script import ScriptDirectory
 from flask import Flask
 from flask_migrate import upgrade
-from sqlalchemy import create_engine
 from sqlalchemy.exc import InternalError, ProgrammingError
 
-from globalupdates import create_app, health
+from globalupdates import health
 from globalupdates.config import PROJECT_ROOT
-from globalupdates.database import one_writer, tune_sqlite
 from globalupdates.extensions import db
 from globalupdates.prepare import prepare_site
-from tests.support.apps import app_config
 from tests.support.consent import choose
 from tests.support.databases import PostgresTestDatabase, backend_names, configured_postgres_url
 from tests.support.gunicorn_server import Server, running_gunicorn
@@ -34,7 +30,6 @@ from tests.support.pages import ARTICLE
 
 OUTAGE_MESSAGE = "cannot reach its database"
 MIGRATIONS_DIR = str(PROJECT_ROOT / "migrations")
-HOLD_SECONDS = 0.5
 
 
 def assert_clear_503(response) -> None:
@@ -65,21 +60,13 @@ def remove_database(path: Path) -> None:
 
 
 @pytest.fixture
-def sites(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
-    """Build apps on any database URI (with extra settings); their engines are closed after."""
-    monkeypatch.setenv("FLASK_INSTANCE_PATH", str(tmp_path / "instance"))
-    made: list[Flask] = []
+def sites(app_on):
+    """Build apps on any database URI (with extra settings), without rate limits."""
 
     def make(database_uri: str, **extra: object) -> Flask:
-        app = create_app(app_config(database_uri, tmp_path, RATELIMIT_ENABLED=False, **extra))
-        made.append(app)
-        return app
+        return app_on(database_uri, RATELIMIT_ENABLED=False, **extra)
 
-    yield make
-    for app in made:
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
+    return make
 
 
 @pytest.fixture
@@ -142,37 +129,6 @@ def test_prepare_makes_a_new_file_that_the_running_site_then_uses(sites, sqlite_
     assert choose(client, "accept_all").status_code == 303
     assert stored_choices(sqlite_copy) == 1
     assert client.get(ARTICLE).status_code == 200
-
-
-def sqlite_engine(path: Path):
-    engine = create_engine(f"sqlite:///{path}")
-    tune_sqlite(engine)
-    return engine
-
-
-def hold_the_turn(path: str, held) -> None:
-    with one_writer(sqlite_engine(Path(path))):
-        held.set()
-        time.sleep(HOLD_SECONDS)
-
-
-def test_writers_queue_on_the_lock_file_at_the_path_after_it_was_removed(tmp_path: Path):
-    database = tmp_path / "queue.sqlite3"
-    engine = sqlite_engine(database)
-    with one_writer(engine):
-        pass
-    Path(f"{database}.writers").unlink()
-
-    context = multiprocessing.get_context("fork")
-    held = context.Event()
-    other = context.Process(target=hold_the_turn, args=(str(database), held))
-    other.start()
-    assert held.wait(10)
-    started = time.monotonic()
-    with one_writer(engine):
-        waited = time.monotonic() - started
-    other.join(10)
-    assert waited >= HOLD_SECONDS * 0.6, "this process queued on the removed lock file"
 
 
 # The schema missing or behind, and writes refused: on SQLite and on PostgreSQL.

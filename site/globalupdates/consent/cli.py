@@ -93,14 +93,25 @@ def write_all(lines: Iterator[str], handle: IO[str]) -> None:
         handle.write(line)
 
 
-@bp.cli.command("export")
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False, writable=True, allow_dash=True),
-    default="-",
-    help="File to write (default: standard output).",
+SINCE = click.option(
+    "--since", type=UTC_MOMENT, help="Only records made at or after this UTC time."
 )
+UNTIL = click.option("--until", type=UTC_MOMENT, help="Only records made before this UTC time.")
+
+
+def output_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--output``/``-o``: a file to write, standard output by default (or ``-``)."""
+    return click.option(
+        "--output",
+        "-o",
+        type=click.Path(dir_okay=False, writable=True, allow_dash=True),
+        default="-",
+        help=f"{what} to write (default: standard output).",
+    )
+
+
+@bp.cli.command("export")
+@output_option("File")
 @click.option(
     "--format",
     "fmt",
@@ -109,8 +120,8 @@ def write_all(lines: Iterator[str], handle: IO[str]) -> None:
     show_default=True,
     help="JSON Lines or CSV.",
 )
-@click.option("--since", type=UTC_MOMENT, help="Only records made at or after this UTC time.")
-@click.option("--until", type=UTC_MOMENT, help="Only records made before this UTC time.")
+@SINCE
+@UNTIL
 def export_command(output: str, fmt: str, since: datetime | None, until: datetime | None) -> None:
     """Stream consent records, oldest first, in constant memory."""
     records = iter_records(since=since, until=until)
@@ -337,8 +348,8 @@ def check_range(since: datetime | None, until: datetime | None) -> None:
 
 
 @bp.cli.command("stats")
-@click.option("--since", type=UTC_MOMENT, help="Only records made at or after this UTC time.")
-@click.option("--until", type=UTC_MOMENT, help="Only records made before this UTC time.")
+@SINCE
+@UNTIL
 @click.option(
     "--by",
     type=click.Choice(PERIODS),
@@ -376,15 +387,9 @@ def stats_command(since: datetime | None, until: datetime | None, by: str | None
 
 
 @bp.cli.command("report")
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False, writable=True, allow_dash=True),
-    default="-",
-    help="HTML file to write (default: standard output).",
-)
-@click.option("--since", type=UTC_MOMENT, help="Only records made at or after this UTC time.")
-@click.option("--until", type=UTC_MOMENT, help="Only records made before this UTC time.")
+@output_option("HTML file")
+@SINCE
+@UNTIL
 @click.option(
     "--by",
     type=click.Choice(PERIODS),
