@@ -36,6 +36,10 @@ DEFAULT_LANGUAGES = ("en",)
 LANGUAGE_PATTERN = re.compile(r"^[a-z]{2,3}(_[A-Za-z0-9]{2,8})?$")
 
 
+HOST_PREFIX = "__Host-"
+SECURE_PREFIX = "__Secure-"
+
+
 class RegistryError(ValueError):
     """The registry file cannot be used; the message names the offending key."""
 
@@ -50,7 +54,11 @@ class Cookie:
     provider: str = FIRST_PARTY
 
     def matches(self, cookie_name: str) -> bool:
-        return fnmatchcase(cookie_name, self.name)
+        """A cookie's ``__Host-`` or ``__Secure-`` prefix only tells the browser how to keep
+        it: the declared name is the name without it."""
+        return fnmatchcase(
+            cookie_name.removeprefix(HOST_PREFIX).removeprefix(SECURE_PREFIX), self.name
+        )
 
     @property
     def duration(self) -> str:
@@ -213,6 +221,15 @@ class Registry:
                 if cookie.matches(cookie_name):
                     return category, cookie
         return None
+
+    def first_party_cookie_names(self) -> frozenset[str]:
+        """The names of the cookies this site sets itself (a pattern is a third party's)."""
+        return frozenset(
+            cookie.name
+            for category in self.categories
+            for cookie in category.cookies
+            if cookie.set_by_this_site and not any(mark in cookie.name for mark in "*?[")
+        )
 
     def cookie(self, cookie_name: str) -> Cookie:
         found = self.find_cookie(cookie_name)
