@@ -22,13 +22,16 @@ from . import (
     forgery,
     health,
     i18n,
+    keptresponses,
     pagecache,
     prepare,
     proxy,
     ratelimits,
     security,
+    sharedcache,
 )
 from .config import PROJECT_ROOT, Defaults
+from .cookies import SiteRequest
 from .extensions import db
 from .sessions import HttpsSecureSessionInterface
 
@@ -48,6 +51,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     complete_config(app)
+    app.request_class = SiteRequest
     app.session_interface = HttpsSecureSessionInterface()
     register_extensions(app)
     register_features(app)
@@ -149,7 +153,9 @@ def register_features(app: Flask) -> None:
 
 
 def register_page_cache(app: Flask) -> None:
-    """Pages are cached under a key of everything they depend on, and nothing else."""
+    """Pages are cached under a key of everything they depend on, and nothing else: in Flask,
+    in the kept responses in front of it, and in the shared caches the site tells it verified
+    their key."""
     settings = {name: app.config.get(name) for name in PAGE_SETTINGS}
     registry = consent.engine_of(app).registry
     pagecache.init_app(
@@ -164,7 +170,17 @@ def register_page_cache(app: Flask) -> None:
         ),
     )
     pagecache.add_key_part(app, consent.page_variant)
-    pagecache.add_key_part(app, features.page_variant)
+    pagecache.add_key_part(app, features.page_variant_of(app))
+    for endpoint in consent.SHARED_PAGES:
+        app.view_functions[endpoint] = pagecache.cached_page(app.view_functions[endpoint])
+    sharedcache.init_app(
+        app,
+        session_cookie=app.config["SESSION_COOKIE_NAME"],
+        variant_cookie=consent.VARIANT_COOKIE,
+        value_cookies=features.PAGE_COOKIES,
+        flag_cookies=registry.first_party_cookie_names(),
+    )
+    keptresponses.init_app(app)
 
 
 def register_template_globals(app: Flask) -> None:

@@ -40,19 +40,27 @@ class Defaults:
     # Origins other than the site's own whose pages may post to it, e.g. "https://a.example".
     TRUSTED_ORIGINS: tuple[str, ...] = ()
 
-    # Rendered pages (globalupdates.pagecache), kept by Flask-Caching: in memory per worker,
-    # at most CACHE_THRESHOLD pages of about 8 KB gzipped, or in Redis for several hosts
-    # (CACHE_TYPE="RedisCache", CACHE_REDIS_URL="redis://host:6379/1").
-    CACHE_TYPE = "SimpleCache"
-    CACHE_THRESHOLD = 500
+    # Rendered pages (globalupdates.pagecache), kept by Flask-Caching: in memory per worker, at
+    # most CACHE_MAX_BYTES of gzipped pages (globalupdates.pagestore), or in Redis for several
+    # hosts (CACHE_TYPE="RedisCache", CACHE_REDIS_URL="redis://host:6379/1").
+    CACHE_TYPE = "globalupdates.pagestore.BoundedMemoryCache"
+    CACHE_MAX_BYTES = 4 * 1024 * 1024
     CACHE_DEFAULT_TIMEOUT = 600
     CACHE_KEY_PREFIX = "gu-page:"
     CONTENT_CHECK_SECONDS = 10  # how often a worker looks for imported or edited articles
-    SHARED_PAGE_MAX_AGE = 30  # how long a proxy may keep a first-visit page (s-maxage)
-    # Whole page responses each worker keeps in front of Flask (pagecache.KeptResponses),
-    # and how many readers' verified cookies it remembers; 0 responses turns that layer off.
-    KEPT_RESPONSES = 300
-    KEPT_READERS = 4096
+    SHARED_PAGE_MAX_AGE = 30  # how long a proxy may keep a page (s-maxage, X-Accel-Expires)
+    # How long past that a proxy may still serve a first-visit page while the site cannot
+    # answer (stale-if-error); a returning reader's page is never served stale.
+    SHARED_PAGE_STALE_IF_ERROR = 600
+    # Whole page responses each worker keeps in front of Flask (keptresponses), bounded in
+    # bytes and in age; 0 bytes turns that layer off. The content version is in their key, so
+    # an edit does not wait for the age.
+    KEPT_RESPONSE_BYTES = 8 * 1024 * 1024
+    KEPT_RESPONSE_SECONDS = 300
+    # A CDN in front that keys returning readers' pages on the variant cookie names the
+    # request header in which it passes the cookie part of its key (sharedcache); the site
+    # then tells it through CDN-Cache-Control which pages it may store. None: no CDN does.
+    CDN_CACHE_KEY_HEADER = None
 
     MAX_CONTENT_LENGTH = 64 * 1024
 

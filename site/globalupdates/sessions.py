@@ -1,31 +1,23 @@
-"""The signed-cookie session, with two changes that cost nothing in safety.
+"""The signed-cookie session, marked Secure on any request that arrived over HTTPS.
 
-It is marked Secure on any request that arrived over HTTPS. And a cookie that has been
-verified is remembered for a short while, so that a reader's next pages do not pay again
-for checking its signature and decoding it: the cookie's value is the key, so only a value
-that passed verification is ever found, and an entry lives at most ``VERIFIED_FOR`` seconds.
+``session_contents`` is the one check of a session cookie: Flask's session and the kept
+responses in front of Flask (``keptresponses``) both call it, so the two cannot disagree on a
+signature, an expiry or a cookie sent twice. Nothing is remembered between requests: a real
+reader asks for a page a minute, so a memo of verified cookies would only ever help a bench.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import OrderedDict
 from typing import Any
 
 from flask import Flask, Request, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
-from itsdangerous import URLSafeTimedSerializer
+from itsdangerous import BadData, URLSafeTimedSerializer
 
-VERIFIED_FOR = 30.0
-VERIFIED_COOKIES = 4096
+from .cookies import request_cookies
 
 
 class HttpsSecureSessionInterface(SecureCookieSessionInterface):
-    def __init__(self) -> None:
-        self.verified: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
-        self.lock = threading.Lock()
-
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
 
@@ -38,27 +30,26 @@ class HttpsSecureSessionInterface(SecureCookieSessionInterface):
         return serializer
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        value = request.cookies.get(self.get_cookie_name(app))
-        if not value:
-            return super().open_session(app, request)
-        now = time.monotonic()
-        found = self.verified.get(value)
-        if found is not None and now - found[0] < VERIFIED_FOR:
-            return self.session_class(plain_copy(found[1]))
-        session = super().open_session(app, request)
-        if session:
-            with self.lock:
-                self.verified[value] = (now, plain_copy(dict(session)))
-                while len(self.verified) > VERIFIED_COOKIES:
-                    self.verified.popitem(last=False)
-        return session
+        if self.get_signing_serializer(app) is None:
+            return None
+        value = request_cookies(request.environ).get(self.get_cookie_name(app))
+        return self.session_class(session_contents(app, value) or {})
 
 
-def plain_copy(value: Any) -> Any:
-    """A copy of session contents (dicts, lists and scalars), so no request sees another's
-    changes; much cheaper than ``copy.deepcopy`` for the few values a session holds."""
-    if isinstance(value, dict):
-        return {key: plain_copy(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [plain_copy(item) for item in value]
-    return value
+def session_contents(app: Flask, value: str | None) -> dict[str, Any] | None:
+    """What a session cookie holds, if its signature is this site's and it has not expired
+    (``PERMANENT_SESSION_LIFETIME`` from when it was signed); None otherwise."""
+    if not value:
+        return None
+    interface = app.session_interface
+    if not isinstance(interface, SecureCookieSessionInterface):
+        return None
+    serializer = interface.get_signing_serializer(app)
+    if serializer is None:
+        return None
+    max_age = int(app.permanent_session_lifetime.total_seconds())
+    try:
+        contents = serializer.loads(value, max_age=max_age)
+    except BadData:
+        return None
+    return contents if isinstance(contents, dict) else None

@@ -103,7 +103,8 @@ def test_firewall_strips_undeclared_and_ungranted_cookies_and_logs_them(app_fact
     caplog.set_level(logging.WARNING)
     response = client.get("/test-rogue")
     names = [header.split("=", 1)[0] for header in response.headers.getlist("Set-Cookie")]
-    assert sorted(names) == ["gu_ad_cap", "gu_session", "gu_text_size"]
+    # the variant cookie too: the choice was put in the session without one
+    assert sorted(names) == ["gu_ad_cap", "gu_session", "gu_text_size", "gu_variant"]
     assert "tracker" in caplog.text and "gu_reader" in caplog.text
     assert "/test-rogue" in caplog.text
     assert "not declared" in caplog.text and "not granted analytics" in caplog.text

@@ -8,6 +8,7 @@ from http.cookies import SimpleCookie
 
 import pytest
 
+from globalupdates.consent.variant import VARIANT_COOKIE
 from tests.support.consent import (
     BUILTIN_REVISION,
     OPTIONAL,
@@ -66,29 +67,28 @@ def test_choice_expires_after_the_lifetime(client, age, counts):
     assert (gated_categories(html) == set(OPTIONAL)) is counts
 
 
-def test_configured_lifetime_is_used_for_expiry_and_for_the_session_cookie(app_factory):
+def test_configured_lifetime_is_used_for_expiry_and_for_the_choice_cookies(app_factory):
     app = app_factory(CONSENT_LIFETIME_DAYS=30)
     assert app.permanent_session_lifetime == timedelta(days=30)
     client = app.test_client()
     store_choice(client, OPTIONAL, made_at=datetime.now(UTC) - timedelta(days=31))
     assert shows_banner(client)
     response = choose(client, "reject_all")
-    assert cookie_expiry(response.headers["Set-Cookie"]) <= datetime.now(UTC) + timedelta(
-        days=30, minutes=1
-    )
+    for name in (SESSION_COOKIE, VARIANT_COOKIE):
+        assert cookie_expiry(response, name) <= datetime.now(UTC) + timedelta(days=30, minutes=1)
 
 
-def cookie_expiry(set_cookie: str) -> datetime:
-    """The ``Expires`` of a ``Set-Cookie`` header, in UTC."""
-    expires = SimpleCookie(set_cookie)[SESSION_COOKIE]["expires"]
+def cookie_expiry(response, name: str) -> datetime:
+    """The ``Expires`` the response gives cookie ``name``, in UTC."""
+    [set_cookie] = [c for c in response.headers.getlist("Set-Cookie") if c.startswith(f"{name}=")]
+    expires = SimpleCookie(set_cookie)[name]["expires"]
     return parsedate_to_datetime(expires).astimezone(UTC)
 
 
-def test_session_cookie_never_outlives_182_days_by_default(client):
+def test_the_choice_cookies_never_outlive_182_days_by_default(client):
     response = choose(client, "accept_all")
-    assert cookie_expiry(response.headers["Set-Cookie"]) <= datetime.now(UTC) + timedelta(
-        days=182, minutes=1
-    )
+    for name in (SESSION_COOKIE, VARIANT_COOKIE):
+        assert cookie_expiry(response, name) <= datetime.now(UTC) + timedelta(days=182, minutes=1)
 
 
 def test_expired_choice_stops_gated_scripts_and_their_endpoints(client):

@@ -29,7 +29,7 @@ def fresh_app(app_factory) -> Flask:
     from globalupdates.articles.importer import import_paths
     from tests.support.apps import CONTENT_DIR
 
-    app = app_factory(CACHE_TYPE="NullCache", CACHE_NO_NULL_WARNING=True, KEPT_RESPONSES=0)
+    app = app_factory(CACHE_TYPE="NullCache", CACHE_NO_NULL_WARNING=True, KEPT_RESPONSE_BYTES=0)
     with app.app_context():
         import_paths([CONTENT_DIR])
     return app

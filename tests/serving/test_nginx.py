@@ -1,7 +1,7 @@
 """The site under gunicorn behind deploy/nginx.conf as it is deployed (only the operator's three
-lines are changed): nginx caches first-visit pages and nothing a reader's choice shapes, lets
-choices and beacons through, passes the forwarded headers the app's ProxyFix expects, and
-serves /static/ itself.
+lines are changed): nginx caches first-visit pages (returning readers' pages, cached by their
+variant, are tested in test_nginx_variants.py), lets choices and beacons through, passes the
+forwarded headers the app's ProxyFix expects, and serves /static/ itself.
 
 nginx is required here, not optional: ``make test`` installs it, so without it these fail.
 """
@@ -9,117 +9,43 @@ nginx is required here, not optional: ``make test`` installs it, so without it t
 from __future__ import annotations
 
 import gzip
-import hashlib
 import http.client
 import json
 import re
 import shutil
-import tempfile
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlencode
 
 import pytest
 
-from globalupdates.config import PROJECT_ROOT
 from globalupdates.consent.csp import NON_HTML_POLICY
 from globalupdates.security import STATIC_HEADERS
-from tests.support.consent import SAME_ORIGIN, cookie_value
+from tests.support.consent import SAME_ORIGIN
 from tests.support.gunicorn_server import running_gunicorn
 from tests.support.html import linked_urls
 from tests.support.nginx_server import check_config, deployed_nginx, nginx_binary
 from tests.support.pages import ARTICLE
+from tests.support.proxied_site import (
+    MISSING_NGINX,
+    PROXY_FIX,
+    RAISED_LIMITS,
+    STYLESHEET,
+    Answer,
+    Site,
+    digested_name,
+    fresh,
+    static_root_for_nginx,
+)
 from tests.support.servers import free_port
 
 # Most tests here run nginx in front of gunicorn: the whole module is in the slow suite.
 pytestmark = pytest.mark.slow
 
-STYLESHEET = "css/site.css"
-PROXY_FIX = {f"FLASK_PROXY_FIX_X_{name}": "1" for name in ("FOR", "PROTO", "HOST", "PORT")}
-# A handful of choices from one address in one test run; keep the limits out of the way.
-RAISED_LIMITS = {
-    f"FLASK_RATELIMIT_{name}": "10000 per minute"
-    for name in ("CONSENT_PER_READER", "CONSENT_PER_ADDRESS", "BEACON_PER_READER")
-}
-MISSING_NGINX = "nginx is not installed; `make test` installs it (apt-get install -y nginx)"
 # What nginx adds to an answer that lacks them: the app's fixed headers and its policy for
 # anything that is not a page.
 FALLBACK_HEADERS = {**STATIC_HEADERS, "Content-Security-Policy": NON_HTML_POLICY}
-
-
-@dataclass
-class Answer:
-    status: int
-    headers: Message
-    body: bytes
-
-    def header(self, name: str) -> str | None:
-        return self.headers.get(name)
-
-    def every(self, name: str) -> list[str]:
-        """Each value of a header, as many times as it was sent."""
-        return self.headers.get_all(name) or []
-
-    def cookies_set(self) -> list[str]:
-        return self.headers.get_all("Set-Cookie") or []
-
-    def session_cookie(self) -> str | None:
-        return cookie_value(self.cookies_set())
-
-
-@dataclass
-class Site:
-    """The site as a browser reaches it: through nginx. ``app_port`` is gunicorn's own."""
-
-    port: int
-    app_port: int
-
-    @property
-    def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def request(
-        self, method: str, path: str, body: str = "", headers: dict[str, str] | None = None
-    ) -> Answer:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
-        try:
-            conn.request(method, path, body=body or None, headers=headers or {})
-            response = conn.getresponse()
-            return Answer(response.status, response.headers, response.read())
-        finally:
-            conn.close()
-
-    def get(self, path: str, **headers: str) -> Answer:
-        return self.request("GET", path, headers=_header_names(headers))
-
-    def choose(self, action: str, cookie: str | None = None, **headers: str) -> Answer:
-        form = urlencode({"action": action, "next": ARTICLE})
-        sent = {"Content-Type": "application/x-www-form-urlencoded", **_header_names(headers)}
-        if cookie:
-            sent["Cookie"] = f"gu_session={cookie}"
-        return self.request("POST", "/consent", form, sent)
-
-    def count_view(self, cookie: str) -> Answer:
-        headers = {
-            "Content-Type": "application/json",
-            "Cookie": f"gu_session={cookie}",
-            **SAME_ORIGIN,
-        }
-        return self.request("POST", "/features/pageview", json.dumps({"path": ARTICLE}), headers)
-
-
-def _header_names(headers: dict[str, str]) -> dict[str, str]:
-    """Keyword arguments such as ``Sec_GPC`` as the header names they stand for."""
-    return {name.replace("_", "-"): value for name, value in headers.items()}
-
-
-def fresh(path: str, label: str) -> str:
-    """The same page under a URL no other test has put in the cache."""
-    return f"{path}?nginx-test={label}"
 
 
 def accepted_all(site: Site) -> str:
@@ -130,28 +56,10 @@ def accepted_all(site: Site) -> str:
     return cookie
 
 
-def digested_name(static: Path, name: str) -> str:
-    """The name the asset step gives a file: its MD5 before the extension."""
-    stem, dot, extension = name.rpartition(".")
-    digest = hashlib.md5((static / name).read_bytes()).hexdigest()
-    return f"{stem}-{digest}{dot}{extension}"
-
-
 @pytest.fixture(scope="module")
 def site_root() -> Iterator[Path]:
-    """A copy of static/ with a content-named copy of the stylesheet, readable by nginx's
-    workers (they run as ``nobody`` when the suite runs as root)."""
-    root = Path(tempfile.mkdtemp(prefix="gu-static-"))
-    try:
-        root.chmod(0o755)
-        static = root / "static"
-        shutil.copytree(PROJECT_ROOT / "static", static)
-        shutil.copyfile(static / STYLESHEET, static / digested_name(static, STYLESHEET))
-        for path in [static, *static.rglob("*")]:
-            path.chmod(0o755 if path.is_dir() else 0o644)
+    with static_root_for_nginx() as root:
         yield root
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +115,9 @@ def test_the_app_sees_the_address_readers_used(site):
     assert f'rel="canonical" href="{site.origin}{ARTICLE}"' in page
 
 
-def test_a_reader_with_a_choice_is_never_served_from_the_cache(site):
+def test_a_session_without_its_variant_cookie_goes_past_the_cache(site):
+    """A reader who chose before the variant cookie existed: the site sets it, nginx stores
+    nothing meanwhile."""
     url = fresh(ARTICLE, "with-choice")
     site.get(url)
     assert site.get(url).header("X-Cache-Status") == "HIT"
@@ -218,6 +128,7 @@ def test_a_reader_with_a_choice_is_never_served_from_the_cache(site):
         assert own.header("X-Cache-Status") == "BYPASS"
         assert "private" in (own.header("Cache-Control") or "")
         assert "public" not in (own.header("Cache-Control") or "")
+        assert own.cookies().get("gu_variant"), own.cookies_set()
 
 
 def test_a_choice_through_nginx_sets_the_session_and_is_never_cached(site):

@@ -114,7 +114,7 @@ def page_text(app: Flask, path: str, lang: str) -> str:
 
 @pytest.fixture
 def uncached_app(app_factory) -> Flask:
-    app = app_factory(CACHE_TYPE="NullCache", CACHE_NO_NULL_WARNING=True, KEPT_RESPONSES=0)
+    app = app_factory(CACHE_TYPE="NullCache", CACHE_NO_NULL_WARNING=True, KEPT_RESPONSE_BYTES=0)
     with app.app_context():
         import_paths([PROJECT_ROOT / "content"])
     return app

@@ -25,6 +25,8 @@ GPC = {"Sec-GPC": "1"}
 # What a browser says of a post from one of the site's own pages; the forms carry no token.
 SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
 SESSION_COOKIE = "gu_session"
+# What a first-visit page tells caches under the default settings.
+FIRST_VISIT_CACHE_CONTROL = "public, max-age=0, s-maxage=30, stale-if-error=600"
 
 
 def records(app: Flask) -> list[ConsentRecord]:

@@ -149,15 +149,17 @@ def running_gunicorn(
     app: str | None = None,
     tls: Tls | None = None,
     ready_path: str = "/healthz",
+    port: int | None = None,
 ) -> Iterator[Server]:
     """gunicorn on ``database_uri`` with its instance folder and log in ``folder``.
 
     ``settings`` are environment variables over the defaults here (``WEB_CONCURRENCY``,
     ``FLASK_RATELIMIT_...``); ``app`` replaces the config's ``wsgi:app`` (the bench's bare
-    app, whose readiness path is ``/``); ``tls`` serves HTTPS.
+    app, whose readiness path is ``/``); ``tls`` serves HTTPS; ``port`` is a free one unless
+    given (a second site on the port of one that stopped, behind the same proxy).
     """
     folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     log = folder / "gunicorn.log"
     with open(log, "ab") as output:
         process = subprocess.Popen(

@@ -13,11 +13,14 @@ from ..editions import declare_edition_endpoint
 from ..i18n import declare_script_texts
 from ..pages import declare_page
 from . import cli, gpc, reports, views
+from .choice import ConsentState
 from .current import ConsentEngine, current_consent, engine
 from .gate import expire_declared_cookie, init_gate, page_variant, share_page
 from .providers import allowed_once_providers
+from .variant import VARIANT_COOKIE
 
 __all__ = [
+    "ConsentState",
     "init_app",
     "current_consent",
     "engine",
@@ -26,7 +29,14 @@ __all__ = [
     "page_variant",
     "share_page",
     "allowed_once_providers",
+    "VARIANT_COOKIE",
+    "SHARED_PAGES",
 ]
+
+
+# The engine's pages that are the same for every reader in the same state, for a page cache to
+# wrap (the preferences only until the reader chose: then they show the consent id, no-store).
+SHARED_PAGES = ("consent.preferences", "consent.cookie_policy", "consent.privacy_notice")
 
 
 def engine_of(app: Flask) -> ConsentEngine:

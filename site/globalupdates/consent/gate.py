@@ -9,13 +9,15 @@ computed from the same value.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request, session
 from markupsafe import Markup
 
-from .. import forgery
+from .. import forgery, sharedcache
 from ..assets import static_url
+from ..cookies import request_cookies
 from . import csp
 from .choice import ConsentState
 from .consent_mode import consent_mode, consent_mode_script, policy_origins
@@ -24,6 +26,7 @@ from .firewall import strip_forbidden_cookies
 from .gpc import record_gpc_opt_out_once
 from .providers import allowed_once_providers, frame_origins
 from .registry import Script
+from .variant import keep_variant_cookie_right
 
 CONSENT_SCRIPT = "js/consent.js"
 POLICY_CACHE_SIZE = 256
@@ -95,8 +98,8 @@ def share_page() -> None:
 
 
 def apply_consent_to_response(response: Response) -> Response:
-    """Clear withdrawn cookies, stop forbidden ones, bind the CSP to the reader's consent,
-    and say who may cache the page.
+    """Clear withdrawn cookies, keep the variant cookie right, stop forbidden cookies, bind
+    the CSP to the reader's consent, and say who may cache the page.
 
     A request refused as a cross-origin forgery leaves with no Set-Cookie at all.
     """
@@ -105,6 +108,7 @@ def apply_consent_to_response(response: Response) -> Response:
         del response.headers["Set-Cookie"]
     else:
         expire_cookies_not_granted(response, state)
+        keep_variant_cookie_right(response, state)
         strip_forbidden_cookies(response, state, engine().registry)
     if response.mimetype == "text/html":
         response.headers["Content-Security-Policy"] = content_security_policy(state)
@@ -119,25 +123,39 @@ def set_cache_policy(response: Response) -> None:
     """``public`` only for a shared page to a reader with no session that gets no cookie.
 
     The session cookie is written after this step, so a modified session counts as a cookie
-    being set. A page to a reader with a session is ``private`` and revalidated by its ETag.
+    being set. A page to a reader with a session is ``private`` and revalidated by its ETag;
+    a shared cache may still be told to store it when the site verified its key
+    (``sharedcache``).
     """
     if "Sec-GPC" not in response.headers.get("Vary", ""):
         response.vary.update(("Cookie", "Sec-GPC"))
     if "no-store" in response.headers.get("Cache-Control", ""):
         return
-    has_session = current_app.config["SESSION_COOKIE_NAME"] in request.cookies
-    personal = has_session or session.modified or "Set-Cookie" in response.headers
-    if g.get("shared_page") and not personal and response.status_code in (200, 304):
-        max_age = int(current_app.config["SHARED_PAGE_MAX_AGE"])
-        response.headers["Cache-Control"] = f"public, max-age=0, s-maxage={max_age}"
-    else:
-        response.headers["Cache-Control"] = "private, no-cache"
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    verdict = sharedcache.verdict(
+        app, request.environ, request_cookies(request.environ), current_consent()
+    )
+    sets_cookie = session.modified or "Set-Cookie" in response.headers
+    shared = bool(g.get("shared_page")) and response.status_code in (200, 304)
+    if shared and not (verdict.session_sent or sets_cookie):
+        response.headers["Cache-Control"] = first_visit_cache_control(app.config)
+        return
+    response.headers["Cache-Control"] = "private, no-cache"
+    if shared and not sets_cookie:
+        sharedcache.tell_caches(app, response, verdict)
 
 
-def page_variant() -> tuple[object, ...]:
+def first_visit_cache_control(config: Mapping[str, Any]) -> str:
+    """A first visit's page may be kept by any shared cache, and served stale while the site
+    cannot answer; a browser revalidates it every time."""
+    max_age = int(config["SHARED_PAGE_MAX_AGE"])
+    stale = int(config["SHARED_PAGE_STALE_IF_ERROR"])
+    return f"public, max-age=0, s-maxage={max_age}, stale-if-error={stale}"
+
+
+def page_variant(state: ConsentState, cookies: Mapping[str, str]) -> tuple[object, ...]:
     """What of the reader's state a page may show: the granted categories, whether the banner
     is up, and the GPC signal. Nothing that identifies the reader."""
-    state = current_consent()
     return (tuple(sorted(state.granted)), state.show_banner, state.gpc)
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Flask, current_app, url_for
 from flask_babel import gettext, ngettext
 
+from ..consent import ConsentState, engine_of
 from ..editions import declare_edition_endpoint
 from ..formats import answer_in_json
 from ..i18n import declare_script_texts
@@ -15,9 +17,15 @@ from . import cli, views
 PAGE_COOKIES = frozenset({views.TEXT_SIZE_COOKIE})  # cookies whose value changes a page
 
 
-def page_variant() -> str:
-    """The one reader preference a page shows: the text size, while functional is granted."""
-    return views.reader_text_size()
+def page_variant_of(app: Flask) -> Callable[[ConsentState, Mapping[str, str]], str]:
+    """The one reader preference a page shows: the text size, while the category that gates
+    the text-size script is granted (functional, in the registry ``app`` serves)."""
+    category = engine_of(app).registry.category_of_static_script(views.TEXT_SIZE_SCRIPT)
+
+    def text_size(state: ConsentState, cookies: Mapping[str, str]) -> str:
+        return views.text_size_for(state, cookies, category)
+
+    return text_size
 
 
 def page_views_text(count: int) -> str:

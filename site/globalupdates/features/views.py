@@ -4,7 +4,7 @@ category that the registry gives the feature's script, so the gate is declared o
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import wraps
 from typing import Any
@@ -16,7 +16,8 @@ from sqlalchemy import bindparam, insert
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ..consent import current_consent, engine, expire_declared_cookie
+from ..consent import ConsentState, current_consent, engine, expire_declared_cookie
+from ..cookies import request_cookies
 from ..database import one_writer
 from ..extensions import db
 from ..pages import page_exists
@@ -27,6 +28,7 @@ bp = Blueprint("features", __name__, url_prefix="/features")
 
 TEXT_SIZES = ("small", "normal", "large", "larger")
 TEXT_SIZE_COOKIE = "gu_text_size"
+TEXT_SIZE_SCRIPT = "features/textsize.js"
 READER_COOKIE = "gu_reader"
 AD_CAP_COOKIE = "gu_ad_cap"
 AD_CAP_PER_DAY = 3
@@ -186,7 +188,7 @@ def record_timing() -> ResponseReturnValue:
 
 
 @bp.post("/text-size")
-@gated_by("features/textsize.js")
+@gated_by(TEXT_SIZE_SCRIPT)
 def choose_text_size() -> ResponseReturnValue:
     size = json_body().get("size")
     if size not in TEXT_SIZES:
@@ -213,10 +215,15 @@ def house_ad() -> ResponseReturnValue:
 
 
 def reader_text_size() -> str:
-    """The text size to render with: the reader's own only while functional is granted."""
-    category = engine().registry.category_of_static_script("features/textsize.js")
-    size = request.cookies.get(TEXT_SIZE_COOKIE, "normal")
-    if not current_consent().is_granted(category) or size not in TEXT_SIZES:
+    """The text size to render this request's page with."""
+    category = engine().registry.category_of_static_script(TEXT_SIZE_SCRIPT)
+    return text_size_for(current_consent(), request_cookies(request.environ), category)
+
+
+def text_size_for(state: ConsentState, cookies: Mapping[str, str], category: str) -> str:
+    """The reader's own text size only while ``category`` (functional) is granted."""
+    size = cookies.get(TEXT_SIZE_COOKIE, "normal")
+    if not state.is_granted(category) or size not in TEXT_SIZES:
         return "normal"
     return size
 
