@@ -1,4 +1,9 @@
-"""Markdown files with a front-matter header become articles; the body is rendered once, here."""
+"""Markdown files with a front-matter header become articles; the body is rendered once, here.
+
+The Markdown renderer, the front-matter (YAML) reader and the HTML sanitiser are imported by
+the functions that use them: only ``articles import`` and ``flask prepare`` run them, and
+gunicorn's serving processes, which import this module for its patterns, never load them.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import frontmatter
-import markdown
-import nh3
 from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -58,6 +60,8 @@ class ArticleData:
 
 def render_body(markdown_text: str) -> str:
     """Markdown to sanitised HTML; embed directives become markers after sanitising."""
+    import markdown
+
     markdown_text, markers = replace_directives(
         markdown_text, lambda key: declared_provider(key) is not None
     )
@@ -68,6 +72,8 @@ def render_body(markdown_text: str) -> str:
 
 
 def sanitise(rendered: str) -> str:
+    import nh3
+
     return nh3.clean(
         rendered,
         tags=ALLOWED_TAGS,
@@ -80,6 +86,8 @@ def sanitise(rendered: str) -> str:
 def parse_article(path: Path, languages: tuple[str, ...] | None = None) -> ArticleData:
     """One file as an article; ``languages`` are the editions its ``lang`` may name (the
     app's ``LANGUAGES`` when not given)."""
+    import frontmatter
+
     if languages is None:
         languages = tuple(current_app.config["LANGUAGES"])
     try:
