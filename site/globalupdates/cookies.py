@@ -13,17 +13,17 @@ case, so a layer that must agree with such a reader can refuse the ambiguity ins
 
 from __future__ import annotations
 
-import re
+from collections import Counter
 from collections.abc import Mapping
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 from flask import Request
 from werkzeug.datastructures import ImmutableMultiDict
-from werkzeug.http import parse_cookie
+from werkzeug.sansio.http import parse_cookie
 
 PARSED = "globalupdates.cookies"
-NAME_AT_START = re.compile(r"(?:^|[;,])\s*([^=;,\s]+)\s*=")
+NAME_COUNTS = "globalupdates.cookie_name_counts"
 
 Environ = Mapping[str, Any]
 
@@ -32,7 +32,10 @@ def request_cookies(environ: Environ) -> ImmutableMultiDict[str, str]:
     """Every cookie the request sent, parsed once per request; ``.get(name)`` is the first."""
     parsed = environ.get(PARSED)
     if not isinstance(parsed, ImmutableMultiDict):
-        parsed = ImmutableMultiDict(parse_cookie(environ.get("HTTP_COOKIE")))
+        parsed = cast(
+            ImmutableMultiDict[str, str],
+            parse_cookie(environ.get("HTTP_COOKIE"), cls=ImmutableMultiDict),
+        )
         if isinstance(environ, dict):
             environ[PARSED] = parsed
     return parsed
@@ -44,9 +47,16 @@ def occurrences(environ: Environ, name: str) -> int:
     Commas count as separators too: a proxy or server that joins two ``Cookie`` lines with a
     comma must not hide a second copy.
     """
-    header = environ.get("HTTP_COOKIE") or ""
-    wanted = name.lower()
-    return sum(1 for found in NAME_AT_START.findall(header) if found.lower() == wanted)
+    counts = environ.get(NAME_COUNTS)
+    if not isinstance(counts, Counter):
+        counts = Counter(
+            part.split("=", 1)[0].strip().lower()
+            for part in (environ.get("HTTP_COOKIE") or "").replace(",", ";").split(";")
+            if "=" in part
+        )
+        if isinstance(environ, dict):
+            environ[NAME_COUNTS] = counts
+    return counts[name.lower()]
 
 
 class SiteRequest(Request):

@@ -62,7 +62,7 @@ class KeptResponse:
         return None
 
     def answer(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        etag = self.etag()
+        etag = self.etag() if "HTTP_IF_NONE_MATCH" in environ else None
         if etag is not None and not is_resource_modified(environ, etag=etag, ignore_if_range=True):
             start_response("304 NOT MODIFIED", not_modified_headers(self.headers))
             return []

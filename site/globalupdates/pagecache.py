@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import wraps
+from functools import lru_cache, wraps
 from pathlib import Path
 from typing import Any
 
@@ -167,9 +167,14 @@ def url_key(environ: Environ) -> tuple[str, ...]:
 
 
 def accepts_gzip(environ: Environ) -> bool:
+    return takes_gzip(environ.get("HTTP_ACCEPT_ENCODING") or "")
+
+
+@lru_cache(maxsize=256)
+def takes_gzip(accept_encoding: str) -> bool:
     """Whether ``Accept-Encoding`` takes gzip: its own entry decides, else ``*``; a quality
-    of zero refuses."""
-    accepted = parse_accept_header(environ.get("HTTP_ACCEPT_ENCODING"))
+    of zero refuses. Browsers send a handful of spellings, so each is read once."""
+    accepted = parse_accept_header(accept_encoding)
     for coding in ("gzip", "x-gzip", "*"):
         for value, quality in accepted:
             if value.lower() == coding:

@@ -12,7 +12,13 @@ from typing import Any
 
 from flask import Flask, Request, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
-from itsdangerous import BadData, URLSafeTimedSerializer
+from itsdangerous import (
+    BadData,
+    BadSignature,
+    SignatureExpired,
+    TimestampSigner,
+    URLSafeTimedSerializer,
+)
 
 from .cookies import request_cookies
 
@@ -41,15 +47,57 @@ def session_contents(app: Flask, value: str | None) -> dict[str, Any] | None:
     (``PERMANENT_SESSION_LIFETIME`` from when it was signed); None otherwise."""
     if not value:
         return None
-    interface = app.session_interface
-    if not isinstance(interface, SecureCookieSessionInterface):
-        return None
-    serializer = interface.get_signing_serializer(app)
-    if serializer is None:
-        return None
-    max_age = int(app.permanent_session_lifetime.total_seconds())
-    try:
-        contents = serializer.loads(value, max_age=max_age)
-    except BadData:
-        return None
+    check = app.extensions.get("session_check")
+    if check is None:
+        interface = app.session_interface
+        if not isinstance(interface, SecureCookieSessionInterface):
+            return None
+        serializer = interface.get_signing_serializer(app)
+        if serializer is None:
+            return None
+        check = app.extensions["session_check"] = SessionCheck(serializer)
+    contents = check.contents(value, int(app.permanent_session_lifetime.total_seconds()))
     return contents if isinstance(contents, dict) else None
+
+
+class SessionCheck:
+    """The session serializer's own check, with the signer of the current key made once.
+
+    itsdangerous makes a signer and derives its key from the secret on every ``loads``; here
+    the derived key is computed once and handed to an identical signer that uses it as it is
+    (``key_derivation="none"``), so a check costs one HMAC and reads the same signatures. A
+    cookie signed with one of ``SECRET_KEY_FALLBACKS`` is checked by the serializer itself.
+    """
+
+    def __init__(self, serializer: URLSafeTimedSerializer) -> None:
+        current = serializer.make_signer(serializer.salt)
+        self.serializer = serializer
+        self.signer = TimestampSigner(
+            current.derive_key(),
+            salt=current.salt,
+            sep=current.sep,
+            key_derivation="none",
+            digest_method=current.digest_method,
+            algorithm=current.algorithm,
+        )
+        self.has_fallbacks = len(serializer.secret_keys) > 1
+
+    def contents(self, value: str, max_age: int) -> Any:
+        try:
+            payload = self.signer.unsign(value, max_age=max_age)
+        except SignatureExpired:
+            return None
+        except BadSignature:
+            return self.with_fallbacks(value, max_age)
+        try:
+            return self.serializer.load_payload(payload)
+        except BadData:
+            return None
+
+    def with_fallbacks(self, value: str, max_age: int) -> Any:
+        if not self.has_fallbacks:
+            return None
+        try:
+            return self.serializer.loads(value, max_age=max_age)
+        except BadData:
+            return None
