@@ -6,11 +6,13 @@ meets the reader's state through this module, which imports none of them.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cachetools import LRUCache
 from flask import Flask, current_app, g, has_request_context, request, session
 
 from ..i18n import page_language
@@ -19,6 +21,27 @@ from .consent_mode import configured_tag_id
 from .forms import PreferencesForm, preferences_form_class
 from .registry import Registry, RegistryError, load_registry
 
+POLICY_MEMO_BYTES = 512 * 1024
+
+
+class PolicyMemo:
+    """The Content-Security-Policy of each state and page origin, built once per worker; at
+    most ``POLICY_MEMO_BYTES`` of policies, least recently used out first (an attacker
+    naming many hosts cannot grow it)."""
+
+    def __init__(self, max_bytes: int = POLICY_MEMO_BYTES) -> None:
+        self._policies: LRUCache[tuple[Any, ...], str] = LRUCache(maxsize=max_bytes, getsizeof=len)
+        self._lock = threading.Lock()
+
+    def get_or_build(self, key: tuple[Any, ...], build: Callable[[], str]) -> str:
+        with self._lock:
+            policy = self._policies.get(key)
+        if policy is None:
+            policy = build()
+            with self._lock:
+                self._policies[key] = policy
+        return policy
+
 
 @dataclass(frozen=True)
 class ConsentEngine:
@@ -26,7 +49,7 @@ class ConsentEngine:
     form_class: type[PreferencesForm]
     lifetime: timedelta
     google_tag_id: str | None = None
-    policies: OrderedDict[tuple[Any, ...], str] = field(default_factory=OrderedDict, compare=False)
+    policies: PolicyMemo = field(default_factory=lambda: PolicyMemo(), compare=False)
 
 
 def build_engine(app: Flask) -> ConsentEngine:

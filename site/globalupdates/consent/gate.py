@@ -29,7 +29,6 @@ from .registry import Script
 from .variant import keep_variant_cookie_right
 
 CONSENT_SCRIPT = "js/consent.js"
-POLICY_CACHE_SIZE = 256
 
 
 def init_gate(app: Flask) -> None:
@@ -161,7 +160,7 @@ def page_variant(state: ConsentState, cookies: Mapping[str, str]) -> tuple[objec
 
 def content_security_policy(state: ConsentState) -> str:
     """The policy for this state, page origin and the embeds the view allowed once; each
-    distinct policy is built once per worker."""
+    distinct policy is built once per worker (``current.PolicyMemo``)."""
     allowed_once = allowed_once_providers()
     key = (
         request.scheme,
@@ -171,14 +170,7 @@ def content_security_policy(state: ConsentState) -> str:
         state.has_choice,
         allowed_once,
     )
-    policies = engine().policies
-    policy = policies.get(key)
-    if policy is None:
-        policy = build_policy(state, allowed_once)
-        policies[key] = policy
-        if len(policies) > POLICY_CACHE_SIZE:
-            policies.popitem(last=False)
-    return policy
+    return engine().policies.get_or_build(key, lambda: build_policy(state, allowed_once))
 
 
 def build_policy(state: ConsentState, allowed_once: frozenset[str]) -> str:
