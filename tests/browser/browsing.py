@@ -7,13 +7,20 @@ from dataclasses import dataclass, field
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import BrowserContext, Page, Request
 
+from globalupdates.consent.registry import load_registry
 from tests.support.pages import NEWSROOMS
 
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 320, "height": 640}
 # The article most browser tests read: the demo story without an embed.
 ARTICLE = NEWSROOMS
-NECESSARY_COOKIES = {"gu_session"}
+# The cookies of the one category that needs no consent, as the registry declares them.
+NECESSARY_COOKIES = {
+    cookie.name
+    for category in load_registry(None).categories
+    if category.required
+    for cookie in category.cookies
+}
 RECORD_CSP_VIOLATIONS = """
 document.addEventListener("securitypolicyviolation", event => {
     (window.__cspViolations = window.__cspViolations || []).push(

@@ -33,6 +33,14 @@ class PolicyMemo:
         self._policies: LRUCache[tuple[Any, ...], str] = LRUCache(maxsize=max_bytes, getsizeof=len)
         self._lock = threading.Lock()
 
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._policies)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._policies.clear()
+
     def get_or_build(self, key: tuple[Any, ...], build: Callable[[], str]) -> str:
         with self._lock:
             policy = self._policies.get(key)
