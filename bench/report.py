@@ -329,12 +329,33 @@ def workers_table(summary: dict[str, Any]) -> str:
     return table(header, rows)
 
 
+def soak_table(summary: dict[str, Any]) -> str:
+    """--soak: the site alone under many more connections; errors are what it is read for."""
+    rows = []
+    for key, result in summary.get("soak", {}).items():
+        statuses = ", ".join(f"{code}: {count:,}" for code, count in result["statuses"].items())
+        errors = ", ".join(f"{kind} {count}" for kind, count in result["errors"].items())
+        rows.append(
+            [
+                BY_KEY[key].title,
+                f"{number(result['requests_per_second'])} ({ms(result['p50_ms'])} / "
+                f"{ms(result['p99_ms'])})",
+                f"{result['answered']:,} in {result['seconds']:.1f} s",
+                statuses,
+                errors or "none",
+            ]
+        )
+    header = ["scenario", "site req/s (p50 / p99 ms)", "answered", "statuses", "errors"]
+    return table(header, rows)
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "summary": summary_table,
     "runs": runs_table,
     "memory": memory_table,
     "setting": setting_table,
     "workers": workers_table,
+    "soak": soak_table,
 }
 
 
@@ -370,6 +391,7 @@ def main() -> None:
     if target.is_dir():
         summary = load(target)
         kinds = ["workers"] if "setups" in summary else ["setting", "summary", "runs", "memory"]
+        kinds += ["soak"] if "soak" in summary else []
         for kind in kinds:
             print(RENDERERS[kind](summary))
         return

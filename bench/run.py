@@ -4,6 +4,7 @@
     .venv/bin/python bench/run.py --seconds 1 --readers 2000 --runs 1 --results /tmp/quick
     BENCH_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/NAME bench/run.py
     .venv/bin/python bench/run.py --compare-workers       # worker set-ups side by side
+    .venv/bin/python bench/run.py --soak                  # then 128 connections on the site
 
 The site is a black box over HTTP. Its pages are found from /sitemap.xml (bench/traffic.py);
 readers are made through real ``POST /consent`` answers, every cookie those set is kept; then
@@ -78,6 +79,8 @@ BARE_SECRET_KEY = "bench-bare-secret-not-for-production"
 WARM_ADDRESS = "127.0.0.2"
 MEASURED_ADDRESS = "127.0.0.1"
 TIMED_LINES = 20_000
+SOAK_CONNECTIONS = 128
+SOAK_SECONDS = 30
 READER_MAKERS = 8
 
 
@@ -382,15 +385,25 @@ class Bench:
     files: dict[str, Path]
     raw_folder: str = ""  # where in ``results`` wrk's outputs go
 
-    def measure(self, port: int, key: str, side: str, run: int, *, once: bool) -> Measurement:
+    def measure(
+        self,
+        port: int,
+        key: str,
+        side: str,
+        run: int | str,
+        *,
+        once: bool,
+        connections: int | None = None,
+        seconds: int | None = None,
+    ) -> Measurement:
         raw = self.results / self.raw_folder / f"run{run}-{key}-{side}.txt"
         result = run_wrk(
             port,
             self.files[key],
             once=once,
-            seconds=self.args.seconds,
+            seconds=seconds or self.args.seconds,
             threads=self.args.threads,
-            connections=self.args.connections,
+            connections=connections or self.args.connections,
             raw=raw,
             results=self.results,
         )
@@ -516,6 +529,31 @@ def one_run(
     }
 
 
+def soak(bench: Bench, site_server: Server) -> dict[str, Any]:
+    """Many more connections: first visits for SOAK_SECONDS, and every reader once more."""
+    print(f"soak: {SOAK_CONNECTIONS} connections", flush=True)
+    found = {
+        "first_visits": bench.measure(
+            site_server.port,
+            "first_visits",
+            "site",
+            "-soak",
+            once=False,
+            connections=SOAK_CONNECTIONS,
+            seconds=SOAK_SECONDS,
+        ),
+        "returning_readers": bench.measure(
+            site_server.port,
+            "returning_readers",
+            "site",
+            "-soak",
+            once=True,
+            connections=SOAK_CONNECTIONS,
+        ),
+    }
+    return {key: result.as_json() for key, result in found.items()}
+
+
 def prepare(
     args: argparse.Namespace, workdir: Path, results: Path, site_server: Server
 ) -> tuple[Bench, dict[str, Any]]:
@@ -609,6 +647,8 @@ def side_by_side(args: argparse.Namespace, workdir: Path, results: Path) -> None
             summary["runs"] = [
                 one_run(bench, site_server, bare, run) for run in range(1, args.runs + 1)
             ]
+            if args.soak:
+                summary["soak"] = soak(bench, site_server)
             summary["memory_after_bench"] = {
                 "site": gunicorn_memory(site_server),
                 "floor": gunicorn_memory(bare),
@@ -672,6 +712,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1, help="seeds every shuffle and choice")
     parser.add_argument("--label", help="the results folder's name after the time")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where results go")
+    parser.add_argument(
+        "--soak", action="store_true", help=f"then {SOAK_CONNECTIONS} connections on the site"
+    )
     parser.add_argument("--compare-workers", action="store_true")
     args = parser.parse_args()
     require_tools()
