@@ -4,7 +4,9 @@ docs/performance.md quotes the results only through these tables: each sits betw
 comments that name the table and the results folder it comes from,
 
     <!-- bench:summary bench/results/20261206T150102Z-sqlite -->
+
     | ... the table ... |
+
     <!-- /bench -->
 
 and tests/test_docs.py checks that every such block equals its rendering. After a new bench,
@@ -253,26 +255,25 @@ def memory_cells(memory: dict[str, Any]) -> list[str]:
 
 
 def memory_table(summary: dict[str, Any]) -> str:
-    """PSS in MB of gunicorn's master and each worker: after the whole bench, then after each
-    scenario of each run (the site's one gunicorn served them all, in this order)."""
+    """PSS in MB of gunicorn's master and each worker after the whole bench; then the site's
+    total after each scenario of each run (its one gunicorn served them all, in this order)."""
     after = summary["memory_after_bench"]
     site_total = after["site"]["total_pss"]
+    header = ["after the whole bench", "master", "workers", "total", f"≤ {PSS_TARGET_MB:g} MB"]
     rows = [
-        [
-            "site, after the whole bench",
-            *memory_cells(after["site"]),
-            met_text(site_total <= PSS_TARGET_MB),
-        ],
-        ["floor (bare Flask), after the whole bench", *memory_cells(after["floor"]), ""],
+        ["site", *memory_cells(after["site"]), met_text(site_total <= PSS_TARGET_MB)],
+        ["floor (bare Flask)", *memory_cells(after["floor"]), ""],
     ]
+    measured = [s for s in SCENARIOS if any(s.key in run["scenarios"] for run in summary["runs"])]
+    steps = []
     for run in summary["runs"]:
-        for scenario in SCENARIOS:
-            found = run["scenarios"].get(scenario.key)
-            if found is not None and found["site"].get("memory"):
-                label = f"site, run {run['run']}, after {scenario.title}"
-                rows.append([label, *memory_cells(found["site"]["memory"]), ""])
-    header = ["gunicorn", "master", "workers", "total", f"≤ {PSS_TARGET_MB:g} MB"]
-    return table(header, rows)
+        cells = [f"run {run['run']}"]
+        for scenario in measured:
+            memory = run["scenarios"].get(scenario.key, {}).get("site", {}).get("memory")
+            cells.append(f"{memory['total_pss']:.0f}" if memory else "")
+        steps.append(cells)
+    steps_header = ["site's total after", *(scenario.title for scenario in measured)]
+    return table(header, rows) + "\n" + table(steps_header, steps)
 
 
 def setting_table(summary: dict[str, Any]) -> str:
@@ -303,7 +304,7 @@ def setting_table(summary: dict[str, Any]) -> str:
             f"after {machine['load_after']}",
         ],
     ]
-    return table(["", ""], rows)
+    return table(["", "this bench"], rows)
 
 
 def workers_table(summary: dict[str, Any]) -> str:
@@ -360,6 +361,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
 
 
 def render(kind: str, folder: Path) -> str:
+    """The table (or tables) ``kind`` of the bench in ``folder``, ending with a line break."""
     if kind not in RENDERERS:
         raise ValueError(f"no table called {kind!r}; there are {', '.join(RENDERERS)}")
     return RENDERERS[kind](load(folder))
@@ -373,13 +375,14 @@ class Block:
 
 
 def blocks(text: str) -> list[Block]:
-    return [Block(m["kind"], m["folder"], m["table"]) for m in BLOCK.finditer(text)]
+    """Each block's table, without the blank lines that set it apart from its markers."""
+    return [Block(m["kind"], m["folder"], m["table"].strip("\n")) for m in BLOCK.finditer(text)]
 
 
 def rendered_document(text: str, root: Path = ROOT) -> str:
     def again(match: re.Match[str]) -> str:
         body = render(match["kind"], root / match["folder"])
-        return f"<!-- bench:{match['kind']} {match['folder']} -->\n{body}<!-- /bench -->"
+        return f"<!-- bench:{match['kind']} {match['folder']} -->\n\n{body}\n<!-- /bench -->"
 
     return BLOCK.sub(again, text)
 

@@ -297,7 +297,7 @@ def bench_table_problems(text: str, root: Path = PROJECT_ROOT) -> list[str]:
         missing = [raw for raw in raw_outputs(report.load(folder)) if not (folder / raw).is_file()]
         if missing:
             problems.append(f"{block.folder}: the wrk outputs {missing} are missing")
-        if block.table != report.render(block.kind, folder):
+        if block.table != report.render(block.kind, folder).strip("\n"):
             problems.append(f"{block.kind} of {block.folder}: differs from its rendering")
     return problems
 
@@ -435,7 +435,8 @@ def test_a_bench_table_typed_by_hand_or_without_its_results_is_caught(tmp_path):
     (folder / report.SUMMARY).write_text(json.dumps(a_bench_summary()), encoding="utf-8")
     (folder / "run1-beacon-site.txt").write_text("wrk", encoding="utf-8")
     name = "bench/results/20261206T000000Z-sqlite"
-    rendered = f"<!-- bench:summary {name} -->\n{report.render('summary', folder)}<!-- /bench -->\n"
+    table = report.render("summary", folder)
+    rendered = f"<!-- bench:summary {name} -->\n\n{table}\n<!-- /bench -->\n"
     assert "| page-view beacon | 1,000 | 2,000 | 0.50 |" in rendered
     assert bench_table_problems(rendered, tmp_path) == [
         f"{name}: the wrk outputs ['run1-beacon-floor.txt'] are missing"
