@@ -4,12 +4,12 @@
 
 It installs the pinned Lighthouse (bench/package.json) into bench/node_modules when it is
 missing, runs it with Debian's Chromium (default mobile emulation and simulated throttling)
-several times per state, keeps the JSON reports in bench/results/ and prints, for the run
-with the median performance score, the four category scores and the main timings, then the
-gzipped weight of the consent JavaScript and CSS. Lighthouse multiplies the CPU time it
-observes, so a busy machine lowers the performance score: the median of a few runs and
-Lighthouse's own benchmark index of the machine are printed to show it. gunicorn is started
-(and stopped) by tests/support, as the tests start it.
+several times per state, keeps the JSON reports in bench/reports/ (which git ignores) and
+prints, for the run with the median performance score, the four category scores and the main
+timings, then the gzipped weight of the consent JavaScript and CSS. Lighthouse multiplies the
+CPU time it observes, so a busy machine lowers the performance score: the median of a few runs
+and Lighthouse's own benchmark index of the machine are printed to show it. gunicorn is
+started (and stopped) by tests/support, as the tests start it.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from tests.support.html import ACCEPT_ALL_BUTTON, select
 
 BENCH = Path(__file__).resolve().parent
 LIGHTHOUSE = BENCH / "node_modules" / ".bin" / "lighthouse"
-RESULTS = BENCH / "results"
+REPORTS = BENCH / "reports"
 CATEGORIES = ("performance", "accessibility", "best-practices", "seo")
 AUDITS = (
     "first-contentful-paint",
@@ -113,7 +113,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="Lighthouse runs per state")
     runs = max(1, parser.parse_args().runs)
     install_lighthouse()
-    RESULTS.mkdir(exist_ok=True)
+    REPORTS.mkdir(exist_ok=True)
     figures: dict[str, dict] = {}
     performance: dict[str, list[int]] = {}
     with tempfile.TemporaryDirectory() as workdir, served_site(Path(workdir)) as base_url:
@@ -123,7 +123,7 @@ def main() -> int:
         ):
             found = []
             for run in range(1, runs + 1):
-                report = RESULTS / f"lighthouse-{state.replace(' ', '-')}-{run}.json"
+                report = REPORTS / f"lighthouse-{state.replace(' ', '-')}-{run}.json"
                 found.append(summary(run_lighthouse(base_url + ARTICLE, report, cookie)))
             figures[state] = median_run(found)
             performance[state] = [run["scores"]["performance"] for run in found]

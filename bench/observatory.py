@@ -1,6 +1,6 @@
 """Grade the site with the MDN HTTP Observatory scanner, over TLS on loopback.
 
-    .venv/bin/python bench/observatory.py [--output bench/results/observatory.json]
+    .venv/bin/python bench/observatory.py [--output bench/reports/observatory.json]
 
 What it does, all on 127.0.0.1 and all stopped at the end:
 1. installs the scanner with npm (without its install scripts, which download lists) into a
@@ -151,7 +151,7 @@ def main() -> None:
         "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "gu-observatory"
     )
     parser.add_argument(
-        "--output", type=Path, default=ROOT / "bench" / "results" / "observatory.json"
+        "--output", type=Path, default=ROOT / "bench" / "reports" / "observatory.json"
     )
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)

@@ -1,11 +1,14 @@
 """Profile the site's own work per request, in one process, without HTTP in the way.
 
     .venv/bin/pip install -e '.[bench]'
-    .venv/bin/python bench/profile_requests.py article-stored      # pyinstrument's call tree
+    .venv/bin/python bench/profile_requests.py returning-readers     # pyinstrument's call tree
     .venv/bin/python bench/profile_requests.py consent --requests 500
 
-Each scenario is the same request the wrk bench sends. CPU time per request is printed
-first, so a change can be judged by it rather than by req/s on a busy machine.
+Each scenario sends the requests bench/run.py sends (bench/traffic.py makes both): first visits
+over every page, returning readers each once on a page of its own draw, new readers choosing,
+page views from readers who accepted all. The pages and the readers are found and made through
+the app itself (its sitemap, its consent form). CPU time per request is printed first, so a
+change can be judged by it rather than by req/s on a busy machine.
 """
 
 from __future__ import annotations
@@ -15,16 +18,24 @@ import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, for tests.support
 
-from tests.support.consent import SAME_ORIGIN
-from tests.support.pages import ARTICLE
+from flask import Flask
+from flask.testing import FlaskClient
+
+from bench import traffic
+from bench.traffic import Answer, Reader, Request
+
+BASE = "http://localhost/"
+WARM_UP = 50
+SCENARIOS = ("first-visits", "returning-readers", "consent", "beacon")
 
 
-def prepared_app():
+def prepared_app() -> Flask:
     folder = tempfile.mkdtemp(prefix="gu-profile-")
     os.environ.setdefault("FLASK_INSTANCE_PATH", folder)
     os.environ.setdefault("FLASK_SECRET_KEY", "profile-secret-not-for-production")
@@ -39,44 +50,83 @@ def prepared_app():
     return app
 
 
-def scenarios(app) -> dict[str, Callable[[], object]]:
-    anonymous = app.test_client(use_cookies=False)
-    reader = app.test_client()
-    reader.get("/consent")
-    choice = {"action": "accept_all"}
-    reader.post("/consent", data=choice, headers=SAME_ORIGIN)
-    return {
-        "article-first": lambda: anonymous.get(ARTICLE),
-        "article-stored": lambda: reader.get(ARTICLE),
-        "front": lambda: reader.get("/"),
-        "consent": lambda: reader.post("/consent", data=choice, headers=SAME_ORIGIN),
-        "beacon": lambda: reader.post(
-            "/features/pageview", json={"path": ARTICLE}, headers=SAME_ORIGIN
-        ),
-    }
+def sender(client: FlaskClient) -> Callable[[Request], int]:
+    def send(request: Request) -> int:
+        response = client.open(
+            request.path,
+            method=request.method,
+            headers=request.headers,
+            data=request.body or None,
+        )
+        response.close()
+        return response.status_code
+
+    return send
+
+
+def fetcher(client: FlaskClient) -> traffic.Fetch:
+    def fetch(path: str, headers: dict[str, str]) -> Answer:
+        response = client.get(path, headers=headers)
+        names = {name.lower(): value for name, value in response.headers.items()}
+        return Answer(response.status_code, names, response.get_data())
+
+    return fetch
+
+
+def make_readers(client: FlaskClient, site: traffic.Site, count: int, seed: int) -> list[Reader]:
+    readers = []
+    for choice in traffic.choices(site, count, seed):
+        headers = {**traffic.FORM, **traffic.SAME_ORIGIN}
+        response = client.post(choice.action, data=choice.body, headers=headers)
+        if response.status_code != 303:
+            raise SystemExit(f"POST {choice.action} answered {response.status_code}, not 303")
+        cookies = traffic.kept_cookies(response.headers.getlist("Set-Cookie"))
+        readers.append(Reader(kind=choice.kind, cookies=cookies))
+    return readers
+
+
+def scenario_requests(app: Flask, scenario: str, count: int, seed: int) -> list[Request]:
+    client = app.test_client(use_cookies=False)
+    site = traffic.discover(fetcher(client), BASE, seed)
+    if scenario == "first-visits":
+        return list(traffic.first_visits(site, count, seed))
+    if scenario == "consent":
+        return list(traffic.consent_posts(site, count, seed))
+    readers = make_readers(client, site, count, seed)
+    if scenario == "returning-readers":
+        return list(traffic.returning_visits(site, readers, seed))
+    return list(traffic.beacons(site, readers, count, seed))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "scenario", choices=["article-first", "article-stored", "front", "consent", "beacon"]
-    )
+    parser.add_argument("scenario", choices=SCENARIOS)
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    request = scenarios(prepared_app())[args.scenario]
-    for _ in range(50):
-        request()
+    app = prepared_app()
+    requests = scenario_requests(app, args.scenario, WARM_UP + 2 * args.requests, args.seed)
+    send = sender(app.test_client(use_cookies=False))
+    warm, timed, profiled = (
+        requests[:WARM_UP],
+        requests[WARM_UP : WARM_UP + args.requests],
+        requests[WARM_UP + args.requests :],
+    )
+    for request in warm:
+        send(request)
+    statuses: Counter[int] = Counter()
     started = time.process_time()
-    for _ in range(args.requests):
-        request()
-    spent = (time.process_time() - started) / args.requests
-    print(f"{args.scenario}: {spent * 1000:.2f} ms of CPU per request, in process")
+    for request in timed:
+        statuses[send(request)] += 1
+    spent = (time.process_time() - started) / len(timed)
+    answers = ", ".join(f"{status}: {count}" for status, count in sorted(statuses.items()))
+    print(f"{args.scenario}: {spent * 1000:.2f} ms of CPU per request, in process ({answers})")
     from pyinstrument import Profiler
 
     profiler = Profiler(interval=0.0005)
     with profiler:
-        for _ in range(args.requests):
-            request()
+        for request in profiled:
+            send(request)
     print(profiler.output_text(color=False, unicode=False))
 
 

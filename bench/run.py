@@ -1,25 +1,37 @@
-"""Load the site under its own gunicorn config with wrk, beside a bare Flask app and nginx.
+"""Load the site as real traffic looks, each scenario beside a floor that serves the same bytes.
 
-Each scenario runs three times back to back: the site, a bare Flask app (one route, a
-fixed string) under the very same gunicorn settings, and nginx serving the article page's
-HTML from a file. One more row puts the site behind deploy/nginx.conf exactly as deployed
-(its page cache on) and sets it against nginx serving the same page from a file. After each
-run it reads the memory of gunicorn's master and workers. The machine is shared and noisy,
-so read the ratios, not the absolutes.
+    .venv/bin/python bench/run.py                         # the whole bench: 50,000 readers, 2 runs
+    .venv/bin/python bench/run.py --seconds 1 --readers 2000 --runs 1 --results /tmp/quick
+    BENCH_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/NAME bench/run.py
+    .venv/bin/python bench/run.py --compare-workers       # worker set-ups side by side
+    .venv/bin/python bench/run.py --soak                  # then 128 connections on the site
 
-    .venv/bin/python bench/run.py                  # the table, 10 s a run, 32 connections
-    .venv/bin/python bench/run.py --soak           # also 128 connections for 30 s on the article
-    .venv/bin/python bench/run.py --compare-workers   # sync, gthread, gevent side by side
-    .venv/bin/python bench/run.py --seconds 1      # the quickest whole run: does it all start?
+The site is a black box over HTTP. Its pages are found from /sitemap.xml (bench/traffic.py);
+readers are made through real ``POST /consent`` answers, every cookie those set is kept; then
+each scenario runs on the site and on its floor, side by side:
 
-gunicorn and nginx are started (and stopped) by tests/support, as the tests start them.
+- first visits (no cookie) over every page of every edition, through gunicorn; the floor is a
+  bare Flask app (bench/bare_app.py) under the same gunicorn settings returning each URL's bytes
+  as the site served them;
+- returning readers through gunicorn, each reader's cookies sent once in a run (each wrk thread
+  its own slice, stopped when the slice is used up); the floor returns an Accept-All reader's
+  bytes;
+- first visits and returning readers through deploy/nginx.conf, after a warm pass (readers
+  repeat here), with the X-Cache-Status counts of the measured part; the floor is nginx serving
+  the bytes deploy/nginx.conf gave as files, with as many workers and kept-alive connections;
+- ``POST /consent`` from new readers, against a bare POST that parses the form, signs a session
+  cookie and answers 303; the page-view beacon, against a bare POST that parses JSON.
 
-Not part of ``make test``: the figures are targets to watch, not pass/fail checks.
+One site gunicorn serves every scenario of every run, so its memory (PSS of the master and each
+worker, read after each scenario and after the whole bench) reflects the whole bench. Every
+run writes wrk's output and summary.json to bench/results/<UTC time>-<label>/; bench/report.py
+renders the tables docs/performance.md quotes from them. The machine is shared: read ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import http.client
 import json
 import os
@@ -29,103 +41,193 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, for tests.support
 
-from tests.support.consent import SAME_ORIGIN, cookie_value
+from bench import report, traffic
+from bench.bare_app import PAGES_VARIABLE
+from bench.load import Measurement, run_wrk
+from bench.traffic import Answer, Reader, Site
 from tests.support.gunicorn_server import Server, running_gunicorn
 from tests.support.nginx_server import Configuration, deployed_nginx, nginx_binary, running_nginx
-from tests.support.pages import ARTICLE, NACHTZUG
 
 ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
 RAISED_LIMITS = (
     "CONSENT_PER_READER",
     "CONSENT_PER_ADDRESS",
     "BEACON_PER_READER",
     "BEACON_PER_ADDRESS",
 )
-# deploy/nginx.conf sets one of each forwarded header; the app trusts exactly that one.
+# deploy/nginx.conf sets one of each forwarded header; the app trusts exactly that one. Direct
+# requests carry none of them, so the one site gunicorn serves both kinds of scenario.
 PROXY_FIX = {f"FLASK_PROXY_FIX_X_{name}": "1" for name in ("FOR", "PROTO", "HOST", "PORT")}
-FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-NGINX_ROW = "article, first visit, through deploy/nginx.conf"
-
-WRK_REPORT = """
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    '{"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, ' ..
-    '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}}\\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    e.connect, e.read, e.write, e.status, e.timeout))
-end
-"""
+BARE_APP = "bench.bare_app:create_app()"
+BARE_SECRET_KEY = "bench-bare-secret-not-for-production"
+# The warm passes through nginx come from another loopback address, so that the counts read
+# from nginx's access log are those of the measured part alone (wrk connects from 127.0.0.1).
+WARM_ADDRESS = "127.0.0.2"
+MEASURED_ADDRESS = "127.0.0.1"
+TIMED_LINES = 20_000
+SOAK_CONNECTIONS = 128
+SOAK_SECONDS = 30
+READER_MAKERS = 8
 
 
-@dataclass
-class Result:
-    requests_per_second: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
-    error_kinds: dict[str, int] = field(default_factory=dict)
-
-    def cells(self) -> str:
-        rate, p50, p99 = self.requests_per_second, self.p50_ms, self.p99_ms
-        return f"{rate:8.0f} {p50:6.1f} {p99:6.1f} {self.errors:6d}"
-
-    def error_summary(self) -> str:
-        kinds = ", ".join(f"{kind} {n}" for kind, n in self.error_kinds.items())
-        return f"{self.errors} errors" + (f" ({kinds})" if kinds else "")
+# Talking to the site.
 
 
-@dataclass
-class Scenario:
-    name: str
-    path: str
-    method: str = "GET"
-    body: str = ""
-    headers: dict[str, str] = field(default_factory=dict)
+def get(port: int, path: str, headers: dict[str, str], source: str | None = None) -> Answer:
+    address = (source, 0) if source else None
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=address)
+    try:
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        body = response.read()
+        names = {name.lower(): value for name, value in response.getheaders()}
+        return Answer(response.status, names, body)
+    finally:
+        conn.close()
 
 
-def bench_settings(workdir: Path, gunicorn_env: dict[str, str]) -> tuple[str, dict[str, str]]:
-    """The database and the settings every gunicorn of the bench runs with."""
-    database = os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{workdir / 'bench.sqlite3'}")
-    settings = {
-        "GUNICORN_LOGLEVEL": "warning",
-        # One wrk reader sends thousands of choices a second: the limits stay on (their
-        # cost is part of every request) but are raised so that they never answer 429.
-        **{f"FLASK_RATELIMIT_{name}": "10000000 per minute" for name in RAISED_LIMITS},
-        **gunicorn_env,
+def fetcher(port: int) -> traffic.Fetch:
+    return lambda path, headers: get(port, path, headers)
+
+
+class Chooser:
+    """A kept-alive connection that posts choices and keeps what each answer sets."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def post(self, choice: traffic.Choice) -> http.client.HTTPResponse:
+        headers = {**traffic.FORM, **traffic.SAME_ORIGIN}
+        self.conn.request("POST", choice.action, body=choice.body, headers=headers)
+        response = self.conn.getresponse()
+        response.read()
+        return response
+
+    def choose(self, choice: traffic.Choice) -> Reader:
+        try:
+            response = self.post(choice)
+        except (ConnectionError, http.client.HTTPException):
+            # gunicorn closed an idle kept-alive connection: open another, once.
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            response = self.post(choice)
+        if response.status != 303:
+            raise RuntimeError(f"POST {choice.action} answered {response.status}, not 303")
+        cookies = traffic.kept_cookies(response.headers.get_all("Set-Cookie") or [])
+        if not cookies:
+            raise RuntimeError(f"POST {choice.action} set no cookie")
+        return Reader(kind=choice.kind, cookies=cookies)
+
+
+def make_readers(port: int, choices: Sequence[traffic.Choice]) -> list[Reader]:
+    """One reader per choice, each through a real POST, from a few kept-alive connections."""
+    readers: list[Reader | None] = [None] * len(choices)
+    failures: list[BaseException] = []
+    lock = threading.Lock()
+    next_index = iter(range(len(choices)))
+
+    def work() -> None:
+        chooser = Chooser(port)
+        try:
+            while not failures:
+                with lock:
+                    index = next(next_index, None)
+                if index is None:
+                    return
+                readers[index] = chooser.choose(choices[index])
+        except Exception as error:  # reported below, in the main thread
+            failures.append(error)
+        finally:
+            chooser.conn.close()
+
+    workers = [threading.Thread(target=work) for _ in range(READER_MAKERS)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    if failures:
+        raise RuntimeError(f"making readers failed: {failures[0]}") from failures[0]
+    return [reader for reader in readers if reader is not None]
+
+
+def probe_readers(port: int, site: Site) -> dict[str, Reader]:
+    """One reader of each kind, outside the measured ones: for captures and warm passes."""
+    edition = site.editions[0]
+    kinds = {"accept_all": {"action": "accept_all"}, "reject_all": {"action": "reject_all"}}
+    for category in edition.categories:
+        kinds[f"save:{category}"] = {category: "on", "action": "save"}
+    chooser = Chooser(port)
+    try:
+        return {
+            kind: chooser.choose(traffic.Choice(kind, edition.consent_action, urlencode(fields)))
+            for kind, fields in kinds.items()
+        }
+    finally:
+        chooser.conn.close()
+
+
+# What the floors serve.
+
+
+def answer_record(answer: Answer) -> dict[str, Any]:
+    headers = {"Content-Type": answer.headers.get("content-type", "text/html")}
+    if "content-encoding" in answer.headers:
+        headers["Content-Encoding"] = answer.headers["content-encoding"]
+    return {"body": base64.b64encode(answer.body).decode(), "headers": headers}
+
+
+def capture(port: int, pages: Sequence[str], cookie: str | None) -> dict[str, Any]:
+    """Each page as the site serves it: gzip when asked for, identity otherwise."""
+    captured = {}
+    extra = {"Cookie": cookie} if cookie else {}
+    for page in pages:
+        codings = {}
+        for coding, headers in (("gzip", traffic.BROWSER), ("identity", {})):
+            answer = get(port, page, {**headers, **extra})
+            if answer.status != 200:
+                raise RuntimeError(f"{page} answered {answer.status} while being captured")
+            codings[coding] = answer_record(answer)
+        captured[page] = codings
+    return captured
+
+
+def write_bare_pages(path: Path, port: int, site: Site, reader: Reader) -> None:
+    pages = {
+        "first_visit": capture(port, site.pages, None),
+        "reader": capture(port, site.pages, reader.cookie_header),
     }
-    return database, settings
+    categories = sorted({name for edition in site.editions for name in edition.categories})
+    document = {"pages": pages, "categories": categories, "secret_key": BARE_SECRET_KEY}
+    path.write_text(json.dumps(document), encoding="utf-8")
 
 
-@contextmanager
-def gunicorn(
-    app: str, workdir: Path, gunicorn_env: dict[str, str], ready_path: str = "/healthz"
-) -> Iterator[Server]:
-    """gunicorn serving ``app`` with the project's config, once every worker runs.
+def files_conf(www: Path, files: dict[str, tuple[str, str]], workers: int) -> Configuration:
+    """nginx serving each URL's bytes from a file: ``files`` maps a URL to (file, encoding)."""
 
-    The port answers as soon as the first worker does, and a load started then lets that
-    worker take every kept-alive connection for the whole run, holding the app (site or
-    bare) to one core: so this waits for all of them, and a moment more.
-    """
-    database, settings = bench_settings(workdir, gunicorn_env)
-    with running_gunicorn(database, workdir, settings, app=app, ready_path=ready_path) as server:
-        server.wait_for_workers(int(settings.get("WEB_CONCURRENCY") or 3))
-        time.sleep(1)
-        yield server
+    def quoted(text: str) -> str:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
-
-def file_server_conf(www: Path, workers: int) -> Configuration:
-    """nginx with keep-alive, serving ``www/index.html`` at ``/``."""
+    file_map = "\n".join(
+        f"        {quoted(url)} {quoted(name)};" for url, (name, _) in files.items()
+    )
+    encoding_map = "\n".join(
+        f"        {quoted(url)} {quoted(coding)};" for url, (_, coding) in files.items()
+    )
 
     def configuration(port: int, prefix: Path) -> str:
         return f"""
@@ -140,11 +242,28 @@ http {{
     fastcgi_temp_path {prefix}/tmp;
     uwsgi_temp_path {prefix}/tmp;
     scgi_temp_path {prefix}/tmp;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_timeout 65s;
     keepalive_requests 100000;
+    types {{ }}
+    default_type text/html;
+    map_hash_bucket_size 256;
+    map $request_uri $bench_file {{
+        default "";
+{file_map}
+    }}
+    map $request_uri $bench_encoding {{
+        default "";
+{encoding_map}
+    }}
     server {{
         listen 127.0.0.1:{port};
         root {www};
-        location / {{ default_type text/html; }}
+        location / {{
+            try_files $bench_file =404;
+            add_header Content-Encoding $bench_encoding;
+        }}
     }}
 }}
 """
@@ -153,104 +272,24 @@ http {{
 
 
 @contextmanager
-def nginx_serving(html: bytes, workdir: Path, workers: int) -> Iterator[int]:
-    """nginx serving the article's HTML at ``/`` from a file; yields its port."""
+def nginx_from_files(pages: dict[str, Answer], workdir: Path, workers: int) -> Iterator[int]:
+    """nginx serving each page's bytes (a ``.gz`` file where they were gzip); yields its port."""
     www = workdir / "www"
-    www.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(www, ignore_errors=True)
+    www.mkdir(parents=True)
     for folder in (workdir, www):
         folder.chmod(0o755)  # nginx's workers run as an unprivileged user
-    (www / "index.html").write_bytes(html)
-    with running_nginx(file_server_conf(www, workers)) as nginx:
+    files = {}
+    for number, (url, answer) in enumerate(pages.items()):
+        coding = answer.headers.get("content-encoding", "")
+        name = f"/{number}" + (".gz" if coding == "gzip" else ".html")
+        (www / name.lstrip("/")).write_bytes(answer.body)
+        files[url] = (name, coding)
+    with running_nginx(files_conf(www, files, workers)) as nginx:
         yield nginx.port
 
 
-def run_wrk(port: int, scenario: Scenario, connections: int, seconds: int, workdir: Path) -> Result:
-    script = workdir / "report.lua"
-    lines = [f'wrk.method = "{scenario.method}"']
-    if scenario.body:
-        lines.append(f"wrk.body = {json.dumps(scenario.body)}")
-    script.write_text("\n".join(lines) + WRK_REPORT)
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script)]
-    for name, value in scenario.headers.items():
-        command += ["-H", f"{name}: {value}"]
-    command.append(f"http://127.0.0.1:{port}{scenario.path}")
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    report = json.loads(output.strip().splitlines()[-1])
-    return Result(
-        requests_per_second=report["requests"] / (report["duration_us"] / 1e6),
-        p50_ms=report["p50_us"] / 1000,
-        p99_ms=report["p99_us"] / 1000,
-        errors=sum(report["errors"].values()),
-        error_kinds={kind: n for kind, n in report["errors"].items() if n},
-    )
-
-
-def fetch(port: int, method: str, path: str, body: str = "", headers=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request(method, path, body=body or None, headers=headers or {})
-    response = conn.getresponse()
-    return response, response.read().decode()
-
-
-def reader_who_accepted_all(port: int) -> tuple[str, str]:
-    """A reader's session cookie after "accept all", and the form body that chose it.
-
-    Forgery protection reads Fetch Metadata, so the form carries no token: a page of the
-    site's own would send ``Sec-Fetch-Site: same-origin``.
-    """
-    body = urlencode({"action": "accept_all", "next": ARTICLE})
-    response, _ = fetch(port, "POST", "/consent", body, {**FORM, **SAME_ORIGIN})
-    assert response.status == 303, response.status
-    cookie = cookie_value(response.headers.get_all("Set-Cookie") or [])
-    assert cookie is not None, "the choice set no gu_session cookie"
-    return cookie, body
-
-
-# What every browser sends with a page request; the site then serves its stored gzip as it is.
-BROWSER = {"Accept-Encoding": "gzip, deflate, br"}
-
-
-def site_scenarios(port: int) -> list[Scenario]:
-    cookie, consent_body = reader_who_accepted_all(port)
-    reader = "0123456789abcdef0123456789abcdef"
-    return [
-        Scenario("article, first visit", ARTICLE, headers=BROWSER),
-        Scenario(
-            "article, stored choice", ARTICLE, headers={"Cookie": f"gu_session={cookie}", **BROWSER}
-        ),
-        Scenario("front page", "/", headers=BROWSER),
-        Scenario("German article, first visit", NACHTZUG, headers=BROWSER),
-        Scenario(
-            "POST /consent (DB write)",
-            "/consent",
-            method="POST",
-            body=consent_body,
-            headers={"Cookie": f"gu_session={cookie}", **FORM, **SAME_ORIGIN},
-        ),
-        Scenario(
-            "page-view beacon",
-            "/features/pageview",
-            method="POST",
-            body=json.dumps({"path": ARTICLE}),
-            headers={
-                "Cookie": f"gu_session={cookie}; gu_reader={reader}",
-                "Content-Type": "application/json",
-                **SAME_ORIGIN,
-            },
-        ),
-    ]
-
-
-@dataclass
-class Memory:
-    """One process's resident size, proportional share (PSS) and private pages (USS), in MB."""
-
-    rss: float
-    pss: float
-    uss: float
-
-    def cell(self) -> str:
-        return f"{self.rss:.0f}/{self.pss:.0f}/{self.uss:.0f}"
+# Memory.
 
 
 def rollup_kb(rollup: str, field_name: str) -> int:
@@ -258,40 +297,62 @@ def rollup_kb(rollup: str, field_name: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def process_memory(pid: int) -> Memory:
+def process_memory(pid: int) -> dict[str, float]:
+    """A process's resident size, proportional share (PSS) and private pages (USS), in MB."""
     rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
     private = rollup_kb(rollup, "Private_Clean") + rollup_kb(rollup, "Private_Dirty")
-    return Memory(
-        rss=rollup_kb(rollup, "Rss") / 1024,
-        pss=rollup_kb(rollup, "Pss") / 1024,
-        uss=private / 1024,
-    )
+    return {
+        "rss": round(rollup_kb(rollup, "Rss") / 1024, 1),
+        "pss": round(rollup_kb(rollup, "Pss") / 1024, 1),
+        "uss": round(private / 1024, 1),
+    }
 
 
-@dataclass
-class GunicornMemory:
-    master: Memory
-    workers: list[Memory]
-
-    @property
-    def total_pss(self) -> float:
-        return self.master.pss + sum(worker.pss for worker in self.workers)
-
-    def line(self) -> str:
-        workers = ", ".join(worker.cell() for worker in self.workers)
-        return f"master {self.master.cell()}; workers {workers}; total PSS {self.total_pss:.0f} MB"
+def gunicorn_memory(server: Server) -> dict[str, Any]:
+    master = process_memory(server.master_pid)
+    workers = [process_memory(pid) for pid in sorted(server.worker_pids())]
+    total = master["pss"] + sum(worker["pss"] for worker in workers)
+    return {"master": master, "workers": workers, "total_pss": round(total, 1)}
 
 
-def gunicorn_memory(server: Server) -> GunicornMemory:
-    """The master and each worker, read while they still run (after the load)."""
-    return GunicornMemory(
-        master=process_memory(server.master_pid),
-        workers=[process_memory(pid) for pid in sorted(server.worker_pids())],
-    )
+# Servers.
+
+
+def bench_settings(workdir: Path, extra: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """The database and the settings every gunicorn of the bench runs with."""
+    database = os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{workdir / 'bench.sqlite3'}")
+    settings = {
+        "GUNICORN_LOGLEVEL": "warning",
+        # One wrk reader sends thousands of choices a second: the limits stay on (their
+        # cost is part of every request) but are raised so that they never answer 429.
+        **{f"FLASK_RATELIMIT_{name}": "10000000 per minute" for name in RAISED_LIMITS},
+        **extra,
+    }
+    return database, settings
+
+
+@contextmanager
+def gunicorn(
+    app: str, workdir: Path, extra: dict[str, str], ready_path: str = "/healthz"
+) -> Iterator[Server]:
+    """gunicorn serving ``app`` with the project's config, once every worker runs.
+
+    The port answers as soon as the first worker does, and a load started then lets that
+    worker take every kept-alive connection for the whole run, holding the app (site or
+    bare) to one core: so this waits for all of them, and a moment more.
+    """
+    database, settings = bench_settings(workdir.parent, extra)
+    with running_gunicorn(database, workdir, settings, app=app, ready_path=ready_path) as server:
+        server.wait_for_workers(int(settings.get("WEB_CONCURRENCY") or 3))
+        time.sleep(1)
+        yield server
+
+
+def workers(server: Server) -> int:
+    return len(server.worker_pids())
 
 
 def settings_line(env: dict[str, str]) -> str:
-    sys.path.insert(0, str(ROOT))
     saved = dict(os.environ)
     os.environ.update(env)
     try:
@@ -303,148 +364,6 @@ def settings_line(env: dict[str, str]) -> str:
     return ", ".join(f"{key}={namespace[key]}" for key in keys)
 
 
-def ratio(site: float, bare: float) -> str:
-    return f"{site / bare:.2f}" if bare else "n/a"
-
-
-@dataclass
-class Row:
-    name: str
-    site: Result
-    bare: Result
-    site_memory: GunicornMemory
-    bare_memory: GunicornMemory
-
-
-def run_scenario(
-    args: argparse.Namespace, workdir: Path, env: dict[str, str], scenario: Scenario
-) -> Row:
-    """The scenario on the site, then the bare app's one route, each on a fresh gunicorn."""
-    with gunicorn("wsgi:app", workdir, env) as server:
-        site = run_wrk(server.port, scenario, args.connections, args.seconds, workdir)
-        site_memory = gunicorn_memory(server)
-    with gunicorn("bench.bare_app:app", workdir, env, ready_path="/") as server:
-        bare = run_wrk(server.port, Scenario("bare", "/"), args.connections, args.seconds, workdir)
-        bare_memory = gunicorn_memory(server)
-    return Row(scenario.name, site, bare, site_memory, bare_memory)
-
-
-def from_file(args: argparse.Namespace, workdir: Path, html: str, workers: int) -> Result:
-    with nginx_serving(html.encode(), workdir, workers) as nginx_port:
-        return run_wrk(nginx_port, Scenario("nginx", "/"), args.connections, args.seconds, workdir)
-
-
-def print_ratios_and_memory(rows: list[Row]) -> None:
-    # The bare app's figure moves a lot between runs (how wrk's kept-alive connections happen to
-    # spread over the workers decides it), so each row is also set against the bare app's best
-    # run of the whole bench: the more demanding comparison.
-    best_rate = max(row.bare.requests_per_second for row in rows)
-    best_p99 = min(row.bare.p99_ms for row in rows)
-    print()
-    print(f"{'scenario':26} | site/bare req/s | site/bare p99 | vs best bare: req/s    p99")
-    for row in rows:
-        rate = ratio(row.site.requests_per_second, row.bare.requests_per_second)
-        p99 = ratio(row.site.p99_ms, row.bare.p99_ms)
-        best = ratio(row.site.requests_per_second, best_rate)
-        best_tail = ratio(row.site.p99_ms, best_p99)
-        print(f"{row.name:26} | {rate:>15} | {p99:>13} | {best:>18} {best_tail:>6}")
-    print()
-    print("memory after each run, MB as RSS/PSS/USS (USS = Private_Clean + Private_Dirty)")
-    for row in rows:
-        print(f"{row.name:26} | site: {row.site_memory.line()}")
-        print(f"{'':26} | bare: {row.bare_memory.line()}")
-
-
-def cache_counts(statuses: Counter[str]) -> str:
-    total = sum(statuses.values())
-    parts = ", ".join(f"{status} {count}" for status, count in statuses.most_common())
-    return f"{parts} (of {total} requests)" if total else "nothing logged"
-
-
-def through_deployed_nginx(
-    args: argparse.Namespace, workdir: Path, env: dict[str, str], html: str
-) -> None:
-    """First visits to the article through deploy/nginx.conf, against the page from a file.
-
-    Both nginx run as many workers (``worker_processes auto``); the deployed one also writes
-    its buffered access log, from which the X-Cache-Status counts are read once it stops.
-    """
-    with (
-        gunicorn("wsgi:app", workdir, {**env, **PROXY_FIX}) as server,
-        deployed_nginx(server.port) as proxy,
-    ):
-        # The first visit fills the cache, as a reader's would; without it, wrk's 32 opening
-        # requests all wait on nginx's cache lock, whose waiters look again every 500 ms.
-        fetch(proxy.port, "GET", ARTICLE)
-        proxied = run_wrk(
-            proxy.port, Scenario(NGINX_ROW, ARTICLE), args.connections, args.seconds, workdir
-        )
-        proxy.stop()
-        statuses = proxy.cache_statuses()
-    static = from_file(args, workdir, html, os.cpu_count() or 1)
-    print()
-    print(f"{'':48} | {'req/s    p50    p99   errs':30}")
-    print(f"{NGINX_ROW:48} | {proxied.cells()}")
-    print(f"{'the same page from a file, nginx':48} | {static.cells()}")
-    rate = ratio(proxied.requests_per_second, static.requests_per_second)
-    print(f"nginx-proxied / nginx-file: req/s {rate}, p99 {ratio(proxied.p99_ms, static.p99_ms)}")
-    print(f"X-Cache-Status through deploy/nginx.conf: {cache_counts(statuses)}")
-
-
-def soak(workdir: Path, env: dict[str, str], scenarios: list[Scenario]) -> None:
-    for scenario in scenarios:
-        with gunicorn("wsgi:app", workdir, env) as server:
-            result = run_wrk(server.port, scenario, 128, 30, workdir)
-        print(
-            f"\n{scenario.name}, 128 connections for 30 s: {result.cells()}"
-            f"  {result.error_summary()} (wrk's timeout is 2 s)"
-        )
-
-
-def side_by_side(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> None:
-    print(f"gunicorn: {settings_line(env)}; wrk -t2 -c{args.connections} -d{args.seconds}s")
-    print(f"{'scenario':26} | {'site req/s   p50    p99   errs':30} | {'bare Flask':30} | nginx")
-    with gunicorn("wsgi:app", workdir, env) as server:
-        _, article_html = fetch(server.port, "GET", ARTICLE)
-        scenarios = site_scenarios(server.port)
-    rows = []
-    for scenario in scenarios:
-        row = run_scenario(args, workdir, env, scenario)
-        static = from_file(args, workdir, article_html, 2)
-        rows.append(row)
-        kinds = f"  site: {row.site.error_summary()}" if row.site.errors else ""
-        print(f"{row.name:26} | {row.site.cells()} | {row.bare.cells()} | {static.cells()}{kinds}")
-    print_ratios_and_memory(rows)
-    through_deployed_nginx(args, workdir, env, article_html)
-    if args.soak:
-        soak(workdir, env, scenarios[:2])
-
-
-WORKER_CHOICES = [
-    {"GUNICORN_WORKER_CLASS": "sync", "WEB_CONCURRENCY": "3", "GUNICORN_THREADS": "1"},
-    {"GUNICORN_WORKER_CLASS": "sync", "WEB_CONCURRENCY": "5", "GUNICORN_THREADS": "1"},
-    {"GUNICORN_WORKER_CLASS": "gthread", "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "4"},
-    {"GUNICORN_WORKER_CLASS": "gthread", "WEB_CONCURRENCY": "3", "GUNICORN_THREADS": "4"},
-    {"GUNICORN_WORKER_CLASS": "gthread", "WEB_CONCURRENCY": "4", "GUNICORN_THREADS": "2"},
-    {"GUNICORN_WORKER_CLASS": "gthread", "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "16"},
-    {"GUNICORN_WORKER_CLASS": "gevent", "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "1"},
-    {"GUNICORN_WORKER_CLASS": "gevent", "WEB_CONCURRENCY": "3", "GUNICORN_THREADS": "1"},
-]
-
-
-def compare_workers(args: argparse.Namespace, workdir: Path) -> None:
-    """The article with a stored choice and the consent POST under each worker set-up."""
-    print(f"wrk -t2 -c{args.connections} -d{args.seconds}s, keep-alive requested by wrk")
-    print(f"{'worker set-up':36} | {'article req/s p50 p99 errs':30} | POST /consent")
-    for choice in WORKER_CHOICES:
-        with gunicorn("wsgi:app", workdir, choice) as server:
-            scenarios = site_scenarios(server.port)
-            article = run_wrk(server.port, scenarios[1], args.connections, args.seconds, workdir)
-            consent = run_wrk(server.port, scenarios[3], args.connections, args.seconds, workdir)
-        label = settings_line(choice).replace(", keepalive=5", "")
-        print(f"{label:36} | {article.cells()} | {consent.cells()}")
-
-
 def require_tools() -> None:
     found = {"wrk": shutil.which("wrk"), "nginx": nginx_binary()}
     missing = [tool for tool, path in found.items() if path is None]
@@ -452,20 +371,362 @@ def require_tools() -> None:
         sys.exit(f"bench needs {' and '.join(missing)}: apt-get install -y wrk nginx")
 
 
+# The bench.
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    workdir: Path
+    results: Path
+    site: Site
+    readers: list[Reader]
+    probes: dict[str, Reader]
+    files: dict[str, Path]
+    raw_folder: str = ""  # where in ``results`` wrk's outputs go
+
+    def measure(
+        self,
+        port: int,
+        key: str,
+        side: str,
+        run: int | str,
+        *,
+        once: bool,
+        connections: int | None = None,
+        seconds: int | None = None,
+    ) -> Measurement:
+        raw = self.results / self.raw_folder / f"run{run}-{key}-{side}.txt"
+        result = run_wrk(
+            port,
+            self.files[key],
+            once=once,
+            seconds=seconds or self.args.seconds,
+            threads=self.args.threads,
+            connections=connections or self.args.connections,
+            raw=raw,
+            results=self.results,
+        )
+        statuses = ", ".join(f"{code} {count}" for code, count in result.statuses.items())
+        errors = f", errors {result.errors}" if result.errors else ""
+        print(
+            f"  {key:24} {side:5} {result.requests_per_second:9,.0f} req/s"
+            f"  p50 {result.p50_ms:6.1f}  p99 {result.p99_ms:6.1f} ms"
+            f"  ({result.answered:,} in {result.seconds:.1f} s: {statuses}{errors})",
+            flush=True,
+        )
+        return result
+
+
+def request_files(bench_dir: Path, site: Site, readers: list[Reader], seed: int) -> dict[str, Path]:
+    files = {
+        "first_visits": traffic.first_visits(site, TIMED_LINES, seed),
+        "returning_readers": traffic.returning_visits(site, readers, seed),
+        "consent": traffic.consent_posts(site, TIMED_LINES, seed),
+        "beacon": traffic.beacons(site, readers, TIMED_LINES, seed),
+    }
+    paths = {}
+    for key, requests in files.items():
+        paths[key] = bench_dir / f"{key}.txt"
+        traffic.write_requests(paths[key], requests)
+    paths["first_visits_nginx"] = paths["first_visits"]
+    paths["returning_readers_nginx"] = paths["returning_readers"]
+    return paths
+
+
+def warm_site(port: int, site: Site, probes: dict[str, Reader], workers: int) -> None:
+    """Every page as a first visit and for a reader of each kind, a few times over fresh
+    connections, so that every worker has probably met each: real traffic finds a site that
+    has been running, not one just started."""
+    cookies = [None, *(reader.cookie_header for reader in probes.values())]
+    for _ in range(workers):
+        for cookie in cookies:
+            extra = {"Cookie": cookie} if cookie else {}
+            for page in site.pages:
+                get(port, page, {**traffic.BROWSER, **extra})
+
+
+def warm_pass(
+    port: int, site: Site, cookies: Sequence[str | None]
+) -> dict[str | None, dict[str, Answer]]:
+    """Every page once for each cookie (None: a first visit), from the warm-up address; what
+    deploy/nginx.conf answered to each, for the floor to serve."""
+    answers: dict[str | None, dict[str, Answer]] = {}
+    for cookie in cookies:
+        extra = {"Cookie": cookie} if cookie else {}
+        answers[cookie] = {}
+        for page in site.pages:
+            answer = get(port, page, {**traffic.BROWSER, **extra}, source=WARM_ADDRESS)
+            if answer.status != 200:
+                raise RuntimeError(f"{page} answered {answer.status} through nginx")
+            answers[cookie][page] = answer
+    return answers
+
+
+def through_nginx(
+    bench: Bench, site_server: Server, run: int, key: str, returning: bool
+) -> dict[str, Measurement]:
+    """One scenario through deploy/nginx.conf after a warm pass, then the floor from files."""
+    if returning:
+        cookies: list[str | None] = [reader.cookie_header for reader in bench.probes.values()]
+        floor_cookie: str | None = bench.probes["accept_all"].cookie_header
+    else:
+        cookies, floor_cookie = [None], None
+    with deployed_nginx(site_server.port) as proxy:
+        warmed = warm_pass(proxy.port, bench.site, cookies)
+        site = bench.measure(proxy.port, key, "site", run, once=False)
+        proxy.stop()
+        statuses = proxy.cache_statuses(MEASURED_ADDRESS)
+    site.extra["cache"] = dict(statuses.most_common())
+    site.extra["warm_requests"] = sum(len(pages) for pages in warmed.values())
+    site.memory = gunicorn_memory(site_server)
+    hits = report.hit_share(site.as_json())
+    print(f"  {'':24} X-Cache-Status {dict(statuses.most_common())} (HIT {report.percent(hits)})")
+    with nginx_from_files(
+        warmed[floor_cookie], bench.workdir / "files", os.cpu_count() or 1
+    ) as port:
+        floor = bench.measure(port, key, "floor", run, once=False)
+    return {"site": site, "floor": floor}
+
+
+def through_gunicorn(
+    bench: Bench, site_server: Server, bare_server: Server, run: int, key: str, *, once: bool
+) -> dict[str, Measurement]:
+    site = bench.measure(site_server.port, key, "site", run, once=once)
+    site.memory = gunicorn_memory(site_server)
+    floor = bench.measure(bare_server.port, key, "floor", run, once=once)
+    floor.memory = gunicorn_memory(bare_server)
+    return {"site": site, "floor": floor}
+
+
+def one_run(
+    bench: Bench, site_server: Server, bare_server: Server, run: int, with_nginx: bool = True
+) -> dict[str, Any]:
+    print(f"run {run}", flush=True)
+    scenarios = {
+        "first_visits": through_gunicorn(
+            bench, site_server, bare_server, run, "first_visits", once=False
+        ),
+        "returning_readers": through_gunicorn(
+            bench, site_server, bare_server, run, "returning_readers", once=True
+        ),
+    }
+    if with_nginx:
+        scenarios["first_visits_nginx"] = through_nginx(
+            bench, site_server, run, "first_visits_nginx", returning=False
+        )
+        scenarios["returning_readers_nginx"] = through_nginx(
+            bench, site_server, run, "returning_readers_nginx", returning=True
+        )
+    for key in ("consent", "beacon"):
+        scenarios[key] = through_gunicorn(bench, site_server, bare_server, run, key, once=False)
+    return {
+        "run": run,
+        "scenarios": {
+            key: {side: result.as_json() for side, result in sides.items()}
+            for key, sides in scenarios.items()
+        },
+    }
+
+
+def soak(bench: Bench, site_server: Server) -> dict[str, Any]:
+    """Many more connections: first visits for SOAK_SECONDS, and every reader once more."""
+    print(f"soak: {SOAK_CONNECTIONS} connections", flush=True)
+    found = {
+        "first_visits": bench.measure(
+            site_server.port,
+            "first_visits",
+            "site",
+            "-soak",
+            once=False,
+            connections=SOAK_CONNECTIONS,
+            seconds=SOAK_SECONDS,
+        ),
+        "returning_readers": bench.measure(
+            site_server.port,
+            "returning_readers",
+            "site",
+            "-soak",
+            once=True,
+            connections=SOAK_CONNECTIONS,
+        ),
+    }
+    return {key: result.as_json() for key, result in found.items()}
+
+
+def prepare(
+    args: argparse.Namespace, workdir: Path, results: Path, site_server: Server
+) -> tuple[Bench, dict[str, Any]]:
+    """Find the pages, make the readers, capture the floor's bytes, write the request files."""
+    base = f"http://127.0.0.1:{site_server.port}/"
+    site = traffic.discover(fetcher(site_server.port), base, args.seed)
+    print(f"{len(site.pages)} pages over {len(site.editions)} editions", flush=True)
+    started = time.monotonic()
+    readers = make_readers(site_server.port, traffic.choices(site, args.readers, args.seed))
+    spent = time.monotonic() - started
+    print(f"{len(readers):,} readers made in {spent:.0f} s ({len(readers) / spent:,.0f}/s)")
+    probes = probe_readers(site_server.port, site)
+    write_bare_pages(workdir / "bare-pages.json", site_server.port, site, probes["accept_all"])
+    warm_site(site_server.port, site, probes, workers(site_server))
+    files = request_files(workdir, site, readers, args.seed)
+    bench = Bench(args, workdir, results, site, readers, probes, files)
+    about = {
+        "pages": list(site.pages),
+        "editions": [
+            {"root": e.root, "consent_action": e.consent_action, "categories": list(e.categories)}
+            for e in site.editions
+        ],
+        "readers": {
+            "count": len(readers),
+            "kinds": dict(Counter(reader.kind for reader in readers).most_common()),
+            "cookie_names": sorted({name for reader in readers for name in reader.cookies}),
+            "seconds_to_make": round(spent, 1),
+        },
+    }
+    return bench, about
+
+
+def code_version() -> dict[str, Any]:
+    def git(*command: str) -> str:
+        return subprocess.run(
+            ["git", *command], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    changes = git("status", "--porcelain", "--untracked-files=no", "--", "site", "templates")
+    return {"commit": git("rev-parse", "HEAD"), "changes": bool(changes)}
+
+
+def load_average() -> list[float]:
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+def results_folder(args: argparse.Namespace, database: str) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    label = args.label or (f"workers-{database}" if args.compare_workers else database)
+    folder = args.results / f"{stamp}-{label}"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def database_kind() -> str:
+    return (
+        "postgresql"
+        if os.environ.get("BENCH_DATABASE_URL", "").startswith("postgres")
+        else "sqlite"
+    )
+
+
+def header(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
+    return {
+        "format": 1,
+        "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "code": code_version(),
+        "database": database_kind(),
+        "gunicorn": settings_line(env),
+        "wrk": {"threads": args.threads, "connections": args.connections, "seconds": args.seconds},
+        "seed": args.seed,
+        "machine": {"cpus": os.cpu_count(), "load_before": load_average()},
+    }
+
+
+def finish(summary: dict[str, Any], results: Path) -> None:
+    summary["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    summary["machine"]["load_after"] = load_average()
+    (results / report.SUMMARY).write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+
+
+def side_by_side(args: argparse.Namespace, workdir: Path, results: Path) -> None:
+    env = {**PROXY_FIX}
+    summary = header(args, env)
+    summary["gunicorn"] += ", FLASK_PROXY_FIX_X_* = 1"
+    with gunicorn("wsgi:app", workdir / "site", env) as site_server:
+        bench, about = prepare(args, workdir, results, site_server)
+        summary.update(about)
+        bare_env = {PAGES_VARIABLE: str(workdir / "bare-pages.json")}
+        with gunicorn(BARE_APP, workdir / "bare", bare_env, ready_path="/") as bare:
+            summary["runs"] = [
+                one_run(bench, site_server, bare, run) for run in range(1, args.runs + 1)
+            ]
+            if args.soak:
+                summary["soak"] = soak(bench, site_server)
+            summary["memory_after_bench"] = {
+                "site": gunicorn_memory(site_server),
+                "floor": gunicorn_memory(bare),
+            }
+    finish(summary, results)
+    print()
+    for kind in ("summary", "memory"):
+        print(report.RENDERERS[kind](summary))
+    print(f"wrk's outputs and summary.json are in {results}")
+
+
+WORKER_CHOICES = [
+    {"GUNICORN_WORKER_CLASS": "gthread", "WEB_CONCURRENCY": "3", "GUNICORN_THREADS": "4"},
+    {"GUNICORN_WORKER_CLASS": "sync", "WEB_CONCURRENCY": "3", "GUNICORN_THREADS": "1"},
+    {"GUNICORN_WORKER_CLASS": "sync", "WEB_CONCURRENCY": "5", "GUNICORN_THREADS": "1"},
+    {"GUNICORN_WORKER_CLASS": "gthread", "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "4"},
+    {"GUNICORN_WORKER_CLASS": "gthread", "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "8"},
+    {"GUNICORN_WORKER_CLASS": "gthread", "WEB_CONCURRENCY": "4", "GUNICORN_THREADS": "2"},
+]
+
+
+def compare_workers(args: argparse.Namespace, workdir: Path, results: Path) -> None:
+    """The gunicorn scenarios under each worker set-up, the floor under the same set-up.
+
+    The readers are made once, by the first set-up; every set-up then serves the same readers
+    from the same database, each reader once per set-up. The site's own req/s are the figures
+    to compare between set-ups: a ratio alone would hide a set-up that slows the floor too.
+    """
+    summary = header(args, WORKER_CHOICES[0])
+    summary["setups"] = []
+    bench: Bench | None = None
+    for choice in WORKER_CHOICES:
+        line = settings_line(choice)
+        print(line, flush=True)
+        with gunicorn("wsgi:app", workdir / "site", choice) as site_server:
+            if bench is None:
+                bench, about = prepare(args, workdir, results, site_server)
+                summary.update(about)
+            else:
+                warm_site(site_server.port, bench.site, bench.probes, workers(site_server))
+            bare_env = {**choice, PAGES_VARIABLE: str(workdir / "bare-pages.json")}
+            with gunicorn(BARE_APP, workdir / "bare", bare_env, ready_path="/") as bare:
+                bench.raw_folder = re.sub(r"[^a-z0-9]+", "-", line.lower()).strip("-")
+                run = one_run(bench, site_server, bare, 1, with_nginx=False)
+                memory = gunicorn_memory(site_server)
+        summary["setups"].append(
+            {"gunicorn": line, "scenarios": run["scenarios"], "memory": memory}
+        )
+    finish(summary, results)
+    print()
+    print(report.workers_table(summary))
+
+
 def main() -> None:
-    require_tools()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=10, help="length of each timed wrk run")
+    parser.add_argument("--readers", type=int, default=50_000, help="distinct returning readers")
+    parser.add_argument("--runs", type=int, default=2, help="times the whole sequence runs")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--soak", action="store_true", help="also 128 connections for 30 s")
+    parser.add_argument("--threads", type=int, default=2, help="wrk's threads")
+    parser.add_argument("--seed", type=int, default=1, help="seeds every shuffle and choice")
+    parser.add_argument("--label", help="the results folder's name after the time")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where results go")
+    parser.add_argument(
+        "--soak", action="store_true", help=f"then {SOAK_CONNECTIONS} connections on the site"
+    )
     parser.add_argument("--compare-workers", action="store_true")
     args = parser.parse_args()
+    require_tools()
+    results = results_folder(args, database_kind())
+    print(f"results: {results}", flush=True)
     with tempfile.TemporaryDirectory(prefix="gu-bench-") as folder:
         workdir = Path(folder)
+        workdir.chmod(0o755)
         if args.compare_workers:
-            compare_workers(args, workdir)
+            compare_workers(args, workdir, results)
         else:
-            side_by_side(args, workdir, {})
+            side_by_side(args, workdir, results)
 
 
 if __name__ == "__main__":

@@ -8,13 +8,15 @@ an absolute path, a loopback address, any other scheme. Links in code are not li
 
 Besides: every test docs/compliance.md cites exists, every setting the code reads is in
 docs/configuration.md (and nothing there is made up), every repository path the documents
-name in code spans exists, and the README stays short and opens with ``make run`` and
-``make test``.
+name in code spans exists, the README stays short and opens with ``make run`` and
+``make test``, and every bench table in docs/performance.md is the rendering
+(bench/report.py) of the committed results folder it names, so no figure is typed by hand.
 """
 
 from __future__ import annotations
 
 import ast
+import json
 import re
 from collections.abc import Iterator
 from fnmatch import fnmatch
@@ -23,11 +25,13 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from bench import report
 from globalupdates.config import PROJECT_ROOT, Defaults
 
 README = PROJECT_ROOT / "README.md"
 COMPLIANCE = PROJECT_ROOT / "docs" / "compliance.md"
 CONFIGURATION = PROJECT_ROOT / "docs" / "configuration.md"
+PERFORMANCE = PROJECT_ROOT / "docs" / "performance.md"
 GUNICORN_CONFIG = PROJECT_ROOT / "gunicorn.conf.py"
 README_MAX_LINES = 150
 FIRST_COMMANDS = ["make run", "make test"]
@@ -268,6 +272,36 @@ def repository_paths(text: str) -> set[str]:
     return found
 
 
+def raw_outputs(summary: dict) -> list[str]:
+    """The wrk outputs a summary names: each site and floor run of each scenario, the soak."""
+    runs = summary.get("runs", []) + summary.get("setups", [])
+    found = [
+        result["raw"]
+        for run in runs
+        for sides in run["scenarios"].values()
+        for result in sides.values()
+    ]
+    return found + [result["raw"] for result in summary.get("soak", {}).values()]
+
+
+def bench_table_problems(text: str, root: Path = PROJECT_ROOT) -> list[str]:
+    """Why a bench table of ``text`` is not the rendering of the results folder it names."""
+    problems = []
+    for block in report.blocks(text):
+        folder = root / block.folder
+        if not (folder / report.SUMMARY).is_file():
+            problems.append(f"{block.folder}: no {report.SUMMARY}")
+            continue
+        if ignored_by_git(f"{block.folder}/{report.SUMMARY}"):
+            problems.append(f"{block.folder}: git ignores it, so it cannot be committed")
+        missing = [raw for raw in raw_outputs(report.load(folder)) if not (folder / raw).is_file()]
+        if missing:
+            problems.append(f"{block.folder}: the wrk outputs {missing} are missing")
+        if block.table != report.render(block.kind, folder).strip("\n"):
+            problems.append(f"{block.kind} of {block.folder}: differs from its rendering")
+    return problems
+
+
 # The documents as they are.
 
 
@@ -312,6 +346,12 @@ def test_the_readme_keeps_its_reliability_section_and_links_every_document():
     assert "## Reliability" in text.splitlines()
     linked = {(PROJECT_ROOT / target).resolve() for target in links(text)}
     assert [relative(d) for d in documents()[1:] if d.resolve() not in linked] == []
+
+
+def test_every_bench_table_is_rendered_from_the_committed_results_it_names():
+    text = PERFORMANCE.read_text(encoding="utf-8")
+    assert len(report.blocks(text)) >= 3, "docs/performance.md quotes the bench through its tables"
+    assert bench_table_problems(text) == []
 
 
 # The checks themselves catch what they are for.
@@ -361,3 +401,53 @@ def test_a_cited_test_that_does_not_exist_is_caught(tmp_path):
 def test_the_first_commands_are_read_from_code_blocks_in_order():
     text = "Run `make lint`.\n\n```sh\n# set up\nmake test  # all\n```\n\n```\nmake run\n```\n"
     assert commands_in_code_blocks(text) == ["make test", "make run"]
+
+
+def a_bench_summary() -> dict:
+    """A results summary of one run of one scenario, in the shape bench/run.py writes."""
+    result = {
+        "requests_per_second": 1000.0,
+        "p50_ms": 2.0,
+        "p99_ms": 9.0,
+        "answered": 10_000,
+        "seconds": 10.0,
+        "statuses": {"200": 10_000},
+        "errors": {},
+        "extra": {},
+    }
+    floor = {**result, "requests_per_second": 2000.0, "raw": "run1-beacon-floor.txt"}
+    return {
+        "database": "sqlite",
+        "runs": [
+            {
+                "run": 1,
+                "scenarios": {
+                    "beacon": {"site": {**result, "raw": "run1-beacon-site.txt"}, "floor": floor}
+                },
+            }
+        ],
+    }
+
+
+def test_a_bench_table_typed_by_hand_or_without_its_results_is_caught(tmp_path):
+    folder = tmp_path / "bench" / "results" / "20261206T000000Z-sqlite"
+    folder.mkdir(parents=True)
+    (folder / report.SUMMARY).write_text(json.dumps(a_bench_summary()), encoding="utf-8")
+    (folder / "run1-beacon-site.txt").write_text("wrk", encoding="utf-8")
+    name = "bench/results/20261206T000000Z-sqlite"
+    table = report.render("summary", folder)
+    rendered = f"<!-- bench:summary {name} -->\n\n{table}\n<!-- /bench -->\n"
+    assert "| page-view beacon | 1,000 | 2,000 | 0.50 |" in rendered
+    assert bench_table_problems(rendered, tmp_path) == [
+        f"{name}: the wrk outputs ['run1-beacon-floor.txt'] are missing"
+    ]
+    (folder / "run1-beacon-floor.txt").write_text("wrk", encoding="utf-8")
+    assert bench_table_problems(rendered, tmp_path) == []
+    typed = rendered.replace("| 0.50 |", "| 0.55 |")
+    assert bench_table_problems(typed, tmp_path) == [
+        f"summary of {name}: differs from its rendering"
+    ]
+    gone = rendered.replace("20261206T000000Z", "20261207T000000Z")
+    assert bench_table_problems(gone, tmp_path) == [
+        "bench/results/20261207T000000Z-sqlite: no summary.json"
+    ]

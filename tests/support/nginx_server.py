@@ -74,16 +74,20 @@ class Nginx:
         logs = [self.prefix / "logs" / name for name in ("stderr.log", "error.log")]
         return "".join(path.read_text(errors="replace") for path in logs if path.exists())
 
-    def cache_statuses(self) -> Counter[str]:
-        """How often each $upstream_cache_status was logged ("-" when there was none).
+    def cache_statuses(self, client: str | None = None) -> Counter[str]:
+        """How often each $upstream_cache_status was logged ("-" when there was none), for
+        every request or only for those from the address ``client`` (each line of
+        deploy/nginx.conf's log opens with the client's address).
 
         The access log is buffered: read it after nginx has stopped, or expect it to lag.
         """
         path = self.prefix / "logs" / "access.log"
         text = path.read_text(errors="replace") if path.exists() else ""
+        lines = text.splitlines()
+        if client is not None:
+            lines = [line for line in lines if line.split(" ", 1)[0] == client]
         return Counter(
-            (match.group(1) or "-") if match else "?"
-            for match in map(CACHE_FIELD.search, text.splitlines())
+            (match.group(1) or "-") if match else "?" for match in map(CACHE_FIELD.search, lines)
         )
 
 
