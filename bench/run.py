@@ -209,7 +209,7 @@ def capture(port: int, pages: Sequence[str], cookie: str | None) -> dict[str, An
 def write_bare_pages(path: Path, port: int, site: Site, reader: Reader) -> None:
     pages = {
         "first_visit": capture(port, site.pages, None),
-        "reader": capture(port, site.pages, reader.cookie_header),
+        "reader": capture(port, site.shared_pages, reader.cookie_header),
     }
     categories = sorted({name for edition in site.editions for name in edition.categories})
     document = {"pages": pages, "categories": categories, "secret_key": BARE_SECRET_KEY}
@@ -442,20 +442,21 @@ def warm_site(port: int, site: Site, probes: dict[str, Reader], workers: int) ->
     for _ in range(workers):
         for cookie in cookies:
             extra = {"Cookie": cookie} if cookie else {}
-            for page in site.pages:
+            for page in site.shared_pages if cookie else site.pages:
                 get(port, page, {**traffic.BROWSER, **extra})
 
 
 def warm_pass(
     port: int, site: Site, cookies: Sequence[str | None]
 ) -> dict[str | None, dict[str, Answer]]:
-    """Every page once for each cookie (None: a first visit), from the warm-up address; what
-    deploy/nginx.conf answered to each, for the floor to serve."""
+    """Every page once for each cookie (None: a first visit; a reader's cookies: the shared
+    pages), from the warm-up address; what deploy/nginx.conf answered to each, for the floor
+    to serve."""
     answers: dict[str | None, dict[str, Answer]] = {}
     for cookie in cookies:
         extra = {"Cookie": cookie} if cookie else {}
         answers[cookie] = {}
-        for page in site.pages:
+        for page in site.shared_pages if cookie else site.pages:
             answer = get(port, page, {**traffic.BROWSER, **extra}, source=WARM_ADDRESS)
             if answer.status != 200:
                 raise RuntimeError(f"{page} answered {answer.status} through nginx")

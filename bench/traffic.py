@@ -75,6 +75,14 @@ class Site:
     editions: tuple[Edition, ...]
     pages: tuple[str, ...]  # every reader-facing page, path and query
 
+    @property
+    def shared_pages(self) -> tuple[str, ...]:
+        """The pages that are the same for every reader who chose alike: all but each
+        edition's preferences, which show a reader who chose their own consent ID and are
+        ``private, no-store``, a page of one reader by nature like their history."""
+        preferences = {urljoin(edition.root, "consent") for edition in self.editions}
+        return tuple(page for page in self.pages if urlsplit(page).path not in preferences)
+
     def edition_of(self, path: str) -> Edition:
         """The edition whose root is the longest prefix of ``path``."""
         return max(
@@ -301,11 +309,11 @@ def first_visits(site: Site, count: int, seed: int) -> Iterator[Request]:
 
 
 def returning_visits(site: Site, readers: Sequence[Reader], seed: int) -> Iterator[Request]:
-    """Each reader once, in a shuffled order, each on a page of its own draw."""
+    """Each reader once, in a shuffled order, each on a shared page of its own draw."""
     rng = random.Random(f"returning-{seed}")
     order = list(readers)
     rng.shuffle(order)
-    pages = shuffled_passes(site.pages, len(order), rng)
+    pages = shuffled_passes(site.shared_pages, len(order), rng)
     for reader, page in zip(order, pages, strict=True):
         yield Request("GET", page, {**BROWSER, "Cookie": reader.cookie_header})
 
