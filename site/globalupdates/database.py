@@ -26,7 +26,13 @@ def error_summary(error: BaseException) -> str:
 def tune_sqlite(engine: Engine) -> None:
     """WAL lets readers work while a writer commits; the busy timeout makes writers queue,
     and the site's own writes queue on a lock file first (``one_writer``). Connections are
-    kept on the file at the configured path (``DatabaseFile``)."""
+    kept on the file at the configured path (``DatabaseFile``).
+
+    ``synchronous=FULL`` makes every commit wait for the WAL to reach the disk (fsync), so a
+    choice that got its answer survives a power cut or a kernel crash, not only a killed
+    process (WAL's usual ``NORMAL`` gives only the latter). Choices are committed in groups
+    (``consent.chain``), so the fsync is paid once per group, not once per choice.
+    """
     path = sqlite_file_path(engine.url)
     if path is not None:
         WRITER_QUEUES.setdefault(engine.url.database or "", WriterQueue(path))
@@ -37,7 +43,7 @@ def tune_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=10000")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
