@@ -64,7 +64,9 @@ class Defaults:
     # behind one shared address each get their own allowance; the per-address figures are
     # only a ceiling against floods. Load tests raise them through FLASK_RATELIMIT_*.
     RATELIMIT_ENABLED = True
-    RATELIMIT_STORAGE_URI = "memory://"  # e.g. redis://host:6379/0 when several hosts serve
+    # Counters in each worker's memory (globalupdates.ratelimits.WorkerMemoryStorage), or
+    # e.g. redis://host:6379/0 when several hosts serve.
+    RATELIMIT_STORAGE_URI = "worker-memory://"
     RATELIMIT_HEADERS_ENABLED = True
     RATELIMIT_SWALLOW_ERRORS = True  # a storage outage must not turn a choice into a 500
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True  # and limits go on per worker meanwhile
