@@ -8,12 +8,20 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from sqlalchemy import event
+from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import DisconnectionError
 
 FileIdentity = tuple[int, int]
 TRUE_WORDS = ("1", "true", "yes", "on", "t", "y")
+
+
+ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+
+
+class WriteBatchFailed(Exception):
+    """Writes committed together as one transaction failed, and none of them was stored
+    (the site answers ``503``: a reader can send the choice again)."""
 
 
 def error_summary(error: BaseException) -> str:
@@ -179,3 +187,17 @@ def one_writer(engine: Engine) -> Iterator[None]:
         return
     with queue.turn():
         yield
+
+
+def lock_for_writing(connection: Connection, postgres_key: int) -> None:
+    """Hold the database's write lock for the rest of this transaction: SQLite's own (``BEGIN
+    IMMEDIATE``: one writer at a time), or on PostgreSQL the advisory lock ``postgres_key``,
+    which only the writers that must not interleave take. Statements after this one see
+    everything committed before the lock was granted."""
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    elif dialect == "postgresql":
+        connection.execute(ADVISORY_LOCK, {"key": postgres_key})
+    else:
+        raise RuntimeError(f"no write lock for the {dialect} database")
