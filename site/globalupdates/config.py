@@ -13,7 +13,9 @@ class Defaults:
     LANGUAGES = ("en", "de", "fr")
     TIMEZONE = "UTC"  # the zone every date and time a reader sees is shown in
     SQLALCHEMY_DATABASE_URI = None  # filled in with the instance folder's SQLite file
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    # SQLAlchemy's engine options. Without "pool_pre_ping" the site sets it for a database
+    # server and leaves it off for SQLite (globalupdates.database.engine_options).
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
     CONSENT_REGISTRY = None  # path to an operator's TOML; None ships the package's own
     CONSENT_LIFETIME_DAYS = 182
     # How long a consent record is kept once a newer choice supersedes it (proof, Art. 7(1)

@@ -24,6 +24,20 @@ class WriteBatchFailed(Exception):
     (the site answers ``503``: a reader can send the choice again)."""
 
 
+def engine_options(database_uri: str, configured: dict[str, Any]) -> dict[str, Any]:
+    """The engine options, with ``pool_pre_ping`` decided by the database unless set.
+
+    A pooled connection to a database server dies when the server restarts or fails over;
+    the ping (one round trip at each checkout) finds that before a request uses it, so the
+    first choices after a restart are stored instead of answered 503. A SQLite connection
+    does not die that way: a removed or replaced file is caught at checkout by
+    ``DatabaseFile``, and a ping would pass on a connection to a deleted file anyway.
+    """
+    options = dict(configured)
+    options.setdefault("pool_pre_ping", not database_uri.startswith("sqlite"))
+    return options
+
+
 def error_summary(error: BaseException) -> str:
     """The first line of what went wrong, for a log line or a command's error: the driver's
     own message where SQLAlchemy wrapped one, without the statement and link it adds."""
