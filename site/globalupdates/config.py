@@ -23,6 +23,15 @@ class Defaults:
     CONSENT_RECORD_RETENTION_DAYS = 3 * 365
     # How long page views and page timings are kept; `flask features prune` deletes older ones.
     PAGE_MEASUREMENT_RETENTION_DAYS = 395  # 13 months
+    # Page views are counted in each worker's memory and written this often, in one
+    # transaction (globalupdates.features.pageviews); a worker killed outright loses at most
+    # the views of this interval. Views waiting beyond the limit (the database unreachable
+    # for long) are dropped, oldest first.
+    PAGE_VIEW_FLUSH_SECONDS = 1.0
+    PAGE_VIEW_PENDING_LIMIT = 10_000
+    # How long an erased reader value is remembered, so that views of it still waiting in
+    # any worker are dropped; a view that waited longer is dropped too.
+    PAGE_VIEW_ERASURE_MARKER_HOURS = 24
     # The key that signs the consent chain, "key_id:secret"; None signs with the last key in
     # the instance folder's consent_proof_keys file (see globalupdates.consent.proofkeys).
     CONSENT_PROOF_KEY = None

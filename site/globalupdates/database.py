@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import atexit
 import fcntl
 import os
 import threading
@@ -190,6 +191,15 @@ class WriterQueue:
         return status.st_dev, status.st_ino
 
 
+@atexit.register
+def close_writer_queues() -> None:
+    """The lock files are kept open for the life of the process; close them at its end."""
+    for queue in WRITER_QUEUES.values():
+        if queue.handle is not None and queue.handle_pid == os.getpid():
+            queue.handle.close()
+            queue.handle = None
+
+
 @contextmanager
 def one_writer(engine: Engine) -> Iterator[None]:
     """Serialise a write transaction on SQLite (see ``WriterQueue``); PostgreSQL needs nothing."""
@@ -215,3 +225,18 @@ def lock_for_writing(connection: Connection, postgres_key: int) -> None:
         connection.execute(ADVISORY_LOCK, {"key": postgres_key})
     else:
         raise RuntimeError(f"no write lock for the {dialect} database")
+
+
+@contextmanager
+def locked_transaction(engine: Engine, postgres_key: int) -> Iterator[Connection]:
+    """A connection holding the write lock (``lock_for_writing``), after its turn in the
+    writers' queue on SQLite; the block commits. If anything in it fails, the connection is
+    discarded, not returned to the pool: whatever state the failure left it in (a transaction
+    still open and holding the lock, say) must not reach the next writer."""
+    with one_writer(engine), engine.connect() as connection:
+        try:
+            lock_for_writing(connection, postgres_key)
+            yield connection
+        except BaseException:
+            connection.invalidate()
+            raise

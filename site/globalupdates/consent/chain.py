@@ -30,7 +30,13 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from ..database import WriteBatchFailed, error_summary, lock_for_writing, one_writer
+from ..database import (
+    WriteBatchFailed,
+    error_summary,
+    lock_for_writing,
+    locked_transaction,
+    one_writer,
+)
 from ..extensions import db
 from .proofkeys import ProofKey, signing_key
 from .records import EXPORT_FIELDS, ChainAnchor, ConsentRecord, as_utc, utc_text
@@ -165,17 +171,10 @@ class ChainWriter:
     def commit_queued(self, engine: Engine) -> None:
         batch: list[PendingRecord] = []
         try:
-            with one_writer(engine), engine.connect() as connection:
-                try:
-                    lock_chain(connection)
-                    batch = self.take_queued()
-                    hashes = write_batch(connection, batch)
-                    connection.commit()
-                except BaseException:
-                    # Whatever state the failure left it in (a transaction still open and
-                    # holding the lock, say), this connection is not used again.
-                    connection.invalidate()
-                    raise
+            with locked_transaction(engine, POSTGRES_CHAIN_LOCK) as connection:
+                batch = self.take_queued()
+                hashes = write_batch(connection, batch)
+                connection.commit()
                 for record, hash_ in zip(batch, hashes, strict=True):
                     record.hash, record.done = hash_, True
         except BaseException as error:
