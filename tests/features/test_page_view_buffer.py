@@ -133,12 +133,13 @@ def test_views_wait_through_a_failed_write_and_are_written_by_the_next(app_facto
     assert stored_views(app) == 3 and stored_count(app) == 3
 
 
-def test_beyond_the_limit_the_oldest_waiting_views_are_dropped(app_factory):
+def test_beyond_the_limit_the_oldest_waiting_views_are_dropped_and_said(app_factory, caplog):
     app = site(app_factory, PAGE_VIEW_PENDING_LIMIT=3, **HELD)
     reader = counting_reader(app)
     for _ in range(5):
         beacon(reader)
     assert flush_page_views(app) == 3
+    assert "2 page view(s) dropped" in caplog.text
 
 
 def test_an_erasure_through_another_worker_reaches_views_still_waiting(app_factory):

@@ -82,6 +82,7 @@ class PageViewBuffer:
         self.stored_counts: TTLCache[str, int] = TTLCache(STORED_COUNT_PATHS, STORED_COUNT_SECONDS)
         self.thread: threading.Thread | None = None
         self.next_marker_prune = 0.0
+        self.dropped = 0
         LIVE_BUFFERS.add(self)
 
     def add(self, path: str, reader: str) -> int:
@@ -106,8 +107,8 @@ class PageViewBuffer:
         with db.engine.connect() as connection:
             stored = connection.scalar(STORED_COUNT, {"path": path}) or 0
         with self.lock:
-            self.stored_counts[path] = stored
-        return stored
+            # A flush that finished meanwhile put a newer count here; keep that one.
+            return self.stored_counts.setdefault(path, stored)
 
     def forget_the_parents_views(self) -> None:
         """In a process forked from the one that made this buffer, its views (and thread)
@@ -117,11 +118,10 @@ class PageViewBuffer:
             self.pending, self.pending_counts, self.thread = [], Counter(), None
 
     def drop_oldest(self, count: int) -> None:
+        """Make room (called with the lock held); the next flush says how many went."""
         dropped, self.pending = self.pending[:count], self.pending[count:]
         self.uncount(dropped)
-        self.app.logger.warning(
-            "%d page view(s) dropped: more than %d were waiting to be written", count, self.limit
-        )
+        self.dropped += count
 
     def uncount(self, views: list[PendingView]) -> None:
         self.pending_counts.subtract(view.path for view in views)
@@ -158,6 +158,11 @@ class PageViewBuffer:
         with self.flush_lock:
             with self.lock:
                 batch, self.pending = self.pending, []
+                dropped, self.dropped = self.dropped, 0
+            if dropped:
+                current_app.logger.warning(
+                    "%d page view(s) dropped: more than %d were waiting", dropped, self.limit
+                )
             if not batch:
                 return 0
             try:
