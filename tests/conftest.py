@@ -97,8 +97,10 @@ def app_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
     yield make
     from globalupdates.extensions import db
+    from globalupdates.features.pageviews import close_page_views
 
     for app in made:
+        close_page_views(app)  # written now, not into the next test's database
         with app.app_context():
             db.session.remove()
             db.engine.dispose()

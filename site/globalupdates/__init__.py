@@ -32,6 +32,7 @@ from . import (
 )
 from .config import PROJECT_ROOT, Defaults
 from .cookies import SiteRequest
+from .database import engine_options
 from .extensions import db
 from .sessions import HttpsSecureSessionInterface
 
@@ -70,6 +71,9 @@ def complete_config(app: Flask) -> None:
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         database = Path(app.instance_path) / "globalupdates.sqlite3"
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{database}"
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(
+        app.config["SQLALCHEMY_DATABASE_URI"], app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+    )
     app.config["TRUSTED_HOSTS"] = trusted_hosts(app.config)
     lifetime = timedelta(days=int(app.config["CONSENT_LIFETIME_DAYS"]))
     app.config["CONSENT_LIFETIME_DAYS"] = lifetime.days

@@ -13,7 +13,9 @@ class Defaults:
     LANGUAGES = ("en", "de", "fr")
     TIMEZONE = "UTC"  # the zone every date and time a reader sees is shown in
     SQLALCHEMY_DATABASE_URI = None  # filled in with the instance folder's SQLite file
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    # SQLAlchemy's engine options. Without "pool_pre_ping" the site sets it for a database
+    # server and leaves it off for SQLite (globalupdates.database.engine_options).
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
     CONSENT_REGISTRY = None  # path to an operator's TOML; None ships the package's own
     CONSENT_LIFETIME_DAYS = 182
     # How long a consent record is kept once a newer choice supersedes it (proof, Art. 7(1)
@@ -21,6 +23,15 @@ class Defaults:
     CONSENT_RECORD_RETENTION_DAYS = 3 * 365
     # How long page views and page timings are kept; `flask features prune` deletes older ones.
     PAGE_MEASUREMENT_RETENTION_DAYS = 395  # 13 months
+    # Page views are counted in each worker's memory and written this often, in one
+    # transaction (globalupdates.features.pageviews); a worker killed outright loses at most
+    # the views of this interval. Views waiting beyond the limit (the database unreachable
+    # for long) are dropped, oldest first.
+    PAGE_VIEW_FLUSH_SECONDS = 1.0
+    PAGE_VIEW_PENDING_LIMIT = 10_000
+    # How long an erased reader value is remembered, so that views of it still waiting in
+    # any worker are dropped; a view that waited longer is dropped too.
+    PAGE_VIEW_ERASURE_MARKER_HOURS = 24
     # The key that signs the consent chain, "key_id:secret"; None signs with the last key in
     # the instance folder's consent_proof_keys file (see globalupdates.consent.proofkeys).
     CONSENT_PROOF_KEY = None
@@ -72,7 +83,9 @@ class Defaults:
     # behind one shared address each get their own allowance; the per-address figures are
     # only a ceiling against floods. Load tests raise them through FLASK_RATELIMIT_*.
     RATELIMIT_ENABLED = True
-    RATELIMIT_STORAGE_URI = "memory://"  # e.g. redis://host:6379/0 when several hosts serve
+    # Counters in each worker's memory (globalupdates.ratelimits.WorkerMemoryStorage), or
+    # e.g. redis://host:6379/0 when several hosts serve.
+    RATELIMIT_STORAGE_URI = "worker-memory://"
     RATELIMIT_HEADERS_ENABLED = True
     RATELIMIT_SWALLOW_ERRORS = True  # a storage outage must not turn a choice into a 500
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True  # and limits go on per worker meanwhile

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import atexit
 import fcntl
 import os
 import threading
@@ -8,12 +9,34 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from sqlalchemy import event
+from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import DisconnectionError
 
 FileIdentity = tuple[int, int]
 TRUE_WORDS = ("1", "true", "yes", "on", "t", "y")
+
+
+ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+
+
+class WriteBatchFailed(Exception):
+    """Writes committed together as one transaction failed, and none of them was stored
+    (the site answers ``503``: a reader can send the choice again)."""
+
+
+def engine_options(database_uri: str, configured: dict[str, Any]) -> dict[str, Any]:
+    """The engine options, with ``pool_pre_ping`` decided by the database unless set.
+
+    A pooled connection to a database server dies when the server restarts or fails over;
+    the ping (one round trip at each checkout) finds that before a request uses it, so the
+    first choices after a restart are stored instead of answered 503. A SQLite connection
+    does not die that way: a removed or replaced file is caught at checkout by
+    ``DatabaseFile``, and a ping would pass on a connection to a deleted file anyway.
+    """
+    options = dict(configured)
+    options.setdefault("pool_pre_ping", not database_uri.startswith("sqlite"))
+    return options
 
 
 def error_summary(error: BaseException) -> str:
@@ -26,7 +49,13 @@ def error_summary(error: BaseException) -> str:
 def tune_sqlite(engine: Engine) -> None:
     """WAL lets readers work while a writer commits; the busy timeout makes writers queue,
     and the site's own writes queue on a lock file first (``one_writer``). Connections are
-    kept on the file at the configured path (``DatabaseFile``)."""
+    kept on the file at the configured path (``DatabaseFile``).
+
+    ``synchronous=FULL`` makes every commit wait for the WAL to reach the disk (fsync), so a
+    choice that got its answer survives a power cut or a kernel crash, not only a killed
+    process (WAL's usual ``NORMAL`` gives only the latter). Choices are committed in groups
+    (``consent.chain``), so the fsync is paid once per group, not once per choice.
+    """
     path = sqlite_file_path(engine.url)
     if path is not None:
         WRITER_QUEUES.setdefault(engine.url.database or "", WriterQueue(path))
@@ -37,7 +66,7 @@ def tune_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=10000")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -162,6 +191,15 @@ class WriterQueue:
         return status.st_dev, status.st_ino
 
 
+@atexit.register
+def close_writer_queues() -> None:
+    """The lock files are kept open for the life of the process; close them at its end."""
+    for queue in WRITER_QUEUES.values():
+        if queue.handle is not None and queue.handle_pid == os.getpid():
+            queue.handle.close()
+            queue.handle = None
+
+
 @contextmanager
 def one_writer(engine: Engine) -> Iterator[None]:
     """Serialise a write transaction on SQLite (see ``WriterQueue``); PostgreSQL needs nothing."""
@@ -173,3 +211,32 @@ def one_writer(engine: Engine) -> Iterator[None]:
         return
     with queue.turn():
         yield
+
+
+def lock_for_writing(connection: Connection, postgres_key: int) -> None:
+    """Hold the database's write lock for the rest of this transaction: SQLite's own (``BEGIN
+    IMMEDIATE``: one writer at a time), or on PostgreSQL the advisory lock ``postgres_key``,
+    which only the writers that must not interleave take. Statements after this one see
+    everything committed before the lock was granted."""
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    elif dialect == "postgresql":
+        connection.execute(ADVISORY_LOCK, {"key": postgres_key})
+    else:
+        raise RuntimeError(f"no write lock for the {dialect} database")
+
+
+@contextmanager
+def locked_transaction(engine: Engine, postgres_key: int) -> Iterator[Connection]:
+    """A connection holding the write lock (``lock_for_writing``), after its turn in the
+    writers' queue on SQLite; the block commits. If anything in it fails, the connection is
+    discarded, not returned to the pool: whatever state the failure left it in (a transaction
+    still open and holding the lock, say) must not reach the next writer."""
+    with one_writer(engine), engine.connect() as connection:
+        try:
+            lock_for_writing(connection, postgres_key)
+            yield connection
+        except BaseException:
+            connection.invalidate()
+            raise

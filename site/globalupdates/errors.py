@@ -20,7 +20,7 @@ from werkzeug.exceptions import (
     default_exceptions,
 )
 
-from .database import error_summary
+from .database import WriteBatchFailed, error_summary
 from .extensions import db
 from .formats import wants_json
 
@@ -107,6 +107,15 @@ def database_unavailable(error: DBAPIError) -> ResponseReturnValue:
     )
 
 
+def batch_not_stored(error: WriteBatchFailed) -> ResponseReturnValue:
+    """A choice whose batch could not be committed: nothing of the batch was stored, and its
+    cause is logged once by whoever committed it (``consent.chain.ChainWriter``)."""
+    current_app.logger.info("a choice was not stored: its batch failed")
+    return render_error(
+        ServiceUnavailable(gettext("The database is not answering. Please try again shortly."))
+    )
+
+
 def outage_or_error(error: DBAPIError) -> ResponseReturnValue:
     """A table or column the code needs is not in the database (a database recreated empty,
     a migration not run), or the database takes no writes: an outage like an unreachable
@@ -139,6 +148,7 @@ def internal_error(error: Exception) -> ResponseReturnValue:
 def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, render_error)
     app.register_error_handler(OperationalError, database_unavailable)
+    app.register_error_handler(WriteBatchFailed, batch_not_stored)
     app.register_error_handler(ProgrammingError, outage_or_error)
     app.register_error_handler(InternalError, outage_or_error)
     app.register_error_handler(InternalServerError, internal_error)

@@ -3,15 +3,25 @@
 Each limited endpoint has two limits: a tight one per reader (keyed by the reader's session,
 so that everyone behind one office or carrier address has their own allowance) and a
 generous ceiling per network address. Limits come from config, so load tests can raise them.
+
+Two things Flask-Limiter and ``limits`` would do on every limited request are done once
+instead: each limit's text is parsed once per value (``ConfiguredLimit``), and the counters
+of the default store expire without a thread (``WorkerMemoryStorage``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Iterator
 from functools import partial
 
 from flask import Blueprint, Flask, current_app, request
 from flask_babel import lazy_gettext
+from flask_limiter import RouteLimit
+from flask_limiter._limits import RuntimeLimit
+from limits.storage import Storage
 
 from .consent import current_consent
 from .consent import reports as csp_reports
@@ -75,22 +85,120 @@ LIMIT_PROVIDERS = {
 }
 
 
+@dataclasses.dataclass(kw_only=True, unsafe_hash=True)
+class ConfiguredLimit(RouteLimit):
+    """A limit whose text comes from the app's config, parsed once per distinct text.
+
+    Flask-Limiter asks a limit for its parsed form on every request it checks, and parses the
+    text again each time. The parsed limits depend only on the text (and on this object's
+    key function, message and exemption, which never change), so they are kept per text:
+    each app still gets the limit its own config names.
+    """
+
+    parsed: dict[str, tuple[RuntimeLimit, ...]] = dataclasses.field(
+        default_factory=dict, hash=False, compare=False, repr=False
+    )
+
+    def __iter__(self) -> Iterator[RuntimeLimit]:
+        text = self.limit_provider() if callable(self.limit_provider) else self.limit_provider
+        limits = self.parsed.get(text)
+        if limits is None:
+            limits = self.parsed[text] = tuple(super().__iter__())
+        return iter(limits)
+
+
 def limit_posts(
     blueprint: Blueprint, per_reader: str | None, per_address: str, message: Callable[[], str]
 ):
     """Limit every POST of a blueprint. The same provider objects are used for every app,
     so Flask-Limiter sees the same limit each time and does not stack copies of it."""
     if per_reader is not None:
-        limiter.limit(
-            LIMIT_PROVIDERS[per_reader],
-            key_func=reader_key,
+        ConfiguredLimit(
+            limit_provider=LIMIT_PROVIDERS[per_reader],
+            limiter=limiter,
+            key_function=reader_key,
             exempt_when=reader_unknown,
             methods=["POST"],
             error_message=message,
+            override_defaults=True,
         )(blueprint)
-    limiter.limit(
-        LIMIT_PROVIDERS[per_address], key_func=address_key, methods=["POST"], error_message=message
+    ConfiguredLimit(
+        limit_provider=LIMIT_PROVIDERS[per_address],
+        limiter=limiter,
+        key_function=address_key,
+        methods=["POST"],
+        error_message=message,
+        override_defaults=True,
     )(blueprint)
+
+
+SWEEP_SECONDS = 60.0
+
+
+class WorkerMemoryStorage(Storage):
+    """Rate-limit counters in this worker's memory (``worker-memory://``), for Flask-Limiter's
+    default fixed-window strategy.
+
+    The ``memory://`` store of ``limits`` expires its counters from a ``threading.Timer`` of
+    10 ms that it starts again whenever the last one has run out, so a worker started a new
+    thread for most of the POSTs it limited (about a third of a choice's time). Here a
+    counter past its window is dropped when it is next read, and the others are swept in
+    passing at most once a minute: no thread at all. Registered with ``limits`` under its
+    scheme (its documented way to add a store) when this module is imported.
+    """
+
+    STORAGE_SCHEME = ["worker-memory"]
+
+    def __init__(
+        self, uri: str | None = None, wrap_exceptions: bool = False, **options: float | str | bool
+    ) -> None:
+        super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+        self.counters: dict[str, tuple[int, float]] = {}
+        self.lock = threading.Lock()
+        self.next_sweep = time.time() + SWEEP_SECONDS
+
+    @property
+    def base_exceptions(self) -> type[Exception]:
+        return ValueError
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        now = time.time()
+        with self.lock:
+            if now >= self.next_sweep:
+                self.sweep(now)
+            count, expires_at = self.counters.get(key, (0, 0.0))
+            if expires_at <= now:
+                count, expires_at = 0, now + expiry
+            count += amount
+            self.counters[key] = (count, expires_at)
+        return count
+
+    def get(self, key: str) -> int:
+        count, expires_at = self.counters.get(key, (0, 0.0))
+        return count if expires_at > time.time() else 0
+
+    def get_expiry(self, key: str) -> float:
+        now = time.time()
+        _, expires_at = self.counters.get(key, (0, 0.0))
+        return expires_at if expires_at > now else now
+
+    def check(self) -> bool:
+        return True
+
+    def reset(self) -> int | None:
+        with self.lock:
+            cleared = len(self.counters)
+            self.counters.clear()
+        return cleared
+
+    def clear(self, key: str) -> None:
+        with self.lock:
+            self.counters.pop(key, None)
+
+    def sweep(self, now: float) -> None:
+        """Drop every counter whose window has passed (called with the lock held)."""
+        self.counters = {key: kept for key, kept in self.counters.items() if kept[1] > now}
+        self.next_sweep = now + SWEEP_SECONDS
 
 
 def check_limits_of_unsafe_requests() -> None:
@@ -108,8 +216,10 @@ def check_only_unsafe_requests(app: Flask) -> None:
 
 
 def init_app(app: Flask) -> None:
-    # Flask-Limiter keeps the first app's key prefix on its shared instance; take this app's.
+    # Flask-Limiter keeps the first app's key prefix on its shared instance, and whether an
+    # earlier app found its store dead; take this app's prefix, and try this app's store.
     limiter._key_prefix = app.config.get("RATELIMIT_KEY_PREFIX", "")
+    limiter._storage_dead = False
     limiter.init_app(app)
     check_only_unsafe_requests(app)
     limit_posts(

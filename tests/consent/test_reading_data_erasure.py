@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from globalupdates.extensions import db
 from globalupdates.features.models import PageTiming, PageView
+from globalupdates.features.pageviews import flush_page_views
 from tests.support.consent import SAME_ORIGIN, choose, records
 from tests.support.html import attribute, one
 
@@ -36,6 +37,8 @@ def reader_value(client) -> str:
 
 
 def views_by_reader(app) -> dict[str, int]:
+    """The views stored, once this worker has written what it holds."""
+    flush_page_views(app)
     with app.app_context():
         rows = db.session.execute(
             select(PageView.reader, func.count()).group_by(PageView.reader)

@@ -6,6 +6,7 @@ import pytest
 
 from globalupdates.extensions import db
 from globalupdates.features.models import PageTiming, PageView
+from globalupdates.features.pageviews import flush_page_views
 from tests.support.consent import SAME_ORIGIN, choose
 from tests.support.pages import ARTICLE
 
@@ -50,6 +51,7 @@ def test_page_view_is_counted_and_the_reader_cookie_set_once(app, client):
     second = call(client, "post", "/features/pageview", {"path": ARTICLE})
     assert second.get_json()["views"] == 2
     assert not any(h.startswith("gu_reader=") for h in second.headers.getlist("Set-Cookie"))
+    assert flush_page_views(app) == 2
     with app.app_context():
         readers = db.session.scalars(db.select(PageView.reader)).all()
         assert len(readers) == 2 and len(set(readers)) == 1

@@ -6,10 +6,11 @@ import shutil
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.support.databases import PostgresTestDatabase, configured_postgres_url
+from tests.support.databases import PostgresTestDatabase, configured_postgres_url, libpq_conninfo
 from tests.support.gunicorn_server import Server, running_gunicorn
 from tests.support.pages import ARTICLE
 from tests.support.tcp_proxy import CuttableRelay
@@ -92,3 +93,61 @@ def test_postgresql_unreachable_gives_503_then_recovers(
 
 def assert_no_stack_trace_logged(server: Server) -> None:
     assert "Traceback" not in server.log_text()
+
+
+# The database restarted under running workers, whose pools hold connections it dropped.
+
+
+def post_choice(server: Server) -> int:
+    connection = server.connection(timeout=30)
+    try:
+        connection.request(
+            "POST",
+            "/consent",
+            body="action=accept_all",
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Sec-Fetch-Site": "same-origin",
+            },
+        )
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def drop_every_connection(database_uri: str, migrated_sqlite: Path) -> None:
+    """What a restart does to the site's pooled connections: PostgreSQL closes every one of
+    them (an administrator's shutdown, as in a restart); a SQLite file is removed and put
+    back, as a restore from backup does."""
+    url = make_url(database_uri)
+    if url.drivername.startswith("sqlite"):
+        path = Path(url.database or "")
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        shutil.copyfile(migrated_sqlite, path)
+        return
+    with psycopg.connect(libpq_conninfo(url), autocommit=True) as admin:
+        dropped = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    assert dropped, "the workers held no connection to drop"
+
+
+@pytest.mark.slow
+def test_after_the_database_drops_every_connection_the_next_choices_are_stored(
+    database_uri: str, migrated_sqlite: Path, tmp_path: Path
+):
+    """Each worker's pool holds connections the database no longer knows; the first choices
+    after that are stored all the same, without a restart of the site: on PostgreSQL the
+    pool pings a connection before handing it out, on SQLite the file is checked."""
+    with running_gunicorn(database_uri, tmp_path, {"WEB_CONCURRENCY": "3"}) as server:
+        workers = server.wait_for_workers(3)
+        assert [post_choice(server) for _ in range(12)] == [303] * 12
+        drop_every_connection(database_uri, migrated_sqlite)
+        assert [post_choice(server) for _ in range(12)] == [303] * 12
+        assert server.get("/healthz")[0] == 200
+        assert server.worker_pids() == workers
+    assert_no_stack_trace_logged(server)

@@ -1,13 +1,16 @@
 """Under load, on several gunicorn workers: every request answered, every accepted one stored.
 
 Runs on SQLite (WAL, busy timeout) and, with TEST_DATABASE_URL, on PostgreSQL. A worker
-killed or the whole pool reloaded with SIGHUP in the middle loses nothing that was accepted.
+killed or the whole pool reloaded with SIGHUP in the middle loses no accepted choice. Page
+views wait in each worker's memory for up to a second (``features.pageviews``): a reload
+writes them, a worker killed outright loses only the ones it had not written yet.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 import uuid
 from pathlib import Path
 
@@ -95,6 +98,20 @@ def assert_chain_verifies(database_uri: str, expected_records: int) -> None:
     assert report.checked == expected_records
 
 
+# A worker writes its waiting page views every second; on a machine shared with other test
+# runs its thread may write a little later.
+UNWRITTEN_VIEWS_SECONDS = 3.0
+
+
+def views_accepted_just_before(result: LoadResult, moment: float) -> int:
+    """The views answered in the last few seconds before ``moment``: those the killed worker
+    may still have held unwritten."""
+    since = moment - UNWRITTEN_VIEWS_SECONDS
+    return sum(
+        1 for reader in result.readers for at in reader.views.accepted_at if since <= at <= moment
+    )
+
+
 def assert_no_errors_logged(server: Server) -> None:
     log = server.log_text()
     assert "Traceback" not in log, log[-4000:]
@@ -132,9 +149,11 @@ def test_worker_killed_mid_load_is_replaced_and_no_accepted_choice_is_lost(
 ):
     with running_gunicorn(database_uri, tmp_path, SERVER_SETTINGS) as server:
         victims: list[int] = []
+        killed_at: list[float] = []
 
         def kill_one_worker() -> None:
             victim = min(server.worker_pids())
+            killed_at.append(time.monotonic())
             os.kill(victim, signal.SIGKILL)
             victims.append(victim)
             server.wait_for_workers(WORKERS, exclude={victim})
@@ -150,8 +169,13 @@ def test_worker_killed_mid_load_is_replaced_and_no_accepted_choice_is_lost(
         unanswered = len(reader.consents.failures)
         assert reader.consents.accepted <= kept <= reader.consents.accepted + unanswered
     views = stored_views(database_uri)
+    lost = 0
     for reader in result.readers:
         kept = views.get(reader.reader_id, 0)
-        assert reader.views.accepted <= kept <= reader.views.accepted + len(reader.views.failures)
+        assert kept <= reader.views.accepted + len(reader.views.failures)
+        lost += max(reader.views.accepted - kept, 0)
+    assert lost <= views_accepted_just_before(result, killed_at[0]), (
+        "the killed worker lost views older than the ones it had not written yet"
+    )
     assert len(result.failures()) <= READERS, "more requests failed than the killed worker held"
     assert_chain_verifies(database_uri, sum(stored.values()))

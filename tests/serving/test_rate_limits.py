@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 
+import flask_limiter._limits as flask_limiter_limits
 import pytest
 import redis
+from limits.storage import storage_from_string
 
+from globalupdates.ratelimits import SWEEP_SECONDS, WorkerMemoryStorage
 from tests.support.consent import SAME_ORIGIN, choose, records, store_choice, stored_choice
 from tests.support.servers import free_port
 
@@ -117,3 +122,73 @@ def test_an_unreachable_limit_store_never_blocks_a_choice(app_factory, monkeypat
     client = app.test_client()
     assert choose(client, "reject_all").status_code == 303
     assert stored_choice(client)["categories"] == ["necessary"]
+
+
+# Work Flask-Limiter and limits would repeat on every limited request.
+
+
+def test_a_limited_request_starts_no_thread(app, client, monkeypatch):
+    """limits' memory:// store started a timer thread whenever its last one had run out."""
+    choose(client, "accept_all")
+    started: list[threading.Thread] = []
+    start = threading.Thread.start
+
+    def counted_start(thread: threading.Thread) -> None:
+        started.append(thread)
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", counted_start)
+    for _ in range(3):
+        time.sleep(0.02)  # longer than the old store's timer, which then started anew
+        assert choose(client, "reject_all").status_code == 303
+    assert started == []
+
+
+def test_each_limit_text_is_parsed_once(app, client, monkeypatch):
+    choose(client, "accept_all")
+    parsed: list[str] = []
+    parse_many = flask_limiter_limits.parse_many
+
+    def counted_parse(text: str):
+        parsed.append(text)
+        return parse_many(text)
+
+    monkeypatch.setattr(flask_limiter_limits, "parse_many", counted_parse)
+    for _ in range(4):
+        assert choose(client, "reject_all").status_code == 303
+    assert parsed == []
+
+
+def test_apps_in_one_process_keep_their_own_limits(app_factory):
+    tight = app_factory(RATELIMIT_CONSENT_PER_ADDRESS="2 per minute", RATELIMIT_KEY_PREFIX="a")
+    loose = app_factory(RATELIMIT_CONSENT_PER_ADDRESS="4 per minute", RATELIMIT_KEY_PREFIX="b")
+    statuses = {"tight": [], "loose": []}
+    for _ in range(5):
+        for name, site in (("tight", tight), ("loose", loose)):
+            statuses[name].append(choose(site.test_client(), "reject_all").status_code)
+    assert statuses == {"tight": [303] * 2 + [429] * 3, "loose": [303] * 4 + [429]}
+
+
+def test_worker_memory_counters_end_with_their_window(monkeypatch):
+    now = [1_000.0]
+    monkeypatch.setattr(time, "time", lambda: now[0])
+    storage = storage_from_string("worker-memory://")
+    assert isinstance(storage, WorkerMemoryStorage)
+    assert [storage.incr("reader", 60) for _ in range(3)] == [1, 2, 3]
+    assert storage.get("reader") == 3 and storage.get_expiry("reader") == 1_060.0
+    now[0] = 1_059.0
+    assert storage.incr("reader", 60) == 4
+    now[0] = 1_060.0
+    assert storage.get("reader") == 0
+    assert storage.incr("reader", 60) == 1 and storage.get_expiry("reader") == 1_120.0
+
+
+def test_worker_memory_sweeps_counters_nobody_reads_again(monkeypatch):
+    now = [1_000.0]
+    monkeypatch.setattr(time, "time", lambda: now[0])
+    storage = WorkerMemoryStorage()
+    for reader in range(100):
+        storage.incr(f"reader-{reader}", 10)
+    now[0] += SWEEP_SECONDS
+    storage.incr("another", 10)
+    assert list(storage.counters) == ["another"]

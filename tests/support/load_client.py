@@ -12,6 +12,7 @@ import http.client
 import json
 import secrets
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ class Tally:
     accepted: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
+    accepted_at: list[float] = field(default_factory=list)  # time.monotonic() of each
 
 
 class Reader:
@@ -78,6 +80,7 @@ class Reader:
             tally.statuses[response.status] += 1
             if response.status in ACCEPTED:
                 tally.accepted += 1
+                tally.accepted_at.append(time.monotonic())
         return response.status, text
 
     def open_preferences(self) -> None:

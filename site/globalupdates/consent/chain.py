@@ -9,24 +9,34 @@ only open the chain, before its first keyed record. A record's ``language`` (of 
 was made under) is signed when it has one: records made before languages were recorded have
 none, and their signed form is what it was when they were made.
 
-Appends take a database-wide lock first (SQLite ``BEGIN IMMEDIATE``, a PostgreSQL advisory
-transaction lock), so several gunicorn workers never link two records to the same head.
-Verification lives in ``verification.py``.
+Appends take a database-wide lock first (SQLite ``BEGIN IMMEDIATE`` behind the writers'
+queue, a PostgreSQL advisory transaction lock), so several gunicorn workers never link two
+records to the same head. Records that arrive together are appended together, in one
+transaction (``ChainWriter``: group commit). Verification lives in ``verification.py``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Generator, Mapping
+import threading
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, text
+from flask import current_app
+from sqlalchemy import Connection, Engine, delete, func, insert, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from ..database import one_writer
+from ..database import (
+    WriteBatchFailed,
+    error_summary,
+    lock_for_writing,
+    locked_transaction,
+    one_writer,
+)
 from ..extensions import db
 from .proofkeys import ProofKey, signing_key
 from .records import EXPORT_FIELDS, ChainAnchor, ConsentRecord, as_utc, utc_text
@@ -40,8 +50,8 @@ NEWEST_RECORD_HASH = select(RECORDS.c.hash).order_by(RECORDS.c.id.desc()).limit(
 NEWEST_ANCHOR = (
     select(ANCHORS.c.tail_hash, ANCHORS.c.last_pruned_id).order_by(ANCHORS.c.id.desc()).limit(1)
 )
-CHAIN_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 POSTGRES_CHAIN_LOCK = 0x6775_636F_6E73  # any constant 64-bit key shared by every worker
+WRITER = "consent_chain_writer"
 
 # Signed only when not None, so that records made before the field keep their signed form.
 SIGNED_WHEN_SET = ("language",)
@@ -95,39 +105,174 @@ def seal_anchor(fields: Mapping[str, Any], key: ProofKey) -> str:
 
 
 def lock_chain(connection: Connection | Session) -> None:
-    """Hold the database's write lock for the rest of this transaction."""
+    """Hold the chain's write lock for the rest of this transaction."""
     if isinstance(connection, Session):
         connection = connection.connection()
-    dialect = connection.dialect.name
-    if dialect == "sqlite":
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-    elif dialect == "postgresql":
-        connection.execute(CHAIN_LOCK, {"key": POSTGRES_CHAIN_LOCK})
+    lock_for_writing(connection, POSTGRES_CHAIN_LOCK)
+
+
+@dataclass(frozen=True)
+class NewestRecord:
+    """What a condition on an append may know of a reader's newest record."""
+
+    action: str
+    categories: frozenset[str]
+
+
+Condition = Callable[[NewestRecord | None], bool]
+
+
+@dataclass(eq=False)
+class PendingRecord:
+    """One record waiting for its batch: its fields (all but the link and the hash), the key
+    it is to be signed with, and, for a conditional append, when to leave it out."""
+
+    fields: dict[str, Any]
+    key: ProofKey
+    skip_when: Condition | None = None
+    done: bool = False
+    hash: str | None = None
+    error: BaseException | None = None
+
+
+class ChainWriter:
+    """Group commit: the records that arrive while an append is under way go in together.
+
+    Each caller queues its record, then waits for this process's leader lock. Whoever holds
+    it takes the chain's database lock, then every record queued by then (its own among
+    them), reads the head once, links and signs them in order, inserts them in one statement
+    and commits once; then it hands each caller its hash, or the batch's error. A caller
+    whose record a previous leader already committed returns at once. So a burst of choices
+    costs one lock, one read, one insert and one commit (one fsync on SQLite), and no caller
+    answers before its own record is committed. A batch is all or nothing: if anything fails,
+    none of its records is stored, and each of its callers gets ``WriteBatchFailed``.
+    """
+
+    def __init__(self) -> None:
+        self.queued: list[PendingRecord] = []
+        self.queue_lock = threading.Lock()
+        self.leader_lock = threading.Lock()
+
+    def append(self, engine: Engine, record: PendingRecord) -> str | None:
+        with self.queue_lock:
+            self.queued.append(record)
+        with self.leader_lock:
+            if not record.done:
+                self.commit_queued(engine)
+        if record.error is not None:
+            raise WriteBatchFailed(error_summary(record.error)) from record.error
+        return record.hash
+
+    def take_queued(self) -> list[PendingRecord]:
+        with self.queue_lock:
+            batch, self.queued = self.queued, []
+        return batch
+
+    def commit_queued(self, engine: Engine) -> None:
+        batch: list[PendingRecord] = []
+        try:
+            with locked_transaction(engine, POSTGRES_CHAIN_LOCK) as connection:
+                batch = self.take_queued()
+                hashes = write_batch(connection, batch)
+                connection.commit()
+                for record, hash_ in zip(batch, hashes, strict=True):
+                    record.hash, record.done = hash_, True
+        except BaseException as error:
+            failed = [record for record in batch or self.take_queued() if not record.done]
+            for record in failed:
+                record.error, record.done = error, True
+            if not isinstance(error, Exception):
+                raise
+            log_failed_batch(error, len(failed))
+
+
+def log_failed_batch(error: Exception, count: int) -> None:
+    """A database that cannot be reached or written is an outage, said in one line; any other
+    failure is a fault in the site, logged with its trace."""
+    if isinstance(error, DBAPIError):
+        current_app.logger.warning(
+            "%d consent record(s) not stored, answered 503: %s", count, error_summary(error)
+        )
     else:
-        raise RuntimeError(f"no chain lock for the {dialect} database")
+        current_app.logger.error(
+            "%d consent record(s) not stored, answered 503", count, exc_info=error
+        )
 
 
-def link_to_head(connection: Connection, fields: dict[str, Any]) -> None:
-    """Link ``fields`` to the chain's head: the newest record, else the newest anchor, else
-    the genesis value.
+def write_batch(connection: Connection, batch: list[PendingRecord]) -> list[str | None]:
+    """Link and sign the batch's records in order after the chain's head and insert them in
+    one statement; return each record's hash (None for a conditional record left out).
 
-    After a prune of every record, the new record also takes the id after the last one
-    pruned. SQLite gives a table without AUTOINCREMENT the id after the highest one present,
-    which would start again at 1 and let one id name two records over time (and a kept
-    checkpoint the wrong one). PostgreSQL's sequence never goes back, and an id set by hand
-    there would later collide with it.
+    A conditional record is judged by its reader's newest record: the one stored, or an
+    earlier one of this very batch.
+    """
+    newest = newest_records(
+        connection, {record.fields["consent_id"] for record in batch if record.skip_when}
+    )
+    prev_hash, next_id = chain_head(connection)
+    rows: list[dict[str, Any]] = []
+    hashes: list[str | None] = []
+    for record in batch:
+        consent_id = record.fields["consent_id"]
+        if record.skip_when is not None and record.skip_when(newest.get(consent_id)):
+            hashes.append(None)
+            continue
+        row = {**record.fields, "prev_hash": prev_hash}
+        row["hash"] = prev_hash = seal_record(row, record.key)
+        if next_id is not None:
+            row["id"], next_id = next_id, next_id + 1
+        rows.append(row)
+        hashes.append(row["hash"])
+        newest[consent_id] = NewestRecord(row["action"], frozenset(row["categories"]))
+    if rows:
+        connection.execute(INSERT_RECORD, rows)
+    return hashes
+
+
+def newest_records(connection: Connection, consent_ids: set[str]) -> dict[str, NewestRecord]:
+    """The newest stored record of each of these readers, in one statement."""
+    if not consent_ids:
+        return {}
+    newest_ids = (
+        select(func.max(RECORDS.c.id))
+        .where(RECORDS.c.consent_id.in_(consent_ids))
+        .group_by(RECORDS.c.consent_id)
+    )
+    rows = connection.execute(
+        select(RECORDS.c.consent_id, RECORDS.c.action, RECORDS.c.categories).where(
+            RECORDS.c.id.in_(newest_ids)
+        )
+    )
+    return {row.consent_id: NewestRecord(row.action, frozenset(row.categories)) for row in rows}
+
+
+def chain_head(connection: Connection) -> tuple[str, int | None]:
+    """The hash the next record links to: the newest record's, else the newest anchor's, else
+    the genesis value; and the id the next record must take, when it must take one.
+
+    After a prune of every record, the next record takes the id after the last one pruned.
+    SQLite gives a table without AUTOINCREMENT the id after the highest one present, which
+    would start again at 1 and let one id name two records over time (and a kept checkpoint
+    the wrong one). PostgreSQL's sequence never goes back, and an id set by hand there would
+    later collide with it.
     """
     newest = connection.scalar(NEWEST_RECORD_HASH)
     if newest is not None:
-        fields["prev_hash"] = newest
-        return
+        return newest, None
     anchor = connection.execute(NEWEST_ANCHOR).first()
     if anchor is None:
-        fields["prev_hash"] = GENESIS_HASH
-        return
-    fields["prev_hash"] = anchor.tail_hash
+        return GENESIS_HASH, None
     if connection.dialect.name == "sqlite":
-        fields["id"] = anchor.last_pruned_id + 1
+        return anchor.tail_hash, anchor.last_pruned_id + 1
+    return anchor.tail_hash, None
+
+
+def chain_writer() -> ChainWriter:
+    """This process's writer for the current app's chain."""
+    writer = current_app.extensions.get(WRITER)
+    if writer is None:
+        writer = current_app.extensions.setdefault(WRITER, ChainWriter())
+    return writer
 
 
 def append_to_chain(
@@ -140,17 +285,18 @@ def append_to_chain(
     notice_hash: str,
     gpc: bool,
     language: str | None = None,
-) -> str:
-    """Append one record in its own transaction, independent of the request's session, and
-    return its hash. ``notice_hash`` is the digest of the notice in ``language``.
+    skip_when: Condition | None = None,
+) -> str | None:
+    """Append one record and return its hash once it is committed, in a batch with whatever
+    other records arrived meanwhile (``ChainWriter``); ``WriteBatchFailed`` when it could not
+    be stored. ``notice_hash`` is the digest of the notice in ``language``.
 
-    Written with SQLAlchemy Core, not the ORM: one append is a lock, one read of the head
-    and one insert (two reads only when every record was pruned), and the ORM's unit of
-    work cost more than all three together. The key
-    comes from this process's memory (``signing_key``), never from the disk.
+    With ``skip_when``, the record is left out (and None returned) when that holds for its
+    reader's newest record, judged inside the chain's lock: requests that race cannot both
+    append. The key comes from this process's memory (``signing_key``), never from the disk.
     """
     key = signing_key()
-    fields: dict[str, Any] = {
+    fields = {
         "consent_id": consent_id,
         "created_at": as_utc(created_at).replace(tzinfo=None),
         "action": action,
@@ -161,13 +307,7 @@ def append_to_chain(
         "key_id": key.key_id,
         "language": language,
     }
-    with one_writer(db.engine), db.engine.connect() as connection:
-        lock_chain(connection)
-        link_to_head(connection, fields)
-        fields["hash"] = seal_record(fields, key)
-        connection.execute(INSERT_RECORD, fields)
-        connection.commit()
-    return fields["hash"]
+    return chain_writer().append(db.engine, PendingRecord(fields, key, skip_when))
 
 
 def iter_records(

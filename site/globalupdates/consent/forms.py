@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import gettext as gnu_gettext
+from functools import cache
 from typing import Any
 
 from flask_babel import gettext, lazy_gettext
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, StringField
+from wtforms.i18n import messages_path
 from wtforms.validators import AnyOf, Length
 
+from ..i18n import reader_locale
 from .registry import Registry
 
 ACTIONS = ("accept_all", "reject_all", "save")
@@ -41,6 +45,14 @@ class SingleHiddenField(SingleValueField, HiddenField):
     pass
 
 
+@cache
+def wtforms_messages(language: str) -> gnu_gettext.NullTranslations:
+    """WTForms' own messages (a value too long, say) in one of the site's languages, read
+    from WTForms' catalogue once per process. Flask-WTF reads the catalogue from disk again
+    for every form, which cost more than the rest of the form together."""
+    return gnu_gettext.translation("wtforms", messages_path(), [language], fallback=True)
+
+
 class PreferencesForm(FlaskForm):
     """The choice, checked field by field. It carries no token: forgery protection comes from
     the request's Fetch Metadata (``globalupdates.forgery``), so the form is the same for
@@ -48,6 +60,9 @@ class PreferencesForm(FlaskForm):
 
     class Meta:
         csrf = False
+
+        def get_translations(self, form: Any) -> gnu_gettext.NullTranslations:
+            return wtforms_messages(reader_locale())
 
     action = SingleValueField(validators=[AnyOf(ACTIONS, message=lazy_gettext("Unknown action."))])
     next = SingleHiddenField(validators=[Length(max=2048)])

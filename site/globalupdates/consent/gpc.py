@@ -8,14 +8,11 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, jsonify, session
 from flask.typing import ResponseReturnValue
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
-from ..extensions import db
-from .chain import append_to_chain
+from ..database import WriteBatchFailed
+from .chain import Condition, NewestRecord, append_to_chain
 from .choice import StoredChoice, write_stored_choice
 from .current import shown_registry
-from .records import ConsentRecord
 from .registry import Registry
 
 bp = Blueprint("gpc", __name__)
@@ -29,31 +26,32 @@ RECORDED_MEMORY = 4096
 def record_gpc_opt_out_once(revised: StoredChoice, registry: Registry) -> None:
     """Record that GPC revised a stored choice, and store the revision in the session.
 
-    A stored choice is revised once: the record is written only if the reader's newest record
-    is not already this opt-out, so a replayed cookie sent again and again with
-    ``Sec-GPC: 1`` adds one record, not one per request. Each worker remembers the choices
-    it has seen recorded, so a replay costs at most one query per worker. If the record
-    cannot be written, the signal is still honoured (the state already applies it) but the
-    session is left as it was, so the revision is tried again on the next request.
+    A stored choice is revised once: the record is appended only if the reader's newest
+    record is not already this opt-out, and that is judged inside the chain's lock, counting
+    the records earlier in the same batch, so however many requests replay one cookie with
+    ``Sec-GPC: 1`` at once, one record is written. Each worker also remembers the choices it
+    has seen recorded, so a replay costs at most one append per worker. If the record cannot
+    be written, the signal is still honoured (the state already applies it) but the session
+    is left as it was, so the revision is tried again on the next request.
     """
     key = (revised.consent_id, revised.made_at)
     remembered = recorded_revisions()
     if key not in remembered:
         language = shown_registry().language
         try:
-            if not opt_out_recorded(revised):
-                append_to_chain(
-                    consent_id=revised.consent_id,
-                    created_at=datetime.now(UTC),
-                    action=GPC_OPT_OUT_ACTION,
-                    categories=registry.in_registry_order(revised.categories),
-                    revision=registry.revision,
-                    notice_hash=registry.notice_hash_for(language),
-                    gpc=True,
-                    language=language,
-                )
-        except SQLAlchemyError:
-            current_app.logger.exception("could not record a GPC opt-out; honouring it unrecorded")
+            append_to_chain(
+                consent_id=revised.consent_id,
+                created_at=datetime.now(UTC),
+                action=GPC_OPT_OUT_ACTION,
+                categories=registry.in_registry_order(revised.categories),
+                revision=registry.revision,
+                notice_hash=registry.notice_hash_for(language),
+                gpc=True,
+                language=language,
+                skip_when=already_opted_out(revised.categories),
+            )
+        except WriteBatchFailed:
+            current_app.logger.warning("a GPC opt-out was not recorded; honouring it unrecorded")
             return
         remembered[key] = None
         if len(remembered) > RECORDED_MEMORY:
@@ -65,22 +63,18 @@ def recorded_revisions() -> OrderedDict[tuple[str, datetime], None]:
     return current_app.extensions.setdefault("gpc_revisions_recorded", OrderedDict())
 
 
-def opt_out_recorded(revised: StoredChoice) -> bool:
-    """True when this reader's newest record already is this very opt-out: a new choice made
+def already_opted_out(categories: frozenset[str]) -> Condition:
+    """True of a reader whose newest record already is this very opt-out: a new choice made
     since then is newer, so GPC revising that one is recorded again."""
-    query = (
-        db.select(ConsentRecord.action, ConsentRecord.categories)
-        .where(ConsentRecord.consent_id == revised.consent_id)
-        .order_by(ConsentRecord.id.desc())
-        .limit(1)
-    )
-    with Session(db.engine) as reading:
-        newest = reading.execute(query).first()
-    return (
-        newest is not None
-        and newest.action == GPC_OPT_OUT_ACTION
-        and frozenset(newest.categories) == revised.categories
-    )
+
+    def holds(newest: NewestRecord | None) -> bool:
+        return (
+            newest is not None
+            and newest.action == GPC_OPT_OUT_ACTION
+            and newest.categories == categories
+        )
+
+    return holds
 
 
 @bp.get("/.well-known/gpc.json")

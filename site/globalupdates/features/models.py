@@ -39,3 +39,14 @@ class PageTiming(db.Model):  # type: ignore[name-defined]
     time_to_first_byte: Mapped[int]
     dom_content_loaded: Mapped[int]
     load_event: Mapped[int]
+
+
+class ReadingDataErasure(db.Model):  # type: ignore[name-defined]
+    """A reader value whose page views were erased, and when: every flush of page views
+    still waiting in a worker's memory (on any host) drops that reader's views made up to
+    then. Kept for ``PAGE_VIEW_ERASURE_MARKER_HOURS``, longer than a view may wait."""
+
+    __tablename__ = "reading_data_erasure"
+
+    reader: Mapped[str] = mapped_column(String(32), primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(index=True)

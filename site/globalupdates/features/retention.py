@@ -1,8 +1,9 @@
-"""How long page views and timings are kept, and the erasure of one reader's page views.
+"""How long page views and timings are kept.
 
-Page views carry the reader's random ``gu_reader`` value; timings carry no value that ties
-them to anyone, so only age can pick them out. The per-path counts hold no reader at all and
-stay as they are: they are figures about articles, not about people.
+Page views carry the reader's random ``gu_reader`` value, and a reader can erase theirs
+(``pageviews.erase_reader_views``); timings carry no value that ties them to anyone, so only
+age can pick them out. The per-path counts hold no reader at all and stay as they are: they
+are figures about articles, not about people.
 """
 
 from __future__ import annotations
@@ -28,10 +29,3 @@ def delete_measurements_before(cutoff: datetime) -> tuple[int, int]:
         views = connection.execute(delete(PageView).where(PageView.created_at < cutoff))
         timings = connection.execute(delete(PageTiming).where(PageTiming.created_at < cutoff))
     return views.rowcount, timings.rowcount
-
-
-def erase_reader_views(reader: str) -> int:
-    """Delete every page view counted under one reader value; return how many."""
-    with one_writer(db.engine), db.engine.begin() as connection:
-        result = connection.execute(delete(PageView).where(PageView.reader == reader))
-    return result.rowcount

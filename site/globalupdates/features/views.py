@@ -12,17 +12,14 @@ from typing import Any
 from flask import Blueprint, Response, abort, jsonify, make_response, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext, lazy_gettext
-from sqlalchemy import bindparam, insert
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..consent import ConsentState, current_consent, engine, expire_declared_cookie
 from ..cookies import request_cookies
 from ..database import one_writer
 from ..extensions import db
 from ..pages import page_exists
-from .models import PageTiming, PageView, PageViewCount
-from .retention import erase_reader_views
+from .models import PageTiming
+from .pageviews import erase_reader_views, page_view_buffer
 
 bp = Blueprint("features", __name__, url_prefix="/features")
 
@@ -133,41 +130,11 @@ def record_page_view() -> ResponseReturnValue:
     new_reader = not is_reader_value(reader)
     if new_reader:
         reader = secrets.token_hex(16)
-    views = count_page_view(path, reader)
+    views = page_view_buffer().add(path, reader)
     response = jsonify(path=path, views=views)
     if new_reader:
         set_declared_cookie(response, READER_COOKIE, reader)
     return response
-
-
-def count_page_view(path: str, reader: str) -> int:
-    """Store the view and add it to the path's count in one transaction; return the count.
-
-    Core statements, not the ORM: a beacon is two small writes, and the unit of work cost
-    more than both."""
-    with one_writer(db.engine), db.engine.connect() as connection:
-        connection.execute(INSERT_VIEW, {"path": path, "reader": reader, "created_at": utc_now()})
-        views = connection.scalar(COUNT_UPSERTS[connection.dialect.name], {"path": path})
-        connection.commit()
-    return int(views)
-
-
-INSERT_VIEW = insert(PageView.__table__)
-
-
-def count_upsert(build: Any) -> Any:
-    """``INSERT … ON CONFLICT DO UPDATE … RETURNING views`` with one dialect's ``insert``."""
-    table = PageViewCount.__table__
-    statement = build(table).values(path=bindparam("path"), views=1)
-    return statement.on_conflict_do_update(
-        index_elements=[table.c.path], set_={"views": table.c.views + 1}
-    ).returning(table.c.views)
-
-
-COUNT_UPSERTS = {
-    "postgresql": count_upsert(postgresql_insert),
-    "sqlite": count_upsert(sqlite_insert),
-}
 
 
 @bp.post("/timing")
@@ -230,9 +197,10 @@ def text_size_for(state: ConsentState, cookies: Mapping[str, str], category: str
 
 @bp.post("/reading-data/erase")
 def erase_reading_data() -> ResponseReturnValue:
-    """Delete the page views counted under the reader cookie this browser sends, and expire
-    that cookie. Not gated: a reader may erase whatever they granted before. Timings carry no
-    reader value, so they cannot be told apart and are left to the retention period."""
+    """Delete the page views counted under the reader cookie this browser sends (also those
+    still waiting to be written, here or in another worker), and expire that cookie. Not
+    gated: a reader may erase whatever they granted before. Timings carry no reader value, so
+    they cannot be told apart and are left to the retention period."""
     reader = request.cookies.get(READER_COOKIE, "")
     erased = erase_reader_views(reader) if is_reader_value(reader) else 0
     target = url_for("consent.preferences", erased=erased, _anchor="reading-data")
