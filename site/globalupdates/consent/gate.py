@@ -131,17 +131,18 @@ def set_cache_policy(response: Response) -> None:
     if "no-store" in response.headers.get("Cache-Control", ""):
         return
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    verdict = sharedcache.verdict(
-        app, request.environ, request_cookies(request.environ), current_consent()
-    )
     sets_cookie = session.modified or "Set-Cookie" in response.headers
     shared = bool(g.get("shared_page")) and response.status_code in (200, 304)
-    if shared and not (verdict.session_sent or sets_cookie):
+    if not shared or sets_cookie:
+        response.headers["Cache-Control"] = "private, no-cache"
+        return
+    cookies = request_cookies(request.environ)
+    verdict = sharedcache.verdict(app, request.environ, cookies, current_consent())
+    if not verdict.session_sent:
         response.headers["Cache-Control"] = first_visit_cache_control(app.config)
         return
     response.headers["Cache-Control"] = "private, no-cache"
-    if shared and not sets_cookie:
-        sharedcache.tell_caches(app, response, verdict)
+    sharedcache.tell_caches(app, response, verdict)
 
 
 def first_visit_cache_control(config: Mapping[str, Any]) -> str:

@@ -28,13 +28,12 @@ import weakref
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from importlib import import_module
 from typing import Any
 
 from cachetools import TTLCache
 from flask import Flask, current_app
 from sqlalchemy import Connection, bindparam, delete, insert, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..database import error_summary, locked_transaction
 from ..extensions import db
@@ -239,11 +238,14 @@ def count_upsert(build: Any, views: Counter[str]) -> Any:
     ).returning(COUNTS.c.path, COUNTS.c.views)
 
 
-COUNT_INSERTS = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
+def dialect_insert(connection: Connection) -> Any:
+    """The connection's own dialect's ``insert`` (the one with ON CONFLICT), imported from that
+    dialect alone: a site on SQLite never loads PostgreSQL's dialect (about 1.7 MB)."""
+    return import_module(f"sqlalchemy.dialects.{connection.dialect.name}").insert
 
 
 def add_to_counts(connection: Connection, views: Counter[str]) -> dict[str, int]:
-    statement = count_upsert(COUNT_INSERTS[connection.dialect.name], views)
+    statement = count_upsert(dialect_insert(connection), views)
     return {row.path: row.views for row in connection.execute(statement)}
 
 
@@ -255,7 +257,6 @@ def marker_upsert(build: Any) -> Any:
     )
 
 
-MARKER_UPSERTS = {name: marker_upsert(build) for name, build in COUNT_INSERTS.items()}
 
 
 def erase_reader_views(reader: str) -> int:
@@ -267,7 +268,7 @@ def erase_reader_views(reader: str) -> int:
     with locked_transaction(db.engine, POSTGRES_READING_DATA_LOCK) as connection:
         deleted = connection.execute(delete(VIEWS).where(VIEWS.c.reader == reader)).rowcount
         connection.execute(
-            MARKER_UPSERTS[connection.dialect.name], {"reader": reader, "erased_at": utc_now()}
+            marker_upsert(dialect_insert(connection)), {"reader": reader, "erased_at": utc_now()}
         )
         connection.commit()
     return deleted + dropped
