@@ -1,8 +1,8 @@
 """gunicorn settings for Global Updates; every value can be overridden from the environment.
 
-The defaults come from measurements on a 2-core machine (README, "Running it in production"):
-gthread workers keep connections alive, and three processes of four threads each served the
-article page and the consent POST best.
+The defaults come from measurements on a 2-core machine (docs/performance.md, "Workers"):
+gthread workers keep connections alive, and two processes of four threads each served every
+scenario of the bench as fast as three did, in about 30 MB less memory.
 """
 
 import gc
@@ -49,7 +49,7 @@ def site_control_socket(bind_address: str) -> str:
 
 bind = os.environ.get("GUNICORN_BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
-workers = env_int("WEB_CONCURRENCY", 3)
+workers = env_int("WEB_CONCURRENCY", 2)
 threads = env_int("GUNICORN_THREADS", 4)
 keepalive = env_int("GUNICORN_KEEPALIVE", 5)
 timeout = env_int("GUNICORN_TIMEOUT", 30)

@@ -343,7 +343,7 @@ def gunicorn(
     """
     database, settings = bench_settings(workdir.parent, extra)
     with running_gunicorn(database, workdir, settings, app=app, ready_path=ready_path) as server:
-        server.wait_for_workers(int(settings.get("WEB_CONCURRENCY") or 3))
+        server.wait_for_workers(int(gunicorn_settings(settings)["workers"]))
         time.sleep(1)
         yield server
 
@@ -352,14 +352,19 @@ def workers(server: Server) -> int:
     return len(server.worker_pids())
 
 
-def settings_line(env: dict[str, str]) -> str:
+def gunicorn_settings(env: dict[str, str]) -> dict[str, Any]:
+    """What gunicorn.conf.py sets under these environment variables."""
     saved = dict(os.environ)
     os.environ.update(env)
     try:
-        namespace = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+        return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def settings_line(env: dict[str, str]) -> str:
+    namespace = gunicorn_settings(env)
     keys = ("worker_class", "workers", "threads", "keepalive")
     return ", ".join(f"{key}={namespace[key]}" for key in keys)
 
@@ -663,11 +668,11 @@ def side_by_side(args: argparse.Namespace, workdir: Path, results: Path) -> None
 
 WORKER_CHOICES = [
     {"GUNICORN_WORKER_CLASS": "gthread", "WEB_CONCURRENCY": "3", "GUNICORN_THREADS": "4"},
-    {"GUNICORN_WORKER_CLASS": "sync", "WEB_CONCURRENCY": "3", "GUNICORN_THREADS": "1"},
-    {"GUNICORN_WORKER_CLASS": "sync", "WEB_CONCURRENCY": "5", "GUNICORN_THREADS": "1"},
     {"GUNICORN_WORKER_CLASS": "gthread", "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "4"},
-    {"GUNICORN_WORKER_CLASS": "gthread", "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "8"},
-    {"GUNICORN_WORKER_CLASS": "gthread", "WEB_CONCURRENCY": "4", "GUNICORN_THREADS": "2"},
+    {"GUNICORN_WORKER_CLASS": "gthread", "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "6"},
+    {"GUNICORN_WORKER_CLASS": "gthread", "WEB_CONCURRENCY": "3", "GUNICORN_THREADS": "4"},
+    {"GUNICORN_WORKER_CLASS": "gthread", "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "4"},
+    {"GUNICORN_WORKER_CLASS": "gthread", "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "6"},
 ]
 
 

@@ -55,7 +55,7 @@ def gunicorn_config(settings: dict[str, object]) -> Config:
 def test_defaults_are_the_measured_choice(load_settings, tmp_path: Path):
     config = gunicorn_config(load_settings(FLASK_INSTANCE_PATH=str(tmp_path)))
     assert config.worker_class_str == "gthread"
-    assert config.workers == 3
+    assert config.workers == 2
     assert config.threads == 4
     assert config.keepalive == 5
     assert config.address == [("127.0.0.1", 8000)]
