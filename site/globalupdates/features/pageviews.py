@@ -257,8 +257,6 @@ def marker_upsert(build: Any) -> Any:
     )
 
 
-
-
 def erase_reader_views(reader: str) -> int:
     """Delete every page view counted under one reader value, the stored ones and those
     waiting in this worker, and mark the value erased for the views waiting elsewhere;
