@@ -350,10 +350,10 @@ def assert_an_edit_reaches_every_reader_within_the_bound(two_hosts: TwoHosts, re
     }
     flask_succeeds(host_b, "articles", "import", str(write_story(content, "The first headline")))
     seen_within(views, "The first headline", EDIT_BOUND + EDIT_SLACK)
-    # nginx now keeps both pages: the correction has to wait for them to go.
+    # nginx keeps both pages (one may expire between two requests, not between three): the
+    # correction has to wait for them to go.
     for name in ("first visit through nginx", "returning reader through nginx"):
-        views[name]()
-        assert views[name]().cache_status == "HIT", name
+        assert "HIT" in {views[name]().cache_status for _ in range(3)}, name
 
     flask_succeeds(host_a, "articles", "import", str(write_story(content, "The corrected one")))
     took = seen_within(views, "The corrected one", EDIT_BOUND + EDIT_SLACK)
