@@ -20,6 +20,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -56,7 +57,7 @@ from tests.support.proxied_site import (
     cookie_header,
     static_root_for_nginx,
 )
-from tests.support.servers import free_port
+from tests.support.servers import free_port, silent_port
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 NEEDS_POSTGRES = pytest.mark.skipif(
@@ -77,6 +78,8 @@ LOAD_CHOICES = 40
 LOAD_SECONDS = 2.0
 LOAD_THREADS = 8
 KILL_AFTER = 0.4  # of the requests sent when host A dies
+# The hosts file's connect timeout (1 s) and a page; nginx.conf's 5 s would not do.
+SILENT_HOST_SECONDS = 2.5
 
 
 # ---- the shipped file ----------------------------------------------------------------------
@@ -118,6 +121,39 @@ def test_the_hosts_file_passes_nginx_t():
         hosts_conf_for(free_port(), [free_port(), free_port()], PROJECT_ROOT)
     )
     assert status == 0, words
+
+
+@pytest.fixture(scope="module")
+def site_root() -> Iterator[Path]:
+    with static_root_for_nginx() as root:
+        yield root
+
+
+@pytest.mark.slow
+def test_a_silent_host_costs_a_reader_no_more_than_the_connect_timeout(
+    migrated_sqlite: Path, site_root: Path, tmp_path: Path
+):
+    """A host that neither answers nor refuses (unplugged, cut off by the network) is given up
+    on after proxy_connect_timeout, and the request goes to the other host. Only nginx's side
+    matters here, so the host that answers runs on SQLite."""
+    if nginx_binary() is None:
+        pytest.fail(MISSING_NGINX)
+    database = tmp_path / "site.sqlite3"
+    shutil.copyfile(migrated_sqlite, database)
+    with (
+        silent_port() as silent,
+        running_gunicorn(f"sqlite:///{database}", tmp_path, PROXY_FIX) as server,
+        hosts_nginx([silent, server.port], site_root) as nginx,
+    ):
+        site = Site(nginx.port, server.port)
+        took = []
+        for number in range(8):
+            started = time.monotonic()
+            answer = site.get(f"{ARTICLE}?silent-host={number}", Accept="text/html")
+            took.append(time.monotonic() - started)
+            assert answer.status == 200, answer.text()[:300]
+    assert max(took) >= 0.9, f"no request was sent to the silent host first: {took}"
+    assert max(took) < SILENT_HOST_SECONDS, took
 
 
 # ---- two hosts ------------------------------------------------------------------------------
@@ -189,12 +225,6 @@ def cached_page_count(prefix: str) -> int:
         return sum(1 for _ in client.scan_iter(match=f"{prefix}*"))
     finally:
         client.close()
-
-
-@pytest.fixture(scope="module")
-def site_root() -> Iterator[Path]:
-    with static_root_for_nginx() as root:
-        yield root
 
 
 @pytest.fixture
