@@ -15,7 +15,8 @@ UV_VERSION := 0.13.9
 PY_SOURCES := site tests bench wsgi.py gunicorn.conf.py
 export FLASK_APP := wsgi
 
-.PHONY: help run test test-fast lint typecheck check lock i18n browser test-tools screenshots clean
+.PHONY: help run test test-fast lint typecheck check lock i18n browser test-tools screenshots clean \
+	nginx-hosts
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+( [a-z0-9-]+)*:.*## ' $(MAKEFILE_LIST) | \
@@ -54,6 +55,9 @@ lock: ## Resolve every dependency again into requirements.lock
 	$(BIN)/uv pip compile pyproject.toml --extra test --extra bench --quiet \
 		--python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
 		--generate-hashes --no-header --annotation-style line -o $(LOCK)
+
+nginx-hosts: $(STAMP) ## Write deploy/nginx-hosts.conf again from deploy/nginx.conf
+	$(BIN)/python -m tests.support.nginx_hosts
 
 # Content-hashed copies of the stylesheets, scripts and icons, and the manifest naming them.
 # The app reads the manifest when it is created, so this runs before anything creates it.

@@ -40,16 +40,24 @@ Configuration = Callable[[int, Path], str]
 
 def nginx_conf_for(listen_port: int, upstream_port: int, site_root: Path) -> str:
     """deploy/nginx.conf with the operator's three lines pointed at this machine."""
-    text = DEPLOYED_CONF.read_text()
-    replacements = {
-        LISTEN_LINE: f"listen 127.0.0.1:{listen_port};",
-        UPSTREAM_LINE: f"server 127.0.0.1:{upstream_port};",
-        STATIC_ROOT_LINE: f"root {site_root};",
-    }
+    return with_operator_lines(
+        DEPLOYED_CONF,
+        {
+            LISTEN_LINE: f"listen 127.0.0.1:{listen_port};",
+            UPSTREAM_LINE: f"server 127.0.0.1:{upstream_port};",
+            STATIC_ROOT_LINE: f"root {site_root};",
+        },
+    )
+
+
+def with_operator_lines(conf: Path, replacements: dict[str, str]) -> str:
+    """The text of the deployed file ``conf`` with each operator's line replaced; each must
+    be there exactly once."""
+    text = conf.read_text()
     for old, new in replacements.items():
         count = text.count(old)
         if count != 1:
-            raise ValueError(f"deploy/nginx.conf has {old!r} {count} times, not once")
+            raise ValueError(f"deploy/{conf.name} has {old!r} {count} times, not once")
         text = text.replace(old, new)
     return text
 
@@ -161,10 +169,15 @@ def deployed_nginx(
 
 def check_config(upstream_port: int, site_root: Path = PROJECT_ROOT) -> tuple[int, str]:
     """``nginx -t`` on the deployed file in a fresh prefix: its exit status and its words."""
+    return check_configuration(nginx_conf_for(free_port(), upstream_port, site_root))
+
+
+def check_configuration(text: str) -> tuple[int, str]:
+    """``nginx -t`` on a configuration ``text`` in a fresh prefix."""
     prefix = make_prefix()
     try:
         conf = prefix / "nginx.conf"
-        conf.write_text(nginx_conf_for(free_port(), upstream_port, site_root))
+        conf.write_text(text)
         check = subprocess.run(nginx_command(prefix, conf, "-t"), capture_output=True, text=True)
         return check.returncode, check.stdout + check.stderr
     finally:

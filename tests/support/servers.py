@@ -7,7 +7,8 @@ import os
 import signal
 import socket
 import subprocess
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 
 
 def free_port() -> int:
@@ -30,3 +31,14 @@ def stop_process_group(
     with suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=10)
+
+
+@contextmanager
+def silent_port() -> Iterator[int]:
+    """A loopback port where a connection is never accepted: a host gone silent (unplugged, or
+    cut off by the network), not one that refuses. Its one-place backlog is filled at once, so
+    the kernel drops every further SYN and a client waits out its own connect timeout."""
+    with socket.create_server(("127.0.0.1", 0), backlog=0) as listener:
+        port = int(listener.getsockname()[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            yield port
