@@ -35,6 +35,9 @@ class Defaults:
     # The key that signs the consent chain, "key_id:secret"; None signs with the last key in
     # the instance folder's consent_proof_keys file (see globalupdates.consent.proofkeys).
     CONSENT_PROOF_KEY = None
+    # /healthz probes the database (a rolled-back insert, a commit on SQLite) at most this
+    # often per worker, and answers from the last probe in between (globalupdates.health).
+    HEALTH_CHECK_SECONDS = 1.0
     CONTENT_DIR = str(PROJECT_ROOT / "content")
     MIGRATIONS_DIR = str(PROJECT_ROOT / "migrations")
 
