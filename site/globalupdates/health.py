@@ -12,7 +12,7 @@ check that failed:
               fails it. On SQLite a rolled-back transaction never reaches the disk, so the
               probe commits one that inserts the record and deletes it again: a full disk
               refuses it (``"full"``) as it refuses a choice.
-``proof_key`` the proof key file can sign (``consent.proofkeys.key_file_problem``; the check
+``proof_keys`` the proof key file can sign (``consent.proofkeys.key_file_problem``; the check
               is there when that function is).
 
 A probe takes the database's write lock on SQLite and ``/healthz`` is public, so each worker
@@ -145,7 +145,7 @@ def checks(dialect: str) -> list[tuple[str, Check]]:
         ("writes", sqlite_write_and_commit if dialect == "sqlite" else record_insertable),
     ]
     if proof_key_verdict() is not None:
-        found.append(("proof_key", proof_key_usable))
+        found.append(("proof_keys", proof_keys_usable))
     return found
 
 
@@ -258,7 +258,7 @@ def sqlite_error_name(error: SQLAlchemyError) -> str | None:
     return getattr(getattr(error, "orig", None), "sqlite_errorname", None)
 
 
-def proof_key_usable(connection: Connection) -> CheckResult:
+def proof_keys_usable(connection: Connection) -> CheckResult:
     """Ask the proof keys whether their file can sign now (a missing, empty or changed file
     once keyed records exist is an outage: nothing could be signed)."""
     verdict = proof_key_verdict()

@@ -236,13 +236,13 @@ def test_healthz_names_the_proof_key_when_the_key_file_cannot_sign(
     monkeypatch.setattr(proofkeys, "key_file_problem", key_file_problem, raising=False)
     app = sites(database_uri)
     assert choose(app.test_client(), "accept_all").status_code == 303
-    assert wait_for_health(app, 200)[1]["proof_key"] == "ok"
+    assert wait_for_health(app, 200)[1]["proof_keys"] == "ok"
 
     keys = proofkeys.key_file(app)
     original = keys.read_text()
     keys.write_text("# emptied\n")
     _, report = wait_for_health(app, 503)
-    assert report["failed"] == "proof_key" and report["proof_key"] == "unusable"
+    assert report["failed"] == "proof_keys" and report["proof_keys"] == "unusable"
 
     keys.write_text(original)
     wait_for_health(app, 200)
