@@ -83,10 +83,11 @@ i18n: $(STAMP) ## Extract the site's strings into messages.pot and update the ca
 		else $(BIN)/pybabel init -i messages.pot -d $(TRANSLATIONS) -l $$lang; fi; \
 	done
 
-# The browser tests drive Debian's Chromium and the proxy test runs Debian's nginx; install
-# whichever is missing, in one apt-get run. (nginx lives in /usr/sbin, outside some PATHs.)
+# The browser tests drive Debian's Chromium, the proxy test runs Debian's nginx and the Redis
+# outage tests a redis-server of their own; install whichever is missing, in one apt-get run.
+# (nginx lives in /usr/sbin, outside some PATHs.)
 browser: DEBIAN_TOOLS = chromium
-test-tools: DEBIAN_TOOLS = chromium nginx
+test-tools: DEBIAN_TOOLS = chromium nginx redis-server
 browser test-tools: ## Install Debian's chromium (and nginx) when missing
 	@missing=$$(for tool in $(DEBIAN_TOOLS); do \
 		PATH="$$PATH:/usr/sbin" command -v $$tool >/dev/null 2>&1 || echo $$tool; done); \

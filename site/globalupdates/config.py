@@ -35,6 +35,9 @@ class Defaults:
     # The key that signs the consent chain, "key_id:secret"; None signs with the last key in
     # the instance folder's consent_proof_keys file (see globalupdates.consent.proofkeys).
     CONSENT_PROOF_KEY = None
+    # /healthz probes the database (a rolled-back insert, a commit on SQLite) at most this
+    # often per worker, and answers from the last probe in between (globalupdates.health).
+    HEALTH_CHECK_SECONDS = 1.0
     CONTENT_DIR = str(PROJECT_ROOT / "content")
     MIGRATIONS_DIR = str(PROJECT_ROOT / "migrations")
 
@@ -58,6 +61,15 @@ class Defaults:
     CACHE_MAX_BYTES = 4 * 1024 * 1024
     CACHE_DEFAULT_TIMEOUT = 600
     CACHE_KEY_PREFIX = "gu-page:"
+    # A page store that fails (Redis down or hanging) is a cache miss: the page is rendered,
+    # and the store is left alone for this long per worker before it is tried again; the
+    # failure is logged once per such interval, with how many lookups went without it.
+    PAGE_CACHE_RETRY_SECONDS = 5.0
+    # How long the site waits for Redis (the page cache and the rate-limit counters) to accept
+    # a connection, and then for each answer, before it treats Redis as down. Set on the Redis
+    # clients unless CACHE_OPTIONS or RATELIMIT_STORAGE_OPTIONS name the timeout themselves.
+    REDIS_CONNECT_SECONDS = 0.25
+    REDIS_ANSWER_SECONDS = 0.25
     CONTENT_CHECK_SECONDS = 10  # how often a worker looks for imported or edited articles
     SHARED_PAGE_MAX_AGE = 30  # how long a proxy may keep a page (s-maxage, X-Accel-Expires)
     # How long past that a proxy may still serve a first-visit page while the site cannot

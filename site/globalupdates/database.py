@@ -101,6 +101,13 @@ class DatabaseFile:
     and every choice it stores is lost with it. So each connection remembers the file it
     opened, and is discarded at checkout when that is no longer the file at the path.
 
+    A connection opened while the file (or its WAL) could not be written, as when it was made
+    immutable (``chattr +i``), is read-only for its whole life: SQLite falls back to opening
+    it so. Such a connection is noted, and discarded at checkout once the file takes writes
+    again; and any connection whose write SQLite refuses as read-only (``SQLITE_READONLY``)
+    is treated as disconnected, which empties the pool. So the site writes again as soon as
+    the file does, without a restart.
+
     And once the file has been seen, a missing file is an outage, not a fresh start:
     ``sqlite3.connect`` would create an empty database there and the site would answer on
     it. Only a process that never saw the file (``flask prepare`` on a new site, the
@@ -108,6 +115,7 @@ class DatabaseFile:
     """
 
     IDENTITY = "database_file_identity"
+    READ_ONLY = "database_opened_read_only"
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -117,6 +125,7 @@ class DatabaseFile:
         event.listen(engine, "do_connect", self.refuse_to_create)
         event.listen(engine, "connect", self.remember_file)
         event.listen(engine, "checkout", self.check_same_file)
+        event.listen(engine, "handle_error", discard_read_only_connections)
 
     def refuse_to_create(self, dialect: Any, _record: Any, _args: Any, _params: Any) -> None:
         if self.seen and file_identity(self.path) is None:
@@ -128,12 +137,32 @@ class DatabaseFile:
     def remember_file(self, _dbapi_connection: Any, record: Any) -> None:
         identity = file_identity(self.path)
         record.info[self.IDENTITY] = identity
+        record.info[self.READ_ONLY] = identity is not None and not self.writable()
         if identity is not None:
             self.seen = True
 
     def check_same_file(self, _dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         if record.info.get(self.IDENTITY) != file_identity(self.path):
             raise DisconnectionError(f"{self.path} is no longer the file this connection opened")
+        if record.info.get(self.READ_ONLY) and self.writable():
+            raise DisconnectionError(
+                f"{self.path} takes writes again; this connection had opened it read-only"
+            )
+
+    def writable(self) -> bool:
+        """Whether this process may write the database file and its WAL (when there is one)."""
+        wal = f"{self.path}-wal"
+        return os.access(self.path, os.W_OK) and (
+            not os.path.exists(wal) or os.access(wal, os.W_OK)
+        )
+
+
+def discard_read_only_connections(context: Any) -> None:
+    """A write refused because the connection is read-only: discard it and every other
+    connection of the pool, which may have been opened in the same read-only episode."""
+    name = getattr(context.original_exception, "sqlite_errorname", "") or ""
+    if name.startswith("SQLITE_READONLY"):
+        context.is_disconnect = True
 
 
 WRITER_QUEUES: dict[str, WriterQueue] = {}

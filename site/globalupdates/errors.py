@@ -25,9 +25,12 @@ from .extensions import db
 from .formats import wants_json
 
 # PostgreSQL's SQLSTATEs for a table and for a column that do not exist, and for a write
-# refused because transactions are read-only (a standby, or default_transaction_read_only).
+# refused because transactions are read-only (a standby, or default_transaction_read_only),
+# and for a privilege the site's role lacks (a revoked INSERT or SELECT).
 MISSING_SCHEMA_STATES = frozenset({"42P01", "42703"})
 READ_ONLY_STATE = "25006"
+INSUFFICIENT_PRIVILEGE_STATE = "42501"
+OUTAGE_STATES = frozenset({READ_ONLY_STATE, INSUFFICIENT_PRIVILEGE_STATE})
 MISSING_SCHEMA_SQLITE = ("no such table", "no such column")
 
 TEMPLATES = {404: "errors/404.html", 500: "errors/500.html", 503: "errors/503.html"}
@@ -118,10 +121,10 @@ def batch_not_stored(error: WriteBatchFailed) -> ResponseReturnValue:
 
 def outage_or_error(error: DBAPIError) -> ResponseReturnValue:
     """A table or column the code needs is not in the database (a database recreated empty,
-    a migration not run), or the database takes no writes: an outage like an unreachable
-    database, so a 503 while it is repaired. Any other error of these classes is a bug, and
-    goes on to the 500 and its log."""
-    if not (is_missing_schema(error) or sqlstate(error) == READ_ONLY_STATE):
+    a migration not run), the database takes no writes, or the site's role lost a privilege:
+    an outage like an unreachable database, so a 503 while it is repaired. Any other error of
+    these classes is a bug, and goes on to the 500 and its log."""
+    if not (is_missing_schema(error) or sqlstate(error) in OUTAGE_STATES):
         raise error
     return database_unavailable(error)
 

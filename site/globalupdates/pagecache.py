@@ -17,7 +17,7 @@ reader whose browser takes gzip gets those bytes as they are (under the same ETa
 ``-gzip`` added, since a strong validator names one representation), anyone else gets them
 inflated. The store is Flask-Caching: by default an in-memory cache per worker bounded in
 bytes (``pagestore``), or Redis (``CACHE_TYPE=RedisCache``) so that several hosts render each
-variant once.
+variant once. A store that fails is a cache miss, never an error page (``FailSoftStore``).
 
 How an edit reaches readers: each worker reads the content version (a count and the newest
 ``modified_at`` of the articles) at most every ``CONTENT_CHECK_SECONDS`` (10 s), and the
@@ -43,7 +43,7 @@ from werkzeug.datastructures import Headers
 from werkzeug.http import is_resource_modified, parse_accept_header
 from werkzeug.wsgi import get_host
 
-from . import sharedcache
+from . import redisoptions, sharedcache
 from .consent.choice import ConsentState
 from .consent.current import current_consent
 from .consent.gate import share_page
@@ -97,10 +97,73 @@ class ContentVersion:
             return self._read()
 
 
+class FailSoftStore:
+    """The page store as pages use it: a store that fails (Redis down, or hanging until its
+    timeout) is a cache miss, and the page is rendered.
+
+    After a failure the store is not tried again in this worker for ``retry_seconds``, so
+    readers do not each wait for Redis's timeout while it is down. A failure is logged once
+    per such interval, with the failures and the lookups made without the store since the
+    last report (the counts that matter: how often pages were rendered for want of it).
+    """
+
+    def __init__(self, app: Flask, retry_seconds: float) -> None:
+        self._app = app
+        self._retry_seconds = retry_seconds
+        self._resting_until = float("-inf")
+        self._failures = 0
+        self._bypassed = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Any:
+        if self._resting():
+            return None
+        try:
+            return page_cache.get(key)
+        except Exception as error:  # noqa: BLE001 - whatever the store raises is a miss
+            self._failed(error)
+            return None
+
+    def set(self, key: str, entry: CachedPage) -> None:
+        if self._resting():
+            return
+        try:
+            page_cache.set(key, entry)
+        except Exception as error:  # noqa: BLE001 - a page not kept is only a later miss
+            self._failed(error)
+
+    def _resting(self) -> bool:
+        if time.monotonic() >= self._resting_until:
+            return False
+        with self._lock:
+            self._bypassed += 1
+        return True
+
+    def _failed(self, error: Exception) -> None:
+        with self._lock:
+            self._failures += 1
+            now = time.monotonic()
+            if now < self._resting_until:
+                return
+            self._resting_until = now + self._retry_seconds
+            failures, bypassed = self._failures, self._bypassed
+            self._failures = self._bypassed = 0
+        self._app.logger.warning(
+            "page cache unavailable, pages rendered without it for the next %g s: %s: %s "
+            "(%d failure(s) and %d lookup(s) without the cache since the last report)",
+            self._retry_seconds,
+            type(error).__name__,
+            str(error).splitlines()[0] if str(error) else "",
+            failures,
+            bypassed,
+        )
+
+
 @dataclass
 class PageCacheState:
     site_version: str
     content_version: ContentVersion
+    store: FailSoftStore
     key_parts: list[KeyPart]
     page_cookies: frozenset[str]
     negotiate: Callable[[Environ], str]
@@ -131,9 +194,10 @@ def init_app(
     """Bind the page cache. ``page_cookies`` names the cookies whose values change a page;
     ``negotiate`` tells, from a request, what a response varies on besides the key (the
     edition the bare ``/`` sends a reader to), "" when nothing."""
-    page_cache.init_app(app)
+    page_cache.init_app(app, config=store_config(app))
     app.extensions["page_cache"] = PageCacheState(
         site_version=site_version,
+        store=FailSoftStore(app, float(app.config["PAGE_CACHE_RETRY_SECONDS"])),
         content_version=ContentVersion(
             app, content_version, float(app.config["CONTENT_CHECK_SECONDS"])
         ),
@@ -141,6 +205,13 @@ def init_app(
         page_cookies=page_cookies,
         negotiate=negotiate,
     )
+
+
+def store_config(app: Flask) -> dict[str, Any]:
+    """Redis's client options with the site's timeouts, when the pages are kept in Redis."""
+    if not redisoptions.names_redis(app.config["CACHE_TYPE"]):
+        return {}
+    return {"CACHE_OPTIONS": redisoptions.client_options(app, app.config.get("CACHE_OPTIONS"))}
 
 
 def add_key_part(app: Flask, part: KeyPart) -> None:
@@ -249,14 +320,15 @@ def cached_page(view: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         key = page_key()
-        entry = page_cache.get(key)
+        store = state_of(current_app).store
+        entry = store.get(key)
         if entry is None:
             response = make_response(view(*args, **kwargs))
             if not is_cacheable_page(response):
                 request.environ.pop(KEPT_KEY, None)
                 return response
             entry = cache_entry(response)
-            page_cache.set(key, entry)
+            store.set(key, entry)
         return respond(entry)
 
     return wrapper

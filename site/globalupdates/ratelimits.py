@@ -22,7 +22,9 @@ from flask_babel import lazy_gettext
 from flask_limiter import RouteLimit
 from flask_limiter._limits import RuntimeLimit
 from limits.storage import Storage
+from limits.strategies import FixedWindowRateLimiter
 
+from . import redisoptions
 from .consent import current_consent
 from .consent import reports as csp_reports
 from .consent import views as consent_views
@@ -215,12 +217,31 @@ def check_only_unsafe_requests(app: Flask) -> None:
             hooks[index] = check_limits_of_unsafe_requests
 
 
+def fall_back_to_worker_memory(app: Flask) -> None:
+    """While the configured store is down (``RATELIMIT_IN_MEMORY_FALLBACK_ENABLED``), count in
+    ``WorkerMemoryStorage`` rather than in the ``memory://`` store Flask-Limiter falls back to,
+    which starts a thread for most requests it counts. Flask-Limiter logs the switch to the
+    fallback and back, once each, and tries the store again at growing intervals (1 s, 2 s,
+    4 s ... 32 s), each try bounded by the Redis timeouts. Only for the fixed-window strategy,
+    the one ``WorkerMemoryStorage`` counts for."""
+    if limiter._fallback_limiter is None or limiter._strategy != "fixed-window":
+        return
+    storage = WorkerMemoryStorage()
+    limiter._fallback_storage = storage  # type: ignore[assignment]  # any Storage serves
+    limiter._fallback_limiter = FixedWindowRateLimiter(storage)
+
+
 def init_app(app: Flask) -> None:
     # Flask-Limiter keeps the first app's key prefix on its shared instance, and whether an
     # earlier app found its store dead; take this app's prefix, and try this app's store.
     limiter._key_prefix = app.config.get("RATELIMIT_KEY_PREFIX", "")
     limiter._storage_dead = False
+    if redisoptions.names_redis(app.config["RATELIMIT_STORAGE_URI"]):
+        app.config["RATELIMIT_STORAGE_OPTIONS"] = redisoptions.client_options(
+            app, app.config.get("RATELIMIT_STORAGE_OPTIONS")
+        )
     limiter.init_app(app)
+    fall_back_to_worker_memory(app)
     check_only_unsafe_requests(app)
     limit_posts(
         consent_views.bp,

@@ -307,7 +307,7 @@ def test_under_gunicorn_a_removed_file_refuses_choices_then_the_copy_takes_them(
 
         remove_database(path)
         assert [post_choice(server) for _ in range(choices)] == [503] * choices
-        assert server.get("/healthz")[0] == 503
+        server.wait_for_status("/healthz", 503)
         assert not path.exists(), "a worker made an empty database in place of the missing one"
 
         shutil.copyfile(migrated_sqlite, path)

@@ -23,6 +23,7 @@ def app_config(database_uri: str, instance: Path, **extra: object) -> dict[str, 
         "SQLALCHEMY_DATABASE_URI": database_uri,
         "CONTENT_DIR": str(CONTENT_DIR),
         "CONTENT_CHECK_SECONDS": 0,  # tests import and edit articles between requests
+        "HEALTH_CHECK_SECONDS": 0,  # and break and mend the database between health checks
         "TRUSTED_HOSTS": ["localhost", "news.example"],
         **extra,
     }

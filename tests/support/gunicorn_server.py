@@ -92,6 +92,17 @@ class Server:
         finally:
             conn.close()
 
+    def wait_for_status(self, path: str, status: int, timeout: float = 5) -> str:
+        """GET ``path`` every 0.1 s until it answers ``status`` (a health check answers from a
+        probe up to a second old); the body of that answer."""
+        deadline = time.monotonic() + timeout
+        while True:
+            answer, body = self.get(path)
+            if answer == status:
+                return body
+            assert time.monotonic() < deadline, f"{path} still answers {answer} after {timeout} s"
+            time.sleep(0.1)
+
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
 
