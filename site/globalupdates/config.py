@@ -36,6 +36,9 @@ class Defaults:
     # the instance folder's consent_proof_keys file (see globalupdates.consent.proofkeys).
     CONSENT_PROOF_KEY = None
     CONTENT_DIR = str(PROJECT_ROOT / "content")
+    # `flask articles import` refuses a Markdown file larger than this: one huge article
+    # would make every search that finds it slow.
+    ARTICLE_MAX_BYTES = 1_000_000
     MIGRATIONS_DIR = str(PROJECT_ROOT / "migrations")
 
     SESSION_COOKIE_NAME = "gu_session"
