@@ -222,16 +222,22 @@ def read_text(path: Path, max_bytes: int) -> str:
 
 
 def check_shapes(metadata: dict[str, Any], path: Path) -> None:
-    """Every front-matter field is a single value, except ``tags``, a list of single values:
-    a field holding a list or a mapping (nested hundreds deep, perhaps) names itself here
-    instead of being turned into text or failing deeper in."""
+    """No front-matter field holds a list or mapping inside a list or mapping (``tags`` is a
+    list of single values): a field nested hundreds deep names itself here instead of being
+    turned into text or failing deeper in."""
     for name, value in metadata.items():
-        items = value if name == "tags" and isinstance(value, list) else [value]
-        if any(isinstance(item, (list, dict, set)) for item in items):
-            shape = "a list of single values" if name == "tags" else "a single value"
-            raise ArticleImportError(
-                f"{path}: {name} must be {shape}, not a nested list or mapping"
-            )
+        if is_container(value) and any(is_container(item) for item in contents(value)):
+            raise ArticleImportError(f"{path}: {name} holds a nested list or mapping")
+
+
+def is_container(value: Any) -> bool:
+    return isinstance(value, (list, dict, set))
+
+
+def contents(container: Any) -> list[Any]:
+    if isinstance(container, dict):
+        return [*container.keys(), *container.values()]
+    return list(container)
 
 
 def save_article(data: ArticleData) -> bool:
