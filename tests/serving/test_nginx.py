@@ -153,6 +153,15 @@ def test_the_forgery_check_sees_the_host_readers_used(site):
     assert gunicorn_origin.status == 403
 
 
+def test_the_referer_check_sees_the_scheme_host_and_port_readers_used(site):
+    """A browser without Fetch Metadata sends only a Referer: the site's own page passes
+    through nginx, gunicorn's own address (another port) does not."""
+    own_page = site.choose("reject_all", Referer=f"{site.origin}{ARTICLE}")
+    assert own_page.status == 303, own_page.body[:300]
+    gunicorn_page = site.choose("reject_all", Referer=f"http://127.0.0.1:{site.app_port}/")
+    assert gunicorn_page.status == 403 and not gunicorn_page.cookies_set()
+
+
 def test_a_withdrawal_through_nginx(site):
     cookie = accepted_all(site)
     assert site.count_view(cookie).status == 200
