@@ -39,6 +39,12 @@ class Defaults:
     # often per worker, and answers from the last probe in between (globalupdates.health).
     HEALTH_CHECK_SECONDS = 1.0
     CONTENT_DIR = str(PROJECT_ROOT / "content")
+    # `flask articles import` refuses a Markdown file larger than this: one huge article
+    # would make every search that finds it slow.
+    ARTICLE_MAX_BYTES = 1_000_000
+    # The database time one search may take before the reader gets a 503 (globalupdates.
+    # articles.search): PostgreSQL's statement_timeout, or SQLite's progress handler.
+    SEARCH_TIME_BUDGET_MS = 2000
     MIGRATIONS_DIR = str(PROJECT_ROOT / "migrations")
 
     SESSION_COOKIE_NAME = "gu_session"

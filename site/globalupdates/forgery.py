@@ -11,6 +11,12 @@ protection: ``same-origin`` and ``none`` pass; any other ``Sec-Fetch-Site`` is r
 without it, an ``Origin`` naming another host (or ``null``) is refused. Origins the
 operator trusts (``TRUSTED_ORIGINS``) pass either way. Behind a proxy the request's host
 comes from ``ProxyFix``, so the comparison sees the host the reader's browser used.
+
+Some browsers send a form post with neither header, but with a ``Referer``: one naming
+another origin (scheme, host and port), or one that cannot be read as an address, is refused
+too. A request with none of the three still passes: a client that is not a browser, or a page
+that suppresses its ``Referer``, cannot be told apart from a forgery by a browser that sends
+nothing, and that limit is stated in the operations guide.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from werkzeug.exceptions import Forbidden
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PASSING_FETCH_SITES = frozenset({"same-origin", "none"})
+DEFAULT_PORTS = {"http": 80, "https": 443}
 REFUSAL = lazy_gettext(
     "Nothing was changed: this request came from another site, and this site only accepts "
     "changes sent from its own pages."
@@ -73,7 +80,7 @@ def refusal_reason() -> str | None:
             return None
         return f"Sec-Fetch-Site is {fetch_site[:40]!r}"
     if origin is None:
-        return None
+        return referer_reason(request.headers.get("Referer"))
     if origin == "null":
         return "Origin is null"
     if origin_host(origin) != request.host.lower():
@@ -87,6 +94,41 @@ def origin_host(origin: str) -> str | None:
         return urlsplit(origin).netloc.lower()
     except ValueError:
         return None
+
+
+def referer_reason(referer: str | None) -> str | None:
+    """Why a request with neither ``Origin`` nor ``Sec-Fetch-Site`` is refused for its
+    ``Referer``, or None when it names this site's origin (or is absent)."""
+    if referer is None or not referer.strip():
+        return None
+    page_origin = url_origin(referer)
+    if page_origin is None:
+        return f"Referer {referer[:100]!r} is not an address"
+    if page_origin in current_app.extensions["trusted_origins"]:
+        return None
+    if page_origin != url_origin(f"{request.scheme}://{request.host}"):
+        return f"Referer {referer[:100]!r} is not this site ({request.host[:100]})"
+    return None
+
+
+def url_origin(url: str) -> str | None:
+    """``scheme://host[:port]`` of an http(s) address, lowercased, the port left out when it
+    is the scheme's default; None for anything that cannot be read as one."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme, host = parts.scheme.lower(), parts.hostname
+    if scheme not in DEFAULT_PORTS or not host:
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    return (
+        f"{scheme}://{host}"
+        if port in (None, DEFAULT_PORTS[scheme])
+        else f"{scheme}://{host}:{port}"
+    )
 
 
 def refuse_cross_origin_requests() -> None:

@@ -95,3 +95,17 @@ def test_expired_choice_stops_gated_scripts_and_their_endpoints(client):
     store_choice(client, OPTIONAL, made_at=datetime.now(UTC) - timedelta(days=200))
     assert gated_categories(client.get(ARTICLE).get_data(as_text=True)) == set()
     assert client.get("/features/house-ad").status_code == 403
+
+
+def test_a_cookie_replayed_after_a_withdrawal_counts_until_its_own_lifetime_ends(client):
+    """The documented limit (docs/operations.md, "A replayed session cookie"): a signed cookie
+    cannot be revoked, so a copy kept from before a withdrawal grants again when sent back,
+    and stops counting only where any choice does: at its lifetime or a new revision."""
+    choose(client, "accept_all")
+    kept = client.get_cookie(SESSION_COOKIE).value
+    choose(client, "reject_all")
+    assert gated_categories(client.get(ARTICLE).get_data(as_text=True)) == set()
+    client.set_cookie(SESSION_COOKIE, kept)
+    assert gated_categories(client.get(ARTICLE).get_data(as_text=True)) == set(OPTIONAL)
+    store_choice(client, OPTIONAL, made_at=datetime.now(UTC) - timedelta(days=182, minutes=1))
+    assert gated_categories(client.get(ARTICLE).get_data(as_text=True)) == set()

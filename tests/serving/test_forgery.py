@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 
 from globalupdates.articles.importer import import_paths
+from globalupdates.extensions import db
+from globalupdates.features.models import PageTiming, PageView
+from globalupdates.features.pageviews import flush_page_views
 from globalupdates.forgery import trusted_origins
 from tests.support.apps import CONTENT_DIR
 from tests.support.consent import SAME_ORIGIN, choose, records, set_cookie_names, stored_choice
@@ -22,6 +25,11 @@ REFUSED = {
         "Sec-Fetch-Site": "cross-site",
         "Origin": "https://attacker.example",
     },
+    "only a foreign referer": {"Referer": "http://evil.example/"},
+    "only a referer on this host over another scheme": {"Referer": "https://localhost/"},
+    "only a referer on this host and another port": {"Referer": "http://localhost:8080/a"},
+    "only a referer that is not an address": {"Referer": "http://[::1/"},
+    "only a referer of another scheme": {"Referer": "android-app://localhost/"},
 }
 ACCEPTED = {
     "same-origin": {"Sec-Fetch-Site": "same-origin"},
@@ -30,7 +38,17 @@ ACCEPTED = {
     "neither header": {},
     "trusted origin": {"Origin": TRUSTED},
     "trusted origin, cross-site": {"Sec-Fetch-Site": "cross-site", "Origin": TRUSTED},
+    "only a referer from the site": {"Referer": "http://localhost/articles/x?page=2"},
+    "only a referer from the site, port and case spelt out": {"Referer": "HTTP://LocalHost:80/"},
+    "only a referer from a trusted origin": {"Referer": f"{TRUSTED}/partners"},
+    "an empty referer": {"Referer": ""},
+    "own origin, whatever the referer": {
+        "Origin": "http://localhost",
+        "Referer": "http://x.example/",
+    },
 }
+# What a browser without Fetch Metadata sends on a form posted from another site.
+FOREIGN_REFERER = {"Referer": "http://evil.example/"}
 
 
 @pytest.fixture
@@ -79,7 +97,12 @@ def unsafe_routes(app) -> list[tuple[str, str]]:
     return found
 
 
-def test_every_unsafe_route_refuses_a_cross_site_request_before_doing_anything(app):
+@pytest.mark.parametrize(
+    "cross_site",
+    [{"Sec-Fetch-Site": "cross-site"}, FOREIGN_REFERER],
+    ids=["fetch metadata", "referer only"],
+)
+def test_every_unsafe_route_refuses_a_cross_site_request_before_doing_anything(app, cross_site):
     client = app.test_client()
     choose(client, "accept_all")
     count = len(records(app))
@@ -90,16 +113,13 @@ def test_every_unsafe_route_refuses_a_cross_site_request_before_doing_anything(a
             path,
             method=method,
             json={"path": ARTICLE, "size": "large", "ttfb": 1, "domContentLoaded": 2, "load": 3},
-            headers={"Sec-Fetch-Site": "cross-site", "Accept": "application/json"},
+            headers={**cross_site, "Accept": "application/json"},
         )
         assert response.status_code == 403, (method, path)
         explanation = "anderen Website" if path.startswith("/de/") else "another site"
         assert response.is_json and explanation in response.get_json()["error"], path
         assert "Set-Cookie" not in response.headers, (method, path)
     assert len(records(app)) == count
-    from globalupdates.extensions import db
-    from globalupdates.features.models import PageTiming, PageView
-
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count(PageView.id))) == 0
         assert db.session.scalar(db.select(db.func.count(PageTiming.id))) == 0
@@ -110,6 +130,33 @@ def test_the_same_beacon_from_the_site_itself_is_counted(app):
     choose(client, "accept_all")
     response = client.post("/features/pageview", json={"path": ARTICLE}, headers=SAME_ORIGIN)
     assert response.status_code == 200 and response.get_json()["views"] == 1
+
+
+@pytest.mark.parametrize("path", ["/consent", "/de/consent", "/fr/consent"])
+def test_a_choice_form_posted_from_another_site_by_an_old_browser_is_refused(app, reader, path):
+    """A browser that sends neither Origin nor Sec-Fetch-Site still names the page it posted
+    from."""
+    before = stored_choice(reader)
+    count = len(records(app))
+    response = reader.post(path, data={"action": "accept_all"}, headers=FOREIGN_REFERER)
+    assert response.status_code == 403 and "Set-Cookie" not in response.headers
+    assert len(records(app)) == count and stored_choice(reader) == before
+    same_site = reader.post(
+        path, data={"action": "accept_all"}, headers={"Referer": "http://localhost/"}
+    )
+    assert same_site.status_code == 303 and len(records(app)) == count + 1
+
+
+def test_the_erasure_form_posted_from_another_site_by_an_old_browser_erases_nothing(app):
+    client = app.test_client()
+    choose(client, "accept_all")
+    assert client.post("/features/pageview", json={"path": ARTICLE}, headers=SAME_ORIGIN).is_json
+    for path in ("/features/reading-data/erase", "/de/features/reading-data/erase"):
+        response = client.post(path, headers=FOREIGN_REFERER)
+        assert response.status_code == 403 and "Set-Cookie" not in response.headers
+    flush_page_views(app)
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count(PageView.id))) == 1
 
 
 def test_a_reader_is_told_what_happened_and_given_a_way_back(client):

@@ -154,6 +154,44 @@ def test_cross_site_choices_change_nothing(reader, headers, action):
     reader.assert_untouched()
 
 
+def names_this_origin(referer: str) -> bool:
+    """Whether a ``Referer`` names http://localhost, the test client's own origin."""
+    try:
+        parts = urlsplit(referer.strip())
+        return (
+            parts.scheme.lower() == "http"
+            and parts.hostname == "localhost"
+            and parts.port in (None, 80)
+        )
+    except ValueError:
+        return False
+
+
+latin1 = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=300)
+foreign_referers = (
+    printable
+    | latin1
+    | st.sampled_from(
+        ["http://", "https://", "HTTP://localhost:", "//localhost/", "http://["]
+    ).flatmap(lambda start: printable.map(lambda rest: start + rest))
+    | st.from_regex(r"\Ahttps?://[a-z0-9.-]{1,40}(:[0-9]{1,6})?(/[ -~]{0,80})?\Z")
+).filter(lambda referer: referer.strip() != "" and not names_this_origin(referer))
+
+
+@SETTINGS
+@given(referer=foreign_referers, action=st.sampled_from(ACTIONS))
+def test_a_choice_with_only_a_foreign_or_unreadable_referer_changes_nothing(
+    reader, referer, action
+):
+    """A browser without Fetch Metadata names the page it posted from; anything but this
+    site's own origin there is refused, and no value fails."""
+    response = reader.client.post("/consent", data={"action": action}, headers={"Referer": referer})
+    assert response.status_code == 403
+    assert "Set-Cookie" not in response.headers
+    assert_clear_refusal(response)
+    reader.assert_untouched()
+
+
 @pytest.mark.parametrize("origin", ["http://[", "https://[::1", "http://]evil.example["])
 def test_a_malformed_origin_is_refused_and_never_fails(reader, origin):
     response = reader.client.post(

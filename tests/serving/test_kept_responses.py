@@ -138,7 +138,9 @@ def kept_layer(app) -> KeptResponses:
 
 def test_a_huge_article_under_many_query_strings_stays_within_the_bounds(production_app, tmp_path):
     """A 2 MB story asked for under 24 query strings: both stores keep to their bytes."""
-    app = production_app(KEPT_RESPONSE_BYTES=1_000_000, CACHE_MAX_BYTES=600_000)
+    app = production_app(
+        KEPT_RESPONSE_BYTES=1_000_000, CACHE_MAX_BYTES=600_000, ARTICLE_MAX_BYTES=3_000_000
+    )
     words = random.Random(7).choices(["tide", "lagoon", "turbine", "harbour", "grid"], k=350_000)
     body = "\n\n".join(" ".join(words[i : i + 70]) for i in range(0, len(words), 70))
     import_articles(app, tmp_path / "huge", ("huge-story", {"headline": "Huge", "body": body}))

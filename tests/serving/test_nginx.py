@@ -14,6 +14,7 @@ import json
 import re
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,7 +26,7 @@ from globalupdates.security import STATIC_HEADERS
 from tests.support.consent import SAME_ORIGIN
 from tests.support.gunicorn_server import running_gunicorn
 from tests.support.html import linked_urls
-from tests.support.nginx_server import check_config, deployed_nginx, nginx_binary
+from tests.support.nginx_server import DEPLOYED_CONF, check_config, deployed_nginx, nginx_binary
 from tests.support.pages import ARTICLE
 from tests.support.proxied_site import (
     MISSING_NGINX,
@@ -39,6 +40,7 @@ from tests.support.proxied_site import (
     static_root_for_nginx,
 )
 from tests.support.servers import free_port
+from tests.support.slow_clients import slow_header_clients
 
 # Most tests here run nginx in front of gunicorn: the whole module is in the slow suite.
 pytestmark = pytest.mark.slow
@@ -149,6 +151,15 @@ def test_the_forgery_check_sees_the_host_readers_used(site):
     assert own_origin.status == 303, own_origin.body[:300]
     gunicorn_origin = site.choose("reject_all", Origin=f"http://127.0.0.1:{site.app_port}")
     assert gunicorn_origin.status == 403
+
+
+def test_the_referer_check_sees_the_scheme_host_and_port_readers_used(site):
+    """A browser without Fetch Metadata sends only a Referer: the site's own page passes
+    through nginx, gunicorn's own address (another port) does not."""
+    own_page = site.choose("reject_all", Referer=f"{site.origin}{ARTICLE}")
+    assert own_page.status == 303, own_page.body[:300]
+    gunicorn_page = site.choose("reject_all", Referer=f"http://127.0.0.1:{site.app_port}/")
+    assert gunicorn_page.status == 403 and not gunicorn_page.cookies_set()
 
 
 def test_a_withdrawal_through_nginx(site):
@@ -373,3 +384,50 @@ def test_the_bare_root_is_cached_apart_for_each_language_preference(site):
         assert redirect.header("X-Cache-Status") == "MISS"
     inside = site.get("/", **{**german, "Sec_Fetch_Site": "same-origin"})
     assert inside.status == 200 and b'<html lang="en"' in inside.body
+
+
+SLOW_CLIENTS = 40  # gunicorn alone stops answering with 13 (docs/operations.md)
+CLIENT_TIMEOUTS = ("client_header_timeout", "client_body_timeout", "send_timeout")
+
+
+def nginx_seconds(directive: str) -> int:
+    """A timeout of deploy/nginx.conf, in seconds (written there as ``Ns``)."""
+    values = re.findall(rf"^\s*{directive}\s+(\d+)s;", DEPLOYED_CONF.read_text(), re.MULTILINE)
+    assert len(values) == 1, f"{directive} is set {len(values)} times in deploy/nginx.conf"
+    return int(values[0])
+
+
+@pytest.mark.parametrize("directive", CLIENT_TIMEOUTS)
+def test_the_deployed_file_bounds_how_long_a_reader_may_take(directive):
+    """nginx's defaults are 60 s; a slow client should hold a connection far less."""
+    assert nginx_seconds(directive) <= 30
+
+
+def test_slow_header_clients_neither_keep_readers_waiting_nor_stay(site):
+    """Connections that send their headers a line at a time, never ending them, hold gunicorn's
+    threads when gunicorn faces readers itself. In front of it nginx holds them alone, passes
+    only whole requests on, and drops them once its header timeout is up."""
+    header_timeout = nginx_seconds("client_header_timeout")
+    with slow_header_clients(site.port, SLOW_CLIENTS) as slow:
+        opened = time.monotonic()
+        waits = []
+        for number in range(20):
+            for client in slow:
+                client.drip()
+            started = time.monotonic()
+            answer = site.get(f"{ARTICLE}?slow-clients={number}")
+            waits.append(time.monotonic() - started)
+            assert answer.status == 200 and answer.cache_status == "MISS", answer.status
+            time.sleep(0.1)
+        assert max(waits) < 2, waits
+        assert not any(client.is_closed() for client in slow), "closed before the timeout"
+        while time.monotonic() < opened + header_timeout + 5 and not all(
+            client.is_closed() for client in slow
+        ):
+            for client in slow:
+                client.drip()
+            time.sleep(0.5)
+        held = time.monotonic() - opened
+        still_open = sum(not client.is_closed() for client in slow)
+    assert still_open == 0, f"{still_open} slow connection(s) still open after {held:.1f} s"
+    assert held >= header_timeout - 1

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from flask import Blueprint
+from flask import Blueprint, current_app
 
 from .importer import ArticleImportError, import_paths
 
@@ -17,5 +17,6 @@ def import_command(paths: tuple[Path, ...]) -> None:
     try:
         created, updated = import_paths(list(paths))
     except ArticleImportError as error:
+        current_app.logger.warning("articles import refused, nothing imported: %s", error)
         raise click.ClickException(str(error)) from error
     click.echo(f"Imported {created} new and updated {updated} existing article(s).")

@@ -90,12 +90,14 @@ def parse_article(path: Path, languages: tuple[str, ...] | None = None) -> Artic
 
     if languages is None:
         languages = tuple(current_app.config["LANGUAGES"])
+    text = read_text(path, current_app.config["ARTICLE_MAX_BYTES"])
     try:
-        post = frontmatter.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise ArticleImportError(f"{path}: cannot read: {error}") from error
+        post = frontmatter.loads(text)
+    except RecursionError as error:
+        raise ArticleImportError(f"{path}: front matter is nested too deeply") from error
     except Exception as error:  # the YAML parser raises its own error types
         raise ArticleImportError(f"{path}: front matter is not valid YAML: {error}") from error
+    check_shapes(post.metadata, path)
     meta: dict[str, Any] = {
         name: xml_safe(value) if isinstance(value, str) else value
         for name, value in post.metadata.items()
@@ -122,8 +124,8 @@ def parse_article(path: Path, languages: tuple[str, ...] | None = None) -> Artic
         author=str(meta["author"]).strip()[:120],
         section=str(meta.get("section", "")).strip()[:60],
         tags=_tags(meta.get("tags"), path),
-        published_at=_moment(meta["published"], path),
-        updated_at=_moment(meta["updated"], path) if meta.get("updated") else None,
+        published_at=_moment(meta["published"], path, "published"),
+        updated_at=_moment(meta["updated"], path, "updated") if meta.get("updated") else None,
         image_url=_image(meta.get("image"), path),
         body_html=body_html,
         body_text=body_text,
@@ -175,7 +177,7 @@ def _tags(value: Any, path: Path) -> list[str]:
     return list(dict.fromkeys(slug for slug in slugs if slug))
 
 
-def _moment(value: Any, path: Path) -> datetime:
+def _moment(value: Any, path: Path, field: str) -> datetime:
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, date):
@@ -184,10 +186,58 @@ def _moment(value: Any, path: Path) -> datetime:
         try:
             moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
         except ValueError as error:
-            raise ArticleImportError(f"{path}: {value!r} is not an ISO 8601 date") from error
+            raise ArticleImportError(
+                f"{path}: {field} {str(value)[:60]!r} is not an ISO 8601 date"
+            ) from error
     if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
+        try:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError as error:
+            raise ArticleImportError(
+                f"{path}: {field} {str(value)[:60]!r} is out of range once in UTC"
+            ) from error
     return moment
+
+
+def read_text(path: Path, max_bytes: int) -> str:
+    """The file's text, refused when it is over ``max_bytes`` (``ARTICLE_MAX_BYTES``: one huge
+    article would make every search that finds it slow) or is not UTF-8."""
+    try:
+        with path.open("rb") as file:
+            data = file.read(max_bytes + 1)
+    except OSError as error:
+        raise ArticleImportError(f"{path}: cannot read: {error}") from error
+    if len(data) > max_bytes:
+        raise ArticleImportError(
+            f"{path}: the file is over the limit of {max_bytes:,} bytes (ARTICLE_MAX_BYTES)"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise ArticleImportError(
+            f"{path}: line {line} is not UTF-8 (byte 0x{data[error.start]:02x} at offset "
+            f"{error.start})"
+        ) from error
+
+
+def check_shapes(metadata: dict[str, Any], path: Path) -> None:
+    """No front-matter field holds a list or mapping inside a list or mapping (``tags`` is a
+    list of single values): a field nested hundreds deep names itself here instead of being
+    turned into text or failing deeper in."""
+    for name, value in metadata.items():
+        if is_container(value) and any(is_container(item) for item in contents(value)):
+            raise ArticleImportError(f"{path}: {name} holds a nested list or mapping")
+
+
+def is_container(value: Any) -> bool:
+    return isinstance(value, (list, dict, set))
+
+
+def contents(container: Any) -> list[Any]:
+    if isinstance(container, dict):
+        return [*container.keys(), *container.values()]
+    return list(container)
 
 
 def save_article(data: ArticleData) -> bool:

@@ -16,21 +16,33 @@ The reader's words are reduced to plain terms before they reach either engine, s
 they type can act as query syntax (FTS5 column filters, ``NEAR``, quotes, ``&``/``|``).
 Highlights come back wrapped in two control characters that the imported text never holds;
 the text is escaped first and only then are those turned into ``<mark>``.
+
+A search has a time budget (``SEARCH_TIME_BUDGET_MS``): PostgreSQL's ``statement_timeout`` set
+for the search's own transaction, and on SQLite a progress handler that interrupts the
+statement once the budget is spent; either way the reader gets a ``503`` with ``Retry-After``
+instead of a thread held for as long as the database takes. The snippet is cut from at most
+the first ``SNIPPET_SCAN_CHARS`` of an article (FTS5's ``snippet()`` grows with the square of
+the matches in the text), so even an article far over the import limit, stored before it
+existed, is searched in a fraction of the budget.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import snowballstemmer
+from flask import current_app
 from flask_babel import gettext
 from markupsafe import Markup, escape
 from sqlalchemy import Connection, event, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Mapper
 
 from ..extensions import db
@@ -55,12 +67,20 @@ POSTGRESQL_FALLBACK_CONFIG = "simple"
 SNIPPET_WORDS = 28  # as many words as FTS5's snippet gives English results
 SNIPPET_LEAD = 6  # words shown before the first match of a snippet
 ELLIPSIS = " … "
+# The most of an article's standfirst and body a snippet is cut from: about twice the longest
+# feature. Past it FTS5's snippet() is skipped and the snippet is cut here, from this much.
+SNIPPET_SCAN_CHARS = 100_000
+# PostgreSQL's SQLSTATE for a statement cancelled by statement_timeout.
+QUERY_CANCELED_STATE = "57014"
+# SQLite calls the progress handler every this many virtual machine instructions.
+SQLITE_PROGRESS_STEPS = 1000
 
 SQLITE_SEARCH = text(
     """
     SELECT a.id AS id,
            highlight(article_search, 0, char(2), char(3)) AS headline,
-           snippet(article_search, -1, char(2), char(3), ' … ', 28) AS snippet
+           CASE WHEN length(a.standfirst) + length(a.body_text) < :scan_chars
+                THEN snippet(article_search, -1, char(2), char(3), ' … ', 28) END AS snippet
     FROM article_search JOIN article AS a ON a.id = article_search.rowid
     WHERE article_search MATCH :query AND a.lang = :lang
     ORDER BY bm25(article_search, 10.0, 4.0, 1.0), a.published_at DESC
@@ -107,7 +127,8 @@ POSTGRESQL_SEARCH = text(
            ts_headline(CAST(:config AS regconfig), a.headline, q,
                        'HighlightAll=true, StartSel=' || chr(2) || ', StopSel=' || chr(3))
                AS headline,
-           ts_headline(CAST(:config AS regconfig), a.standfirst || ' ' || a.body_text, q,
+           ts_headline(CAST(:config AS regconfig),
+                       left(a.standfirst || ' ' || a.body_text, :scan_chars), q,
                        {POSTGRESQL_OPTIONS})
                AS snippet
     FROM article AS a, plainto_tsquery(CAST(:config AS regconfig), :query) AS q
@@ -127,6 +148,10 @@ POSTGRESQL_COUNT = text(
 
 class SearchQueryError(ValueError):
     """A query that cannot be searched; the message is written for the reader."""
+
+
+class SearchOverBudget(RuntimeError):
+    """The database was stopped after the search's time budget; nothing was found."""
 
 
 @dataclass(frozen=True)
@@ -191,8 +216,11 @@ def run_search(
     bound: dict[str, str],
     mark: StemMarker | None = None,
 ) -> SearchResults:
-    rows = db.session.execute(search, {**bound, "limit": RESULT_LIMIT}).all()
-    total = db.session.scalar(count, bound) or 0
+    with time_budget(current_app.config["SEARCH_TIME_BUDGET_MS"], terms):
+        rows = db.session.execute(
+            search, {**bound, "limit": RESULT_LIMIT, "scan_chars": SNIPPET_SCAN_CHARS}
+        ).all()
+        total = db.session.scalar(count, bound) or 0
     articles = {
         a.id: a
         for a in db.session.scalars(db.select(Article).where(Article.id.in_([r.id for r in rows])))
@@ -204,13 +232,59 @@ def run_search(
             continue
         if mark is None:
             headline, snippet = row.headline, row.snippet
+            if snippet is None:
+                marker = StemMarker(frozenset(stems(" ".join(terms), article.lang)), article.lang)
+                snippet = marker.snippet(scanned_text(article))
         else:
             headline = mark.words(article.headline)
-            snippet = mark.snippet(f"{article.standfirst} {article.body_text}")
+            snippet = mark.snippet(scanned_text(article))
         hits.append(
             SearchHit(article=article, headline=highlighted(headline), snippet=highlighted(snippet))
         )
     return SearchResults(terms=terms, hits=tuple(hits), total=total)
+
+
+def scanned_text(article: Article) -> str:
+    """The part of an article a snippet is cut from."""
+    return f"{article.standfirst} {article.body_text}"[:SNIPPET_SCAN_CHARS]
+
+
+@contextmanager
+def time_budget(milliseconds: int, terms: tuple[str, ...]) -> Iterator[None]:
+    """Run the statements inside within ``milliseconds`` of database time, or raise
+    ``SearchOverBudget`` with the session rolled back."""
+    connection = db.session.connection()
+    deadline = time.monotonic() + milliseconds / 1000
+    sqlite = connection.dialect.name == "sqlite"
+    raw: Any = connection.connection.dbapi_connection
+    if sqlite:
+        raw.set_progress_handler(lambda: time.monotonic() > deadline, SQLITE_PROGRESS_STEPS)
+    else:
+        connection.execute(
+            text("SELECT set_config('statement_timeout', :timeout, true)"),
+            {"timeout": str(max(1, int(milliseconds)))},
+        )
+    try:
+        yield
+    except OperationalError as error:
+        if not was_stopped_for_time(error, sqlite, deadline):
+            raise
+        db.session.rollback()
+        current_app.logger.warning(
+            "search for %d word(s) stopped after its budget of %d ms", len(terms), milliseconds
+        )
+        raise SearchOverBudget() from error
+    finally:
+        if sqlite:
+            raw.set_progress_handler(None, 0)
+
+
+def was_stopped_for_time(error: OperationalError, sqlite: bool, deadline: float) -> bool:
+    if sqlite:
+        return str(error.orig) == "interrupted" and time.monotonic() > deadline
+    original = error.orig
+    state = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    return bool(state == QUERY_CANCELED_STATE)
 
 
 def highlighted(fragment: str | None) -> Markup:

@@ -33,7 +33,7 @@ from .listing import (
     tag_articles,
 )
 from .models import Article
-from .search import MAX_QUERY_LENGTH, SearchQueryError, search_articles
+from .search import MAX_QUERY_LENGTH, SearchOverBudget, SearchQueryError, search_articles
 from .seo import PageMeta, article_meta, external_url, section_feed
 
 bp = Blueprint("articles", __name__)
@@ -43,6 +43,7 @@ ARTICLE_BY_SLUG = db.select(Article).where(Article.slug == bindparam("slug"))
 TAG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 MAX_SLUG_LENGTH = 120  # what the import accepts, so no stored article is ever out of reach
 MAX_PAGE_DIGITS = 6
+SEARCH_RETRY_AFTER_SECONDS = 30  # a search stopped after its time budget
 EMBED_FIELD = "embed"  # the "Show this once" form's one field
 
 
@@ -241,6 +242,10 @@ def search_page() -> ResponseReturnValue:
         results = search_articles(query, reader_locale())
     except SearchQueryError as error:
         return render_template("articles/search.html", error=str(error), **context), 400
+    except SearchOverBudget:
+        too_long = gettext("Search is taking too long just now. Please try again in a moment.")
+        page = render_template("articles/search.html", error=too_long, **context)
+        return page, 503, {"Retry-After": str(SEARCH_RETRY_AFTER_SECONDS)}
     return render_template("articles/search.html", **{**context, "results": results})
 
 
