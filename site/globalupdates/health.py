@@ -1,9 +1,9 @@
 """``/healthz``: 200 only when a reader's choice could be stored now.
 
-Three checks, in order, stopping at the first that fails: the database answers, its schema
-is at the head of the committed migrations, and a write transaction can start on the table
-a choice is written to (then is rolled back, leaving nothing behind). The JSON body names
-the check that failed.
+Four checks, in order, stopping at the first that fails: the database answers, its schema
+is at the head of the committed migrations, a write transaction can start on the table
+a choice is written to (then is rolled back, leaving nothing behind), and the proof keys
+can sign it. The JSON body names the check that failed.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import Connection, false, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from .consent.proofkeys import key_file_problem
 from .consent.records import ConsentRecord
 from .database import error_summary, one_writer
 from .errors import is_missing_schema
@@ -100,10 +101,17 @@ def write_can_start(connection: Connection) -> CheckResult:
     return PASSED
 
 
+def proof_keys_usable(connection: Connection) -> CheckResult:
+    """The key file can sign the next choice (``proofkeys.key_file_problem``)."""
+    problem = key_file_problem(current_app)
+    return PASSED if problem is None else ("unusable", problem)
+
+
 CHECKS: tuple[tuple[str, Callable[[Connection], CheckResult]], ...] = (
     ("database", database_answers),
     ("schema", schema_at_head),
     ("writes", write_can_start),
+    ("proof_keys", proof_keys_usable),
 )
 
 

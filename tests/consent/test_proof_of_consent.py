@@ -293,7 +293,7 @@ def test_export_and_show_stop_clearly_at_an_unreadable_record(loose_sqlite_app):
         result = runner.invoke(args=["consent", *args])
         assert result.exit_code == 1
         assert "a record that cannot be read" in result.output
-        assert "`flask consent verify` names it" in result.output
+        assert "record 1: created_at is not a date and time ('yesterday')" in result.output
 
 
 def checkpoint(runner, path) -> None:
@@ -390,7 +390,7 @@ def test_verify_refuses_a_file_that_holds_no_checkpoint(app, runner, five_record
         handle.write("Chain intact: 5 record(s) verified.\n")
     result = verify(runner, "--checkpoint", str(kept))
     assert result.exit_code == 1
-    assert f"cannot use the checkpoints in {kept}: not a checkpoint" in result.output
+    assert f"cannot use the checkpoints in {kept}: line 2: not a checkpoint" in result.output
     assert "Records checked" not in result.output
 
 

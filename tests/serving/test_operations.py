@@ -20,6 +20,7 @@ def test_healthz_answers_when_the_database_does(client):
         "database": "ok",
         "schema": "ok",
         "writes": "ok",
+        "proof_keys": "ok",
     }
 
 

@@ -18,16 +18,17 @@ transaction (``ChainWriter``: group commit). Verification lives in ``verificatio
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import threading
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import current_app
-from sqlalchemy import Connection, Engine, delete, func, insert, select
-from sqlalchemy.exc import DBAPIError
+from flask import Flask, current_app
+from sqlalchemy import Connection, Engine, Select, delete, func, insert, select, union
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..database import (
@@ -38,18 +39,15 @@ from ..database import (
     one_writer,
 )
 from ..extensions import db
-from .proofkeys import ProofKey, signing_key
+from .proofkeys import ProofKey, ProofKeyError, create_key_file, current_keyring, key_file
 from .records import EXPORT_FIELDS, ChainAnchor, ConsentRecord, as_utc, utc_text
+from .stored import ANCHOR_FIELDS, RECORD_FIELDS, parse_row, raw_anchors, raw_records
 
 GENESIS_HASH = "0" * 64
 RECORDS = ConsentRecord.__table__
 ANCHORS = ChainAnchor.__table__
 INSERT_RECORD = insert(RECORDS)
 INSERT_ANCHOR = insert(ANCHORS)
-NEWEST_RECORD_HASH = select(RECORDS.c.hash).order_by(RECORDS.c.id.desc()).limit(1)
-NEWEST_ANCHOR = (
-    select(ANCHORS.c.tail_hash, ANCHORS.c.last_pruned_id).order_by(ANCHORS.c.id.desc()).limit(1)
-)
 POSTGRES_CHAIN_LOCK = 0x6775_636F_6E73  # any constant 64-bit key shared by every worker
 WRITER = "consent_chain_writer"
 
@@ -124,11 +122,10 @@ Condition = Callable[[NewestRecord | None], bool]
 
 @dataclass(eq=False)
 class PendingRecord:
-    """One record waiting for its batch: its fields (all but the link and the hash), the key
-    it is to be signed with, and, for a conditional append, when to leave it out."""
+    """One record waiting for its batch: its fields (all but the link, the key and the hash)
+    and, for a conditional append, when to leave it out."""
 
     fields: dict[str, Any]
-    key: ProofKey
     skip_when: Condition | None = None
     done: bool = False
     hash: str | None = None
@@ -187,9 +184,15 @@ class ChainWriter:
 
 
 def log_failed_batch(error: Exception, count: int) -> None:
-    """A database that cannot be reached or written is an outage, said in one line; any other
-    failure is a fault in the site, logged with its trace."""
-    if isinstance(error, DBAPIError):
+    """A database that cannot be reached or written, or proof keys that cannot sign, are an
+    outage, said in one line; any other failure is a fault in the site, logged with its trace."""
+    if isinstance(error, ProofKeyError):
+        current_app.logger.error(
+            "%d consent record(s) not stored, answered 503: proof keys cannot sign: %s",
+            count,
+            error,
+        )
+    elif isinstance(error, DBAPIError):
         current_app.logger.warning(
             "%d consent record(s) not stored, answered 503: %s", count, error_summary(error)
         )
@@ -209,7 +212,9 @@ def write_batch(connection: Connection, batch: list[PendingRecord]) -> list[str 
     newest = newest_records(
         connection, {record.fields["consent_id"] for record in batch if record.skip_when}
     )
-    prev_hash, next_id = chain_head(connection)
+    head = chain_head(connection)
+    key = checked_signer(current_app, head)
+    prev_hash, next_id = head.hash, head.next_id
     rows: list[dict[str, Any]] = []
     hashes: list[str | None] = []
     for record in batch:
@@ -217,8 +222,8 @@ def write_batch(connection: Connection, batch: list[PendingRecord]) -> list[str 
         if record.skip_when is not None and record.skip_when(newest.get(consent_id)):
             hashes.append(None)
             continue
-        row = {**record.fields, "prev_hash": prev_hash}
-        row["hash"] = prev_hash = seal_record(row, record.key)
+        row = {**record.fields, "prev_hash": prev_hash, "key_id": key.key_id}
+        row["hash"] = prev_hash = seal_record(row, key)
         if next_id is not None:
             row["id"], next_id = next_id, next_id + 1
         rows.append(row)
@@ -246,9 +251,21 @@ def newest_records(connection: Connection, consent_ids: set[str]) -> dict[str, N
     return {row.consent_id: NewestRecord(row.action, frozenset(row.categories)) for row in rows}
 
 
-def chain_head(connection: Connection) -> tuple[str, int | None]:
-    """The hash the next record links to: the newest record's, else the newest anchor's, else
-    the genesis value; and the id the next record must take, when it must take one.
+@dataclass(frozen=True)
+class ChainHead:
+    """What the next record links to: the newest record, else the newest anchor, else the
+    genesis value. ``what`` names it, ``key_id`` is the key that signed it, and ``sealed_by``
+    tells whether a key reproduces its stored hash (or mac)."""
+
+    hash: str
+    next_id: int | None
+    what: str = "genesis"
+    key_id: str | None = None
+    sealed_by: Callable[[ProofKey], bool] | None = None
+
+
+def chain_head(connection: Connection) -> ChainHead:
+    """The chain's head, read as stored, and the id the next record must take, when it must.
 
     After a prune of every record, the next record takes the id after the last one pruned.
     SQLite gives a table without AUTOINCREMENT the id after the highest one present, which
@@ -256,15 +273,126 @@ def chain_head(connection: Connection) -> tuple[str, int | None]:
     the wrong one). PostgreSQL's sequence never goes back, and an id set by hand there would
     later collide with it.
     """
-    newest = connection.scalar(NEWEST_RECORD_HASH)
+    dialect = connection.dialect.name
+    newest = newest_row(connection, raw_records(dialect), RECORDS.c.id)
     if newest is not None:
-        return newest, None
-    anchor = connection.execute(NEWEST_ANCHOR).first()
+        return head_record(newest)
+    anchor = newest_row(connection, raw_anchors(dialect), ANCHORS.c.id)
     if anchor is None:
-        return GENESIS_HASH, None
-    if connection.dialect.name == "sqlite":
-        return anchor.tail_hash, anchor.last_pruned_id + 1
-    return anchor.tail_hash, None
+        return ChainHead(GENESIS_HASH, None)
+    head = head_anchor(anchor)
+    if dialect == "sqlite":
+        return replace(head, next_id=anchor["last_pruned_id"] + 1)
+    return head
+
+
+def newest_row(connection: Connection, query: Select, id_column: Any) -> Any:
+    newest = query.order_by(None).order_by(id_column.desc()).limit(1)
+    return connection.execute(newest).mappings().first()
+
+
+def head_record(row: Any) -> ChainHead:
+    what = f"record {row['id']}"
+    fields, problems = parse_row(row, RECORD_FIELDS)
+    if problems:
+        raise ProofKeyError(
+            f"the chain's newest record ({what}) cannot be read ({'; '.join(problems)}), so "
+            "its proof key cannot be checked: `flask consent verify` names what is wrong"
+        )
+
+    def sealed_by(key: ProofKey) -> bool:
+        return hmac.compare_digest(seal_record(fields, key), fields["hash"])
+
+    return ChainHead(fields["hash"], None, what, fields["key_id"], sealed_by)
+
+
+def head_anchor(row: Any) -> ChainHead:
+    what = f"anchor {row['id']}"
+    fields, problems = parse_row(row, ANCHOR_FIELDS)
+    if problems:
+        raise ProofKeyError(
+            f"the chain's newest anchor ({what}) cannot be read ({'; '.join(problems)}): "
+            "`flask consent verify` names what is wrong"
+        )
+
+    def sealed_by(key: ProofKey) -> bool:
+        mac = fields["mac"]
+        return isinstance(mac, str) and hmac.compare_digest(seal_anchor(fields, key), mac)
+
+    return ChainHead(fields["tail_hash"], None, what, fields["key_id"], sealed_by)
+
+
+def checked_signer(app: Flask, head: ChainHead) -> ProofKey:
+    """The key that signs after ``head``, or ``ProofKeyError`` saying why none may.
+
+    The keys are this process's, read again when the key file changed. When the head is
+    keyed, its key must still be known with the very secret that made its hash, and the
+    signing key may not be older than it: a key file that was removed, emptied or changed
+    after keyed records were made is an outage, never a new key under an old id, and a
+    retired key never signs again. Only a chain with no keyed head (empty, or made before
+    proof keys) may have its first key file made here.
+    """
+    keyring = current_keyring(app)
+    path = key_file(app)
+    if head.key_id is None or head.sealed_by is None:
+        if keyring.signer is None:
+            create_key_file(path)
+            keyring = current_keyring(app)
+        assert keyring.signer is not None, "a key file just made holds a key"
+        return keyring.signer
+    head_key = keyring.get(head.key_id)
+    if keyring.signer is None or head_key is None:
+        where = f"{path} is missing" if not path.exists() else f"{path} has no key {head.key_id}"
+        raise ProofKeyError(
+            f"{where}, yet {head.what} was signed by key {head.key_id}: restore the key file "
+            "that signed it (a new key under its id would make the chain unverifiable)"
+        )
+    if not head.sealed_by(head_key):
+        raise ProofKeyError(
+            f"key {head.key_id} in {path} is not the key that signed {head.what} (its hash "
+            "does not match): the key file was changed, or that record altered; restore the "
+            "file that signed it, and run `flask consent verify`"
+        )
+    if keyring.rank(keyring.signer.key_id) < keyring.rank(head.key_id):
+        raise ProofKeyError(
+            f"{head.what} was signed by key {head.key_id}, newer than the signing key "
+            f"{keyring.signer.key_id} (in {path} or CONSENT_PROOF_KEY): a retired key "
+            "never signs again"
+        )
+    return keyring.signer
+
+
+def signer_now() -> ProofKey:
+    """The key the current app's next record would be signed with, checked as an append
+    checks it."""
+    with db.engine.connect() as connection:
+        head = chain_head(connection)
+    return checked_signer(current_app, head)
+
+
+def signer_problem(app: Flask) -> str | None:
+    """Why the proof keys cannot sign the next record now, or None (see ``checked_signer``);
+    None as well when the database cannot be read, which its own checks report."""
+    try:
+        with db.engine.connect() as connection:
+            head = chain_head(connection)
+        if head.key_id is None and current_keyring(app).signer is None:
+            return None  # the first record will make the key file
+        checked_signer(app, head)
+    except ProofKeyError as error:
+        return str(error)
+    except SQLAlchemyError:
+        return None
+    return None
+
+
+def key_ids_in_use(connection: Connection) -> set[str]:
+    """Every key id the chain's records and anchors name (one pass over each table)."""
+    query = union(
+        select(RECORDS.c.key_id).where(RECORDS.c.key_id.is_not(None)),
+        select(ANCHORS.c.key_id).where(ANCHORS.c.key_id.is_not(None)),
+    )
+    return {key_id for key_id in connection.scalars(query) if isinstance(key_id, str)}
 
 
 def chain_writer() -> ChainWriter:
@@ -293,9 +421,8 @@ def append_to_chain(
 
     With ``skip_when``, the record is left out (and None returned) when that holds for its
     reader's newest record, judged inside the chain's lock: requests that race cannot both
-    append. The key comes from this process's memory (``signing_key``), never from the disk.
+    append. The key is chosen by whoever commits the batch (``checked_signer``).
     """
-    key = signing_key()
     fields = {
         "consent_id": consent_id,
         "created_at": as_utc(created_at).replace(tzinfo=None),
@@ -304,10 +431,9 @@ def append_to_chain(
         "revision": revision,
         "notice_hash": notice_hash,
         "gpc": gpc,
-        "key_id": key.key_id,
         "language": language,
     }
-    return chain_writer().append(db.engine, PendingRecord(fields, key, skip_when))
+    return chain_writer().append(db.engine, PendingRecord(fields, skip_when))
 
 
 def iter_records(
@@ -348,10 +474,10 @@ def prune_before(before: datetime) -> PruneResult:
     made on or after ``before``), so what is kept is still one unbroken chain. Only ids and
     hashes are read, so a record with a malformed field is pruned like any other.
     """
-    key = signing_key()
     cutoff = as_utc(before).replace(tzinfo=None)
     with one_writer(db.engine), db.engine.connect() as connection:
         lock_chain(connection)
+        key = checked_signer(current_app, chain_head(connection))
         tail = connection.execute(prunable_tail(connection, cutoff)).first()
         if tail is None:
             connection.rollback()

@@ -16,8 +16,13 @@ A key id is 1 to 32 letters, digits, ``.``, ``_`` or ``-``, and is stored with e
 it signed; a secret is at least 32 characters without spaces. Never remove a line: the
 records its key signed could no longer be verified.
 
-A worker reads its keys once, at its first append, and keeps them: an append never touches
-the disk for them, and a rotation takes effect in the site when its workers restart.
+A worker keeps the keys it read and looks at the file's status (one ``stat``) before each
+batch of appends, reading it again only when it changed: so a rotation takes effect at every
+worker's next append, and a key file removed, emptied or changed while the site runs is seen
+at once. Which key may sign is then checked against the chain itself (``chain.checked_signer``):
+once keyed records exist, a key file that is missing, holds no key, or no longer holds the
+secret that signed the newest record (or anchor) is an outage, never a new key under an old
+id. ``key_file_problem`` says so for ``/healthz``.
 """
 
 from __future__ import annotations
@@ -28,10 +33,11 @@ import os
 import re
 import secrets
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from flask import Flask, current_app
+from flask import Flask
 
 KEY_FILE_NAME = "consent_proof_keys"
 CACHE_NAME = "consent_proof_keys"
@@ -66,19 +72,62 @@ class Keyring:
     def get(self, key_id: str) -> ProofKey | None:
         return self.keys.get(key_id)
 
+    def rank(self, key_id: str) -> int:
+        """A known key's age among the others: 0 for the oldest. A key that is not in the key
+        file (``CONSENT_PROOF_KEY`` alone) is the newest."""
+        return list(self.keys).index(key_id)
+
+
+@dataclass(frozen=True)
+class KeptKeys:
+    """The keys a process read, and the key file's status when it read them."""
+
+    keyring: Keyring
+    stamp: tuple[int, ...] | None
+
 
 def key_file(app: Flask) -> Path:
     return Path(app.instance_path) / KEY_FILE_NAME
 
 
+def file_stamp(path: Path) -> tuple[int, ...] | None:
+    """What changes whenever the file is replaced, removed or written: None when missing."""
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return None
+    return (status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+
+
+def current_keyring(app: Flask) -> Keyring:
+    """This process's keys: read again only when the key file changed since they were read
+    (``ProofKeyError`` when it can no longer be used)."""
+    stamp = file_stamp(key_file(app))
+    kept: KeptKeys | None = app.extensions.get(CACHE_NAME)
+    if kept is None or kept.stamp != stamp:
+        forget_keys(app)
+        kept = KeptKeys(load_keyring(app, create=False), stamp)
+        app.extensions[CACHE_NAME] = kept
+    return kept.keyring
+
+
 def signing_key() -> ProofKey:
-    """The current app's signing key, read at this process's first need and kept after."""
-    keyring: Keyring | None = current_app.extensions.get(CACHE_NAME)
-    if keyring is None:
-        keyring = load_keyring(current_app, create=True)
-        current_app.extensions[CACHE_NAME] = keyring
-    assert keyring.signer is not None, "load_keyring(create=True) always finds a signer"
-    return keyring.signer
+    """The key the current app's next record is signed with, checked against the chain."""
+    from .chain import signer_now  # the check reads the chain, whose module imports this one
+
+    return signer_now()
+
+
+def key_file_problem(app: Flask) -> str | None:
+    """None while the proof keys can sign the next choice; else why not, naming the file.
+
+    For ``/healthz``: the key file is read when it changed and checked against the chain's
+    newest record or anchor (one indexed read). A database that cannot be read is left to
+    the database's own checks.
+    """
+    from .chain import signer_problem  # the check reads the chain, whose module imports this
+
+    return signer_problem(app)
 
 
 def forget_keys(app: Flask) -> None:
@@ -197,10 +246,13 @@ def next_key_id(existing: set[str]) -> str:
     return f"k{number}"
 
 
-def rotate_key(app: Flask) -> ProofKey:
-    """Append a new signing key to the key file (made if missing) and return it.
+def rotate_key(app: Flask, used_key_ids: Iterable[str] = ()) -> ProofKey:
+    """Add a new signing key to the key file (made if missing) and return it.
 
-    Refused while ``CONSENT_PROOF_KEY`` is set, since that key signs whatever the file says.
+    Its id is one no key in the file and none in ``used_key_ids`` (those the chain's records
+    and anchors name) has had. The file is replaced whole, so a worker reading it meanwhile
+    sees the old one or the new one, never half a line. Refused while ``CONSENT_PROOF_KEY``
+    is set, since that key signs whatever the file says.
     """
     if configured_key(app.config.get("CONSENT_PROOF_KEY")) is not None:
         raise ProofKeyError(
@@ -209,14 +261,28 @@ def rotate_key(app: Flask) -> ProofKey:
             "verify), then set CONSENT_PROOF_KEY to a new key_id:secret"
         )
     path = key_file(app)
-    if not path.exists():
+    if not path.exists() and not set(used_key_ids):
         create_key_file(path)
         forget_keys(app)
         return read_key_file(path)[-1]
     existing = read_key_file(path)
-    key = new_key(next_key_id({key.key_id for key in existing}))
-    text = path.read_text(encoding="ascii")
-    with open(path, "a", encoding="ascii") as handle:
-        handle.write(("" if text.endswith("\n") or not text else "\n") + key_line(key))
+    key = new_key(next_key_id({key.key_id for key in existing} | set(used_key_ids)))
+    text = path.read_text(encoding="ascii") if path.exists() else KEY_FILE_HEADER
+    replace_key_file(path, text + ("" if text.endswith("\n") or not text else "\n") + key_line(key))
     forget_keys(app)
     return key
+
+
+def replace_key_file(path: Path, text: str) -> None:
+    """Write ``text`` to an owner-only temporary file beside ``path``, then rename it over."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{KEY_FILE_NAME}.")
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
