@@ -12,14 +12,16 @@ import pytest
 from flask_migrate import upgrade
 
 from globalupdates import create_app
-from globalupdates.consent.chain import append_to_chain
+from globalupdates.consent.chain import GENESIS_HASH, append_to_chain, record_hash
 from globalupdates.consent.proofkeys import (
     CACHE_NAME,
+    ProofKey,
     key_file,
     key_file_problem,
     load_keyring,
     read_key_file,
 )
+from globalupdates.consent.records import ChainAnchor, ConsentRecord
 from globalupdates.extensions import db
 from tests.support.apps import app_config
 from tests.support.consent import choose, records, stored_choice
@@ -394,3 +396,88 @@ def test_an_unkeyed_record_after_a_keyed_one_fails(upgraded_site):
         "PROBLEM: record 5: key_id is missing, yet record 4 before it is keyed; only records "
         "made before proof keys may lack one"
     )
+
+
+def reseal(app, key: ProofKey | None, ids: set[int], prev_hash: str | None = None) -> None:
+    """Re-sign the records ``ids``, the newest run of the chain, with ``key`` (or, when it
+    is None, as records made before proof keys), the first of them linked to ``prev_hash``
+    when given: what someone holding that key, or no key at all, could write."""
+    with app.app_context():
+        run = db.session.scalars(
+            db.select(ConsentRecord).where(ConsentRecord.id.in_(ids)).order_by(ConsentRecord.id)
+        ).all()
+        for record in run:
+            record.key_id = key.key_id if key else None
+            record.prev_hash = prev_hash or record.prev_hash
+            record.hash = prev_hash = record_hash(record, key)
+        db.session.commit()
+
+
+def test_a_record_signed_by_a_retired_key_fails_even_with_a_checkpoint(app, tmp_path):
+    forge(app, 1)
+    [k1] = read_key_file(key_file(app))
+    app.test_cli_runner().invoke(args=["consent", "rotate-key"])
+    forge(app, 2)
+    forge(app, 3)
+    reseal(app, k1, {3})
+    assert key_ids(app) == ["k1", "k2", "k1"]
+    kept = tmp_path / "checkpoints.jsonl"
+    app.test_cli_runner().invoke(args=["consent", "checkpoint", "--output", str(kept)])
+    for args in ((), ("--checkpoint", str(kept))):
+        result = verify(app, *args)
+        assert result.exit_code == 1, result.output
+        assert problems(result) == [
+            "PROBLEM: record 3: signed by key k1, retired since record 2 was signed by the "
+            "newer key k2"
+        ]
+
+
+def test_a_retired_key_after_an_anchor_signed_by_a_newer_one_fails(app):
+    forge(app, 1)
+    forge(app, 2)
+    [k1] = read_key_file(key_file(app))
+    app.test_cli_runner().invoke(args=["consent", "rotate-key"])
+    pruned = app.test_cli_runner().invoke(
+        args=["consent", "prune", "--before", "2026-01-02", "--yes"]
+    )
+    assert "Pruned 1 record(s)" in pruned.output
+    reseal(app, k1, {2})
+    result = verify(app)
+    assert problems(result) == [
+        "PROBLEM: record 2: signed by key k1, retired since anchor 1 was signed by the newer key k2"
+    ]
+
+
+def test_a_chain_rewritten_entirely_without_keys_fails_even_with_allow_unkeyed(app):
+    for day in (1, 2, 3):
+        forge(app, day)
+    reseal(app, None, {1, 2, 3}, prev_hash=GENESIS_HASH)
+    assert key_ids(app) == [None, None, None]
+    result = verify(app, "--allow-unkeyed")
+    assert result.exit_code == 1
+    assert problems(result) == [
+        "PROBLEM: the chain ends with record 3, which carries no proof key, yet the site has "
+        "proof keys (k1) and no record signed by one follows: unkeyed records may only lead "
+        "the chain"
+    ]
+
+
+def test_unkeyed_records_after_an_anchor_made_with_proof_keys_fail(app):
+    for day in (1, 2, 3):
+        forge(app, day)
+    app.test_cli_runner().invoke(args=["consent", "prune", "--before", "2026-01-02", "--yes"])
+    with app.app_context():
+        tail = db.session.scalar(db.select(ChainAnchor.tail_hash))
+    reseal(app, None, {2, 3}, prev_hash=tail)
+    result = verify(app, "--allow-unkeyed")
+    assert result.exit_code == 1
+    assert problems(result)[:2] == [
+        f"PROBLEM: record {n}: key_id is missing, yet anchor 1, where the chain starts, was "
+        "made with proof keys; only records made before proof keys may lack one"
+        for n in (2, 3)
+    ]
+
+
+def test_the_allow_unkeyed_flag_says_it_admits_only_a_leading_run(app):
+    help_text = " ".join(verify(app, "--help").output.split())
+    assert "only as the chain's leading run" in help_text

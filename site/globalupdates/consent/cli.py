@@ -200,8 +200,10 @@ def show_command(consent_id: str) -> None:
 @click.option(
     "--allow-unkeyed",
     is_flag=True,
-    help="Accept records made before proof keys (a site that kept records from then). "
-    "Without it, any record with no proof key fails verification.",
+    help="Accept records made before proof keys (a site that kept records from then), only "
+    "as the chain's leading run: before its first keyed record, from genesis or from an "
+    "anchor made before proof keys, and followed by a keyed record once the site has proof "
+    "keys. Without it, any record with no proof key fails verification.",
 )
 def verify_command(checkpoint_file: str | None, allow_unkeyed: bool) -> None:
     """Check every record and anchor against its proof key, and every link between them.
@@ -430,7 +432,8 @@ def stats_command(since: datetime | None, until: datetime | None, by: str | None
 @click.option(
     "--allow-unkeyed",
     is_flag=True,
-    help="As for verify: records made before proof keys do not fail the chain's check.",
+    help="As for verify: records made before proof keys, only as the chain's leading run, "
+    "do not fail the chain's check.",
 )
 def report_command(
     output: str, since: datetime | None, until: datetime | None, by: str, allow_unkeyed: bool
