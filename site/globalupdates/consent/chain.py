@@ -41,7 +41,18 @@ from ..database import (
 from ..extensions import db
 from .proofkeys import ProofKey, ProofKeyError, create_key_file, current_keyring, key_file
 from .records import EXPORT_FIELDS, ChainAnchor, ConsentRecord, as_utc, utc_text
-from .stored import ANCHOR_FIELDS, RECORD_FIELDS, parse_row, raw_anchors, raw_records
+from .stored import (
+    ANCHOR_FIELDS,
+    RECORD_FIELDS,
+    Malformed,
+    UnreadableRecord,
+    parse_row,
+    raw_anchors,
+    raw_records,
+    shown,
+    text_value,
+    tolerant_text,
+)
 
 GENESIS_HASH = "0" * 64
 RECORDS = ConsentRecord.__table__
@@ -545,18 +556,32 @@ HEAD_WITH_COUNT = (
     .limit(1)
 )
 NEWEST_ANCHOR_TAIL = (
-    select(ANCHORS.c.last_pruned_id, ANCHORS.c.tail_hash).order_by(ANCHORS.c.id.desc()).limit(1)
+    select(ANCHORS.c.id, ANCHORS.c.last_pruned_id, ANCHORS.c.tail_hash)
+    .order_by(ANCHORS.c.id.desc())
+    .limit(1)
 )
 
 
 def take_checkpoint() -> Checkpoint:
-    """Read the head and the number of records in one statement, so the two agree."""
+    """Read the head and the number of records in one statement, so the two agree.
+
+    ``UnreadableRecord`` names the head when its hash is not text (SQLite keeps anything)."""
     taken_at = utc_text(datetime.now(UTC))
-    with db.engine.connect() as connection:
+    with db.engine.connect() as connection, tolerant_text(connection):
         head = connection.execute(HEAD_WITH_COUNT).first()
         if head is not None:
-            return Checkpoint(head[0], head[1], head[2], taken_at)
+            return Checkpoint(
+                head[0], readable(head[1], f"record {head[0]}: hash"), head[2], taken_at
+            )
         anchor = connection.execute(NEWEST_ANCHOR_TAIL).first()
     if anchor is not None:
-        return Checkpoint(anchor[0], anchor[1], 0, taken_at)
+        tail_hash = readable(anchor[2], f"anchor {anchor[0]}: tail_hash")
+        return Checkpoint(anchor[1], tail_hash, 0, taken_at)
     return Checkpoint(0, GENESIS_HASH, 0, taken_at)
+
+
+def readable(value: Any, what: str) -> str:
+    try:
+        return text_value(value)
+    except Malformed as error:
+        raise UnreadableRecord(f"{what} {error} ({shown(value)})") from None

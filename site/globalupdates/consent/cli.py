@@ -290,6 +290,10 @@ def checkpoint_command(output: str | None) -> None:
         point = take_checkpoint()
     except SQLAlchemyError as error:
         raise click.ClickException(f"cannot read the chain: {error_summary(error)}") from None
+    except UnreadableRecord as error:
+        raise click.ClickException(
+            f"cannot take a checkpoint: {error}; `flask consent verify` names every such field"
+        ) from None
     if output is None:
         click.echo(point.as_json())
         return
@@ -454,3 +458,5 @@ def report_command(
         raise click.ClickException(f"cannot write the report: {error}") from None
     if output != "-":
         click.echo(f"Report written to {output}. {status.summary}")
+    if not status.verified:
+        raise click.ClickException("the chain did NOT verify; the report lists the problems found")

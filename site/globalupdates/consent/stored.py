@@ -195,8 +195,11 @@ def readable_records(
     query = raw_records(connection.dialect.name).where(*conditions)
     with tolerant_text(connection):
         rows = connection.execution_options(yield_per=batch_size).execute(query)
-        for row in rows.mappings():
-            fields, problems = parse_row(row, RECORD_FIELDS)
-            if problems:
-                raise UnreadableRecord(f"record {row['id']}: {'; '.join(problems)}")
-            yield fields
+        try:
+            for row in rows.mappings():
+                fields, problems = parse_row(row, RECORD_FIELDS)
+                if problems:
+                    raise UnreadableRecord(f"record {row['id']}: {'; '.join(problems)}")
+                yield fields
+        finally:
+            rows.close()

@@ -436,8 +436,11 @@ def verify_chain(
         rows = connection.execution_options(yield_per=batch_size).execute(
             raw_records(connection.dialect.name)
         )
-        for row in rows.mappings():
-            walk.step(row)
+        try:
+            for row in rows.mappings():
+                walk.step(row)
+        finally:
+            rows.close()
         walk.finish()
         for kept in checkpoints:
             check_checkpoint(connection, kept, anchors, note)
