@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import JSON, Column, Connection, DateTime, Label, Select, Text, cast, select
@@ -38,10 +39,14 @@ def raw(column: Column, dialect: str) -> Label:
     return coerce(column, NullType()).label(column.name)
 
 
+@cache
 def raw_records(dialect: str) -> Select:
+    """Every record as stored, oldest first; one statement per dialect, built once, so its
+    compiled form is found in SQLAlchemy's cache without working out its key again."""
     return select(*(raw(column, dialect) for column in RECORDS.c)).order_by(RECORDS.c.id)
 
 
+@cache
 def raw_anchors(dialect: str) -> Select:
     return select(*(raw(column, dialect) for column in ANCHORS.c)).order_by(ANCHORS.c.id)
 
