@@ -87,7 +87,12 @@ class KeptKeys:
 
 
 def key_file(app: Flask) -> Path:
-    return Path(app.instance_path) / KEY_FILE_NAME
+    """The instance folder's key file (its path worked out once per app: every batch of
+    appends looks at it)."""
+    path: Path | None = app.extensions.get(KEY_FILE_NAME + "_path")
+    if path is None:
+        path = app.extensions[KEY_FILE_NAME + "_path"] = Path(app.instance_path) / KEY_FILE_NAME
+    return path
 
 
 def file_stamp(path: Path) -> tuple[int, ...] | None:
