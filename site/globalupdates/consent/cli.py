@@ -201,9 +201,8 @@ def show_command(consent_id: str) -> None:
     "--allow-unkeyed",
     is_flag=True,
     help="Accept records made before proof keys (a site that kept records from then), only "
-    "as the chain's leading run: before its first keyed record, from genesis or from an "
-    "anchor made before proof keys, and followed by a keyed record once the site has proof "
-    "keys. Without it, any record with no proof key fails verification.",
+    "as the chain's leading run: before its first keyed record, and followed by one once the "
+    "site has proof keys. Without it, any record with no proof key fails verification.",
 )
 def verify_command(checkpoint_file: str | None, allow_unkeyed: bool) -> None:
     """Check every record and anchor against its proof key, and every link between them.

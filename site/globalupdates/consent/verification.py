@@ -202,20 +202,12 @@ class Walk:
             self.newest_signer = Signer(rank, key_id, f"record {record_id}")
 
     def unkeyed(self, record_id: int) -> bool:
-        """Records made before proof keys may only open the chain: from genesis or from an
-        anchor made before proof keys, and before its first keyed record."""
-        start = self.report.start
+        """Records made before proof keys may only lead the chain, before its first keyed
+        record (``finish`` asks for one after them)."""
         if self.last_keyed_id is not None:
             self.note(
                 f"record {record_id}: key_id is missing, yet record {self.last_keyed_id} "
                 "before it is keyed; only records made before proof keys may lack one"
-            )
-            return False
-        if start is not None and start.key_id is not None:
-            self.note(
-                f"record {record_id}: key_id is missing, yet anchor {start.id}, where the "
-                "chain starts, was made with proof keys; only records made before proof keys "
-                "may lack one"
             )
             return False
         self.report.unkeyed += 1
@@ -225,7 +217,9 @@ class Walk:
     def finish(self) -> None:
         """A site that has proof keys has signed with them: its newest records are keyed.
         Unkeyed records with no keyed record after them, while keys exist, are the chain
-        rewritten without the key, not records from before proof keys."""
+        rewritten without the key, not records from before proof keys. With a keyed record
+        after them, its signed link vouches for the whole run, wherever the chain starts
+        (genesis, or an anchor a prune left part-way through the run)."""
         if self.report.unkeyed and self.report.first_keyed_id is None and self.keyring.keys:
             self.note(
                 f"the chain ends with record {self.last_unkeyed_id}, which carries no proof "
