@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import json
 import threading
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cache
@@ -288,10 +288,11 @@ def chain_head(connection: Connection) -> ChainHead:
     later collide with it.
     """
     dialect = connection.dialect.name
-    newest = connection.execute(newest_record(dialect)).mappings().first()
-    if newest is not None:
-        return head_record(newest)
-    anchor = connection.execute(newest_anchor(dialect)).mappings().first()
+    with tolerant_text(connection):
+        newest = connection.execute(newest_record(dialect)).mappings().first()
+        if newest is not None:
+            return head_record(newest)
+        anchor = connection.execute(newest_anchor(dialect)).mappings().first()
     if anchor is None:
         return ChainHead(GENESIS_HASH, None)
     head = head_anchor(anchor)
@@ -482,31 +483,6 @@ def append_to_chain(
         "language": language,
     }
     return chain_writer().append(db.engine, PendingRecord(fields, skip_when))
-
-
-def iter_records(
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    consent_id: str | None = None,
-    batch_size: int = 500,
-) -> Generator[ConsentRecord, None, None]:
-    """Records oldest first, streamed from the database in batches of ``batch_size``."""
-    query = db.select(ConsentRecord).order_by(ConsentRecord.id)
-    if since is not None:
-        query = query.where(ConsentRecord.created_at >= as_utc(since).replace(tzinfo=None))
-    if until is not None:
-        query = query.where(ConsentRecord.created_at < as_utc(until).replace(tzinfo=None))
-    if consent_id is not None:
-        query = query.where(ConsentRecord.consent_id == consent_id)
-    with Session(db.engine) as session:
-        result = session.scalars(query.execution_options(yield_per=batch_size))
-        try:
-            for record in result:
-                yield record
-                session.expunge(record)
-        finally:
-            result.close()
 
 
 @dataclass(frozen=True)
