@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from globalupdates.consent.chain import append_to_chain
+from globalupdates.consent.stored import ANCHOR_FIELDS, RECORD_FIELDS, Malformed, shown
 from globalupdates.consent.verification import CheckpointFileError, parse_checkpoint
 from globalupdates.extensions import db
 
@@ -193,3 +194,27 @@ def test_any_line_is_a_checkpoint_or_a_named_error(line):
         assert str(error).startswith("not a checkpoint written by `flask consent checkpoint`")
     else:
         assert 0 <= checkpoint.record_id < 2**63 and 0 <= checkpoint.count < 2**63
+
+
+STORED_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text()
+    | st.binary()
+    | st.datetimes(timezones=st.none() | st.timezones())
+    | st.sampled_from(["9999-12-31 23:59:59-01:00", "0001-01-01 00:00:00+01:00", "infinity"]),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+    max_leaves=20,
+)
+
+
+@given(st.sampled_from(sorted({**RECORD_FIELDS, **ANCHOR_FIELDS}.items())), STORED_VALUES)
+def test_any_stored_value_is_read_or_named(field, value):
+    name, parse = field
+    try:
+        parse(value)
+    except Malformed as error:
+        assert str(error).startswith("is ")
+    assert shown(value)
