@@ -12,7 +12,7 @@ import pytest
 from flask_migrate import upgrade
 
 from globalupdates import create_app
-from globalupdates.consent.chain import GENESIS_HASH, append_to_chain, record_hash
+from globalupdates.consent.chain import append_to_chain
 from globalupdates.consent.proofkeys import (
     CACHE_NAME,
     ProofKey,
@@ -22,6 +22,7 @@ from globalupdates.consent.proofkeys import (
     read_key_file,
 )
 from globalupdates.consent.records import ChainAnchor, ConsentRecord
+from globalupdates.consent.seals import GENESIS_HASH, record_hash
 from globalupdates.extensions import db
 from tests.support.apps import app_config
 from tests.support.consent import choose, records, stored_choice

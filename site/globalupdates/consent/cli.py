@@ -19,9 +19,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..database import error_summary
 from ..extensions import db
-from .chain import key_ids_in_use, prune_before, take_checkpoint
+from .chain import prune_before, take_checkpoint
 from .current import engine
-from .proofkeys import ProofKeyError, key_file, key_file_problem, rotate_key
+from .proofkeys import ProofKeyError, key_file, key_file_problem, key_ids_in_use, rotate_key
 from .records import EXPORT_FIELDS, as_utc, utc_text
 from .stats import PERIODS, ConsentStats, as_csv, as_json, as_table, consent_stats, range_text
 from .stored import RECORDS, UnreadableRecord, readable_records

@@ -22,9 +22,10 @@ from flask import current_app
 from sqlalchemy import Connection, select
 
 from ..extensions import db
-from .chain import GENESIS_HASH, Checkpoint, seal_anchor, seal_record
+from .chain import Checkpoint
 from .proofkeys import Keyring, ProofKey, load_keyring
 from .records import utc_text
+from .seals import GENESIS_HASH, seal_anchor, seal_record
 from .stored import (
     ANCHOR_FIELDS,
     RECORD_FIELDS,
