@@ -13,7 +13,8 @@ change can be judged by it rather than by req/s on a busy machine: one figure pe
 ``--requests`` (each round its own requests, so each returning reader still comes once), then
 the best and the median round (on a shared machine the best round is the one least disturbed by
 others). ``FLASK_SQLALCHEMY_DATABASE_URI`` runs it on another database (a PostgreSQL one made
-for it, say).
+for it, say: one that already holds keyed consent records also needs the key file that signed
+them, so give it that instance folder with ``FLASK_INSTANCE_PATH``, or choices answer 503).
 """
 
 from __future__ import annotations

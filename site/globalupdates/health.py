@@ -12,8 +12,8 @@ check that failed:
               fails it. On SQLite a rolled-back transaction never reaches the disk, so the
               probe commits one that inserts the record and deletes it again: a full disk
               refuses it (``"full"``) as it refuses a choice.
-``proof_keys`` the proof key file can sign (``consent.proofkeys.key_file_problem``; the check
-              is there when that function is).
+``proof_keys`` the proof key file can sign (``consent.proofkeys.key_file_problem``): once
+              keyed records exist, a missing, empty or changed file signs nothing.
 
 A probe takes the database's write lock on SQLite and ``/healthz`` is public, so each worker
 probes at most once per ``HEALTH_CHECK_SECONDS`` and answers from its last result in between.
@@ -37,7 +37,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import Connection, delete, false, insert, literal, select, text, union_all
 from sqlalchemy.exc import SQLAlchemyError
 
-from .consent import proofkeys
+from .consent.proofkeys import key_file_problem
 from .consent.records import ConsentRecord
 from .database import error_summary, one_writer
 from .errors import is_missing_schema
@@ -52,7 +52,6 @@ RECORDS = ConsentRecord.__table__
 INSERT_RECORD = insert(RECORDS)
 READ_USER_VERSION = "PRAGMA user_version"
 SQLITE_FULL = "SQLITE_FULL"
-PROOF_KEY_VERDICT = "key_file_problem"
 
 CheckResult = tuple[str, str]  # the outcome, and for a failure the reason to log
 Check = Callable[[Connection], CheckResult]
@@ -138,15 +137,13 @@ def log_probe(app: Flask, failed: str | None, results: dict[str, str], reason: s
 
 
 def checks(dialect: str) -> list[tuple[str, Check]]:
-    found: list[tuple[str, Check]] = [
+    return [
         ("database", database_answers),
         ("schema", schema_at_head),
         ("reads", tables_readable),
         ("writes", sqlite_write_and_commit if dialect == "sqlite" else record_insertable),
+        ("proof_keys", proof_keys_usable),
     ]
-    if proof_key_verdict() is not None:
-        found.append(("proof_keys", proof_keys_usable))
-    return found
 
 
 def database_answers(connection: Connection) -> CheckResult:
@@ -261,20 +258,10 @@ def sqlite_error_name(error: SQLAlchemyError) -> str | None:
 def proof_keys_usable(connection: Connection) -> CheckResult:
     """Ask the proof keys whether their file can sign now (a missing, empty or changed file
     once keyed records exist is an outage: nothing could be signed)."""
-    verdict = proof_key_verdict()
-    assert verdict is not None, "checked only when the proof keys give a verdict"
-    problem = verdict(current_app._get_current_object())  # type: ignore[attr-defined]
+    problem = key_file_problem(current_app._get_current_object())  # type: ignore[attr-defined]
     return ("unusable", problem) if problem else PASSED
 
 
-def proof_key_verdict() -> Callable[[Flask], str | None] | None:
-    """``proofkeys.key_file_problem(app)``: what makes the key file unable to sign now, or
-    None. Looked up by name, so that the health check takes it as soon as the proof keys
-    have it."""
-    return getattr(proofkeys, PROOF_KEY_VERDICT, None)
-
-
-@cache
 def migration_heads(migrations_dir: str) -> frozenset[str]:
     """The head revisions of the committed migrations, read once per process.
 

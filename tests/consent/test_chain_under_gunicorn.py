@@ -5,6 +5,8 @@ each making the proof key file on its first need, all sign with one key."""
 from __future__ import annotations
 
 import http.cookiejar
+import os
+import signal
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -147,3 +149,60 @@ def test_verify_and_prune_on_every_database(database_uri, tmp_path, monkeypatch)
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
+
+
+@pytest.mark.slow
+def test_a_key_file_removed_under_running_workers_is_an_outage(database_uri, tmp_path, monkeypatch):
+    """The key file is removed while three workers run and a new worker starts: no worker
+    signs (every choice a 503, never a 500), none makes a new key under the old id, and
+    /healthz names the file; once it is put back, choices are stored again and the chain
+    verifies with one secret per key id."""
+    monkeypatch.setenv("FLASK_INSTANCE_PATH", str(tmp_path / "instance"))
+    server_settings = {
+        "WEB_CONCURRENCY": "3",
+        "FLASK_RATELIMIT_CONSENT_PER_ADDRESS": "100000 per minute",
+    }
+    path = tmp_path / "instance" / "consent_proof_keys"
+    with running_gunicorn(database_uri, tmp_path, server_settings) as server:
+        base = server.base_url
+        assert choose_concurrently(base) == [303] * (READERS * CHOICES_PER_READER)
+        kept = path.read_bytes()
+        path.unlink()
+        old_workers = server.worker_pids()
+        os.kill(min(old_workers), signal.SIGKILL)
+        server.wait_for_workers(3, exclude={min(old_workers)})
+
+        during = choose_concurrently(base)
+        health_status, health = server.get("/healthz")
+        outage_page = choice_page(base)
+        assert not path.exists(), "a worker made a new key file"
+
+        path.write_bytes(kept)
+        path.chmod(0o600)
+        after = choose_concurrently(base)
+    assert during == [503] * (READERS * CHOICES_PER_READER)
+    assert health_status == 503 and '"failed":"proof_keys"' in health.replace(" ", "")
+    assert str(path) in server.log_text() and "proof keys cannot sign" in server.log_text()
+    assert outage_page == (503, True)
+    assert after == [303] * (READERS * CHOICES_PER_READER)
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_uri, "SECRET_KEY": "k"})
+    with app.app_context():
+        report = verify_chain()
+        db.session.remove()
+        db.engine.dispose()
+    assert report.intact, report.problems
+    assert report.checked == 2 * READERS * CHOICES_PER_READER
+
+
+def choice_page(base: str) -> tuple[int, bool]:
+    """A choice posted by a browser: its status, and whether the page says the site is down."""
+    request = urllib.request.Request(
+        f"{base}/consent",
+        data=b"action=accept_all",
+        headers={"Sec-Fetch-Site": "same-origin", "Accept": "text/html"},
+    )
+    try:
+        with urllib.request.build_opener(NoRedirect()).open(request, timeout=30) as answer:
+            return answer.status, False
+    except urllib.error.HTTPError as error:
+        return error.code, "unavailable" in error.read().decode()

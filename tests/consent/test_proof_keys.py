@@ -13,10 +13,19 @@ from flask_migrate import upgrade
 
 from globalupdates import create_app
 from globalupdates.consent.chain import append_to_chain
-from globalupdates.consent.proofkeys import key_file, load_keyring, read_key_file
+from globalupdates.consent.proofkeys import (
+    CACHE_NAME,
+    ProofKey,
+    key_file,
+    key_file_problem,
+    load_keyring,
+    read_key_file,
+)
+from globalupdates.consent.records import ChainAnchor, ConsentRecord
+from globalupdates.consent.seals import GENESIS_HASH, record_hash
 from globalupdates.extensions import db
 from tests.support.apps import app_config
-from tests.support.consent import records
+from tests.support.consent import choose, records, stored_choice
 
 OTHER_SECRET = "s" * 40
 
@@ -63,14 +72,115 @@ def test_the_key_file_is_made_on_first_need_and_owner_only(app):
     assert key_ids(app) == ["k1"]
 
 
-def test_a_worker_reads_its_key_once_not_at_every_append(app):
+def test_a_worker_reads_the_key_file_again_only_when_it_changed(app):
+    forge(app, 1)
+    kept = app.extensions[CACHE_NAME]
+    forge(app, 2)
+    assert app.extensions[CACHE_NAME] is kept, "an unchanged file is not read again"
+    path = key_file(app)
+    text = path.read_text()
+    path.unlink()
+    path.write_text(text)
+    forge(app, 3)
+    assert app.extensions[CACHE_NAME] is not kept
+    assert key_ids(app) == ["k1", "k1", "k1"]
+    assert verify(app).exit_code == 0
+
+
+def broken_key_file(app, how: str) -> None:
+    path = key_file(app)
+    if how == "removed":
+        path.unlink()
+    elif how == "emptied":
+        path.write_text("# nothing but a comment\n\n")
+    elif how == "changed":
+        path.write_text(f"k1 {OTHER_SECRET}\n")
+    else:
+        path.write_text("not a key file\n")
+
+
+@pytest.mark.parametrize("how", ["removed", "emptied", "changed", "garbled"])
+def test_a_broken_key_file_after_keyed_records_is_an_outage_not_a_new_key(app, how, caplog):
     forge(app, 1)
     path = key_file(app)
-    kept = path.read_text()
-    path.write_text("not a key file\n")
-    forge(app, 2)
-    path.write_text(kept)
+    kept = path.read_bytes()
+    broken_key_file(app, how)
+    broken = path.read_bytes() if path.exists() else None
+
+    reader = app.test_client()
+    answer = choose(reader, "accept_all")
+    assert answer.status_code == 503
+    assert "unavailable" in answer.get_data(as_text=True)
+    assert stored_choice(reader) is None
+    edition = choose(app.test_client(), "reject_all", language="de", headers={"Sec-GPC": "1"})
+    assert edition.status_code == 503
+    assert key_ids(app) == ["k1"], "nothing is signed while the key file is broken"
+    assert (path.read_bytes() if path.exists() else None) == broken, "no key is made"
+    with app.app_context():
+        problem = key_file_problem(app)
+    assert problem is not None and str(path) in problem
+    health = app.test_client().get("/healthz")
+    assert health.status_code == 503
+    assert health.get_json()["failed"] == "proof_keys"
+    assert "proof keys cannot sign" in caplog.text and str(path) in caplog.text
+
+    refused = app.test_cli_runner().invoke(args=["consent", "rotate-key"])
+    assert refused.exit_code == 1 and "cannot rotate the proof key" in refused.output
+
+    path.write_bytes(kept)
+    assert app.test_client().get("/healthz").status_code == 200
+    assert choose(reader, "accept_all").status_code == 303
+    with app.app_context():
+        assert key_file_problem(app) is None
     assert key_ids(app) == ["k1", "k1"]
+    assert verify(app).exit_code == 0
+
+
+def test_a_missing_key_file_is_made_while_no_record_is_keyed(app):
+    with app.app_context():
+        assert key_file_problem(app) is None
+    assert not key_file(app).exists(), "the health check makes no key"
+    assert choose(app.test_client(), "accept_all").status_code == 303
+    assert key_ids(app) == ["k1"]
+
+
+def test_a_key_file_lacking_the_key_of_the_newest_record_is_an_outage(app):
+    forge(app, 1)
+    rotated = app.test_cli_runner().invoke(args=["consent", "rotate-key"])
+    assert rotated.exit_code == 0, rotated.output
+    forge(app, 2)
+    path = key_file(app)
+    path.write_text(
+        "".join(line for line in path.read_text().splitlines(True) if "k2 " not in line)
+    )
+    assert choose(app.test_client(), "accept_all").status_code == 503
+    with app.app_context():
+        assert "has no key k2" in (key_file_problem(app) or "")
+    refused = app.test_cli_runner().invoke(args=["consent", "rotate-key"])
+    assert refused.exit_code == 1, "a new line would give k2's id, or k3, a secret of its own"
+    assert key_ids(app) == ["k1", "k2"]
+
+
+def test_a_retired_key_never_signs_again(app, app_factory):
+    forge(app, 1)
+    [k1] = read_key_file(key_file(app))
+    app.test_cli_runner().invoke(args=["consent", "rotate-key"])
+    forge(app, 2)
+    behind = app_factory(CONSENT_PROOF_KEY=f"k1:{k1.secret}")
+    assert choose(behind.test_client(), "accept_all").status_code == 503
+    with behind.app_context():
+        assert "a retired key never signs again" in (key_file_problem(behind) or "")
+    assert key_ids(app) == ["k1", "k2"]
+
+
+def test_a_rotation_reaches_a_running_worker_at_its_next_choice(app, app_factory):
+    forge(app, 1)
+    other_worker = app_factory()
+    forge(other_worker, 2)
+    app.test_cli_runner().invoke(args=["consent", "rotate-key"])
+    forge(other_worker, 3)
+    forge(app, 4)
+    assert key_ids(app) == ["k1", "k1", "k2", "k2"]
     assert verify(app).exit_code == 0
 
 
@@ -287,3 +397,101 @@ def test_an_unkeyed_record_after_a_keyed_one_fails(upgraded_site):
         "PROBLEM: record 5: key_id is missing, yet record 4 before it is keyed; only records "
         "made before proof keys may lack one"
     )
+
+
+def reseal(app, key: ProofKey | None, ids: set[int], prev_hash: str | None = None) -> None:
+    """Re-sign the records ``ids``, the newest run of the chain, with ``key`` (or, when it
+    is None, as records made before proof keys), the first of them linked to ``prev_hash``
+    when given: what someone holding that key, or no key at all, could write."""
+    with app.app_context():
+        run = db.session.scalars(
+            db.select(ConsentRecord).where(ConsentRecord.id.in_(ids)).order_by(ConsentRecord.id)
+        ).all()
+        for record in run:
+            record.key_id = key.key_id if key else None
+            record.prev_hash = prev_hash or record.prev_hash
+            record.hash = prev_hash = record_hash(record, key)
+        db.session.commit()
+
+
+def test_a_record_signed_by_a_retired_key_fails_even_with_a_checkpoint(app, tmp_path):
+    forge(app, 1)
+    [k1] = read_key_file(key_file(app))
+    app.test_cli_runner().invoke(args=["consent", "rotate-key"])
+    forge(app, 2)
+    forge(app, 3)
+    reseal(app, k1, {3})
+    assert key_ids(app) == ["k1", "k2", "k1"]
+    kept = tmp_path / "checkpoints.jsonl"
+    app.test_cli_runner().invoke(args=["consent", "checkpoint", "--output", str(kept)])
+    for args in ((), ("--checkpoint", str(kept))):
+        result = verify(app, *args)
+        assert result.exit_code == 1, result.output
+        assert problems(result) == [
+            "PROBLEM: record 3: signed by key k1, retired since record 2 was signed by the "
+            "newer key k2"
+        ]
+
+
+def test_a_retired_key_after_an_anchor_signed_by_a_newer_one_fails(app):
+    forge(app, 1)
+    forge(app, 2)
+    [k1] = read_key_file(key_file(app))
+    app.test_cli_runner().invoke(args=["consent", "rotate-key"])
+    pruned = app.test_cli_runner().invoke(
+        args=["consent", "prune", "--before", "2026-01-02", "--yes"]
+    )
+    assert "Pruned 1 record(s)" in pruned.output
+    reseal(app, k1, {2})
+    result = verify(app)
+    assert problems(result) == [
+        "PROBLEM: record 2: signed by key k1, retired since anchor 1 was signed by the newer key k2"
+    ]
+
+
+def test_a_chain_rewritten_entirely_without_keys_fails_even_with_allow_unkeyed(app):
+    for day in (1, 2, 3):
+        forge(app, day)
+    reseal(app, None, {1, 2, 3}, prev_hash=GENESIS_HASH)
+    assert key_ids(app) == [None, None, None]
+    result = verify(app, "--allow-unkeyed")
+    assert result.exit_code == 1
+    assert problems(result) == [
+        "PROBLEM: the chain ends with record 3, which carries no proof key, yet the site has "
+        "proof keys (k1) and no record signed by one follows: unkeyed records may only lead "
+        "the chain"
+    ]
+
+
+def test_a_chain_rewritten_without_keys_after_a_signed_anchor_fails(app):
+    for day in (1, 2, 3):
+        forge(app, day)
+    app.test_cli_runner().invoke(args=["consent", "prune", "--before", "2026-01-02", "--yes"])
+    with app.app_context():
+        tail = db.session.scalar(db.select(ChainAnchor.tail_hash))
+    reseal(app, None, {2, 3}, prev_hash=tail)
+    result = verify(app, "--allow-unkeyed")
+    assert result.exit_code == 1
+    assert problems(result) == [
+        "PROBLEM: the chain ends with record 3, which carries no proof key, yet the site has "
+        "proof keys (k1) and no record signed by one follows: unkeyed records may only lead "
+        "the chain"
+    ]
+
+
+def test_the_allow_unkeyed_flag_says_it_admits_only_a_leading_run(app):
+    help_text = " ".join(verify(app, "--help").output.split())
+    assert "only as the chain's leading run" in help_text
+
+
+def test_a_prune_part_way_through_records_from_before_proof_keys_still_verifies(upgraded_site):
+    app = upgraded_site
+    forge(app, 1)
+    pruned = app.test_cli_runner().invoke(
+        args=["consent", "prune", "--before", "2025-01-02T12:00", "--yes"]
+    )
+    assert "Pruned 1 record(s)" in pruned.output, pruned.output
+    assert key_ids(app) == [None, "k1"]
+    result = verify(app, "--allow-unkeyed")
+    assert result.exit_code == 0, result.output
+    assert "only the link from keyed record 4 vouches for them" in result.output

@@ -14,9 +14,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from globalupdates import create_app
-from globalupdates.consent.chain import GENESIS_HASH, append_to_chain, record_hash
+from globalupdates.consent.chain import append_to_chain
 from globalupdates.consent.proofkeys import signing_key
 from globalupdates.consent.records import ChainAnchor, ConsentRecord
+from globalupdates.consent.seals import GENESIS_HASH, record_hash
 from globalupdates.extensions import db
 from tests.support.apps import app_config
 from tests.support.consent import choose, records, stored_choice
@@ -293,7 +294,7 @@ def test_export_and_show_stop_clearly_at_an_unreadable_record(loose_sqlite_app):
         result = runner.invoke(args=["consent", *args])
         assert result.exit_code == 1
         assert "a record that cannot be read" in result.output
-        assert "`flask consent verify` names it" in result.output
+        assert "record 1: created_at is not a date and time ('yesterday')" in result.output
 
 
 def checkpoint(runner, path) -> None:
@@ -390,7 +391,7 @@ def test_verify_refuses_a_file_that_holds_no_checkpoint(app, runner, five_record
         handle.write("Chain intact: 5 record(s) verified.\n")
     result = verify(runner, "--checkpoint", str(kept))
     assert result.exit_code == 1
-    assert f"cannot use the checkpoints in {kept}: not a checkpoint" in result.output
+    assert f"cannot use the checkpoints in {kept}: line 2: not a checkpoint" in result.output
     assert "Records checked" not in result.output
 
 

@@ -7,7 +7,9 @@ write the database can neither re-sign a record they altered nor sign one they m
 Records made before proof keys have no ``key_id`` and a plain SHA-256 ``hash``; they may
 only open the chain, before its first keyed record. A record's ``language`` (of the notice it
 was made under) is signed when it has one: records made before languages were recorded have
-none, and their signed form is what it was when they were made.
+none, and their signed form is what it was when they were made. What is signed is in
+``seals.py``; which key may sign the next record, checked against the chain's head inside the
+lock, in ``proofkeys.checked_signer``.
 
 Appends take a database-wide lock first (SQLite ``BEGIN IMMEDIATE`` behind the writers'
 queue, a PostgreSQL advisory transaction lock), so several gunicorn workers never link two
@@ -17,10 +19,9 @@ transaction (``ChainWriter``: group commit). Verification lives in ``verificatio
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -38,70 +39,17 @@ from ..database import (
     one_writer,
 )
 from ..extensions import db
-from .proofkeys import ProofKey, signing_key
-from .records import EXPORT_FIELDS, ChainAnchor, ConsentRecord, as_utc, utc_text
+from .proofkeys import ProofKeyError, chain_head, checked_signer, readable, remember_signed
+from .records import ChainAnchor, ConsentRecord, as_utc, utc_text
+from .seals import GENESIS_HASH, seal_anchor, seal_record
+from .stored import tolerant_text
 
-GENESIS_HASH = "0" * 64
 RECORDS = ConsentRecord.__table__
 ANCHORS = ChainAnchor.__table__
 INSERT_RECORD = insert(RECORDS)
 INSERT_ANCHOR = insert(ANCHORS)
-NEWEST_RECORD_HASH = select(RECORDS.c.hash).order_by(RECORDS.c.id.desc()).limit(1)
-NEWEST_ANCHOR = (
-    select(ANCHORS.c.tail_hash, ANCHORS.c.last_pruned_id).order_by(ANCHORS.c.id.desc()).limit(1)
-)
 POSTGRES_CHAIN_LOCK = 0x6775_636F_6E73  # any constant 64-bit key shared by every worker
 WRITER = "consent_chain_writer"
-
-# Signed only when not None, so that records made before the field keep their signed form.
-SIGNED_WHEN_SET = ("language",)
-SIGNED_FIELDS = tuple(
-    name for name in EXPORT_FIELDS if name not in ("id", "hash", *SIGNED_WHEN_SET)
-)
-UNKEYED_FIELDS = tuple(name for name in SIGNED_FIELDS if name != "key_id")
-ANCHOR_SIGNED_FIELDS = (
-    "created_at",
-    "pruned_before",
-    "last_pruned_id",
-    "tail_hash",
-    "pruned_count",
-    "key_id",
-)
-
-
-def seal_record(fields: Mapping[str, Any], key: ProofKey | None) -> str:
-    """The ``hash`` a record with these fields must carry: the HMAC under ``key``, or, for a
-    record made before proof keys (no key), the plain SHA-256 it was stored with."""
-    signed = {name: fields[name] for name in (UNKEYED_FIELDS if key is None else SIGNED_FIELDS)}
-    signed.update({name: fields[name] for name in SIGNED_WHEN_SET if fields.get(name) is not None})
-    if key is None:
-        return hashlib.sha256(canonical_json(signed)).hexdigest()
-    return key.mac(canonical_json(signed))
-
-
-def record_hash(record: ConsentRecord, key: ProofKey | None) -> str:
-    names = (*SIGNED_FIELDS, *SIGNED_WHEN_SET)
-    return seal_record({name: getattr(record, name) for name in names}, key)
-
-
-def canonical_json(fields: Mapping[str, Any]) -> bytes:
-    """One byte string per record, whichever database and driver it was read through."""
-    canonical = {
-        **fields,
-        "created_at": utc_text(fields["created_at"]),
-        "categories": list(fields["categories"]),
-        "gpc": bool(fields["gpc"]),
-    }
-    return json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
-
-
-def seal_anchor(fields: Mapping[str, Any], key: ProofKey) -> str:
-    """An anchor's ``mac``, over a form no record's fields can take (one ``anchor`` key)."""
-    signed = {name: fields[name] for name in ANCHOR_SIGNED_FIELDS}
-    signed["created_at"] = utc_text(signed["created_at"])
-    signed["pruned_before"] = utc_text(signed["pruned_before"])
-    encoded = json.dumps({"anchor": signed}, sort_keys=True, separators=(",", ":")).encode()
-    return key.mac(encoded)
 
 
 def lock_chain(connection: Connection | Session) -> None:
@@ -124,11 +72,10 @@ Condition = Callable[[NewestRecord | None], bool]
 
 @dataclass(eq=False)
 class PendingRecord:
-    """One record waiting for its batch: its fields (all but the link and the hash), the key
-    it is to be signed with, and, for a conditional append, when to leave it out."""
+    """One record waiting for its batch: its fields (all but the link, the key and the hash)
+    and, for a conditional append, when to leave it out."""
 
     fields: dict[str, Any]
-    key: ProofKey
     skip_when: Condition | None = None
     done: bool = False
     hash: str | None = None
@@ -187,9 +134,15 @@ class ChainWriter:
 
 
 def log_failed_batch(error: Exception, count: int) -> None:
-    """A database that cannot be reached or written is an outage, said in one line; any other
-    failure is a fault in the site, logged with its trace."""
-    if isinstance(error, DBAPIError):
+    """A database that cannot be reached or written, or proof keys that cannot sign, are an
+    outage, said in one line; any other failure is a fault in the site, logged with its trace."""
+    if isinstance(error, ProofKeyError):
+        current_app.logger.error(
+            "%d consent record(s) not stored, answered 503: proof keys cannot sign: %s",
+            count,
+            error,
+        )
+    elif isinstance(error, DBAPIError):
         current_app.logger.warning(
             "%d consent record(s) not stored, answered 503: %s", count, error_summary(error)
         )
@@ -209,7 +162,9 @@ def write_batch(connection: Connection, batch: list[PendingRecord]) -> list[str 
     newest = newest_records(
         connection, {record.fields["consent_id"] for record in batch if record.skip_when}
     )
-    prev_hash, next_id = chain_head(connection)
+    head = chain_head(connection)
+    key = checked_signer(current_app, head)
+    prev_hash, next_id = head.hash, head.next_id
     rows: list[dict[str, Any]] = []
     hashes: list[str | None] = []
     for record in batch:
@@ -217,8 +172,8 @@ def write_batch(connection: Connection, batch: list[PendingRecord]) -> list[str 
         if record.skip_when is not None and record.skip_when(newest.get(consent_id)):
             hashes.append(None)
             continue
-        row = {**record.fields, "prev_hash": prev_hash}
-        row["hash"] = prev_hash = seal_record(row, record.key)
+        row = {**record.fields, "prev_hash": prev_hash, "key_id": key.key_id}
+        row["hash"] = prev_hash = seal_record(row, key)
         if next_id is not None:
             row["id"], next_id = next_id, next_id + 1
         rows.append(row)
@@ -226,6 +181,7 @@ def write_batch(connection: Connection, batch: list[PendingRecord]) -> list[str 
         newest[consent_id] = NewestRecord(row["action"], frozenset(row["categories"]))
     if rows:
         connection.execute(INSERT_RECORD, rows)
+        remember_signed(current_app, prev_hash, key)
     return hashes
 
 
@@ -244,27 +200,6 @@ def newest_records(connection: Connection, consent_ids: set[str]) -> dict[str, N
         )
     )
     return {row.consent_id: NewestRecord(row.action, frozenset(row.categories)) for row in rows}
-
-
-def chain_head(connection: Connection) -> tuple[str, int | None]:
-    """The hash the next record links to: the newest record's, else the newest anchor's, else
-    the genesis value; and the id the next record must take, when it must take one.
-
-    After a prune of every record, the next record takes the id after the last one pruned.
-    SQLite gives a table without AUTOINCREMENT the id after the highest one present, which
-    would start again at 1 and let one id name two records over time (and a kept checkpoint
-    the wrong one). PostgreSQL's sequence never goes back, and an id set by hand there would
-    later collide with it.
-    """
-    newest = connection.scalar(NEWEST_RECORD_HASH)
-    if newest is not None:
-        return newest, None
-    anchor = connection.execute(NEWEST_ANCHOR).first()
-    if anchor is None:
-        return GENESIS_HASH, None
-    if connection.dialect.name == "sqlite":
-        return anchor.tail_hash, anchor.last_pruned_id + 1
-    return anchor.tail_hash, None
 
 
 def chain_writer() -> ChainWriter:
@@ -293,9 +228,8 @@ def append_to_chain(
 
     With ``skip_when``, the record is left out (and None returned) when that holds for its
     reader's newest record, judged inside the chain's lock: requests that race cannot both
-    append. The key comes from this process's memory (``signing_key``), never from the disk.
+    append. The key is chosen by whoever commits the batch (``checked_signer``).
     """
-    key = signing_key()
     fields = {
         "consent_id": consent_id,
         "created_at": as_utc(created_at).replace(tzinfo=None),
@@ -304,35 +238,9 @@ def append_to_chain(
         "revision": revision,
         "notice_hash": notice_hash,
         "gpc": gpc,
-        "key_id": key.key_id,
         "language": language,
     }
-    return chain_writer().append(db.engine, PendingRecord(fields, key, skip_when))
-
-
-def iter_records(
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    consent_id: str | None = None,
-    batch_size: int = 500,
-) -> Generator[ConsentRecord, None, None]:
-    """Records oldest first, streamed from the database in batches of ``batch_size``."""
-    query = db.select(ConsentRecord).order_by(ConsentRecord.id)
-    if since is not None:
-        query = query.where(ConsentRecord.created_at >= as_utc(since).replace(tzinfo=None))
-    if until is not None:
-        query = query.where(ConsentRecord.created_at < as_utc(until).replace(tzinfo=None))
-    if consent_id is not None:
-        query = query.where(ConsentRecord.consent_id == consent_id)
-    with Session(db.engine) as session:
-        result = session.scalars(query.execution_options(yield_per=batch_size))
-        try:
-            for record in result:
-                yield record
-                session.expunge(record)
-        finally:
-            result.close()
+    return chain_writer().append(db.engine, PendingRecord(fields, skip_when))
 
 
 @dataclass(frozen=True)
@@ -348,10 +256,10 @@ def prune_before(before: datetime) -> PruneResult:
     made on or after ``before``), so what is kept is still one unbroken chain. Only ids and
     hashes are read, so a record with a malformed field is pruned like any other.
     """
-    key = signing_key()
     cutoff = as_utc(before).replace(tzinfo=None)
     with one_writer(db.engine), db.engine.connect() as connection:
         lock_chain(connection)
+        key = checked_signer(current_app, chain_head(connection))
         tail = connection.execute(prunable_tail(connection, cutoff)).first()
         if tail is None:
             connection.rollback()
@@ -419,18 +327,25 @@ HEAD_WITH_COUNT = (
     .limit(1)
 )
 NEWEST_ANCHOR_TAIL = (
-    select(ANCHORS.c.last_pruned_id, ANCHORS.c.tail_hash).order_by(ANCHORS.c.id.desc()).limit(1)
+    select(ANCHORS.c.id, ANCHORS.c.last_pruned_id, ANCHORS.c.tail_hash)
+    .order_by(ANCHORS.c.id.desc())
+    .limit(1)
 )
 
 
 def take_checkpoint() -> Checkpoint:
-    """Read the head and the number of records in one statement, so the two agree."""
+    """Read the head and the number of records in one statement, so the two agree.
+
+    ``UnreadableRecord`` names the head when its hash is not text (SQLite keeps anything)."""
     taken_at = utc_text(datetime.now(UTC))
-    with db.engine.connect() as connection:
+    with db.engine.connect() as connection, tolerant_text(connection):
         head = connection.execute(HEAD_WITH_COUNT).first()
         if head is not None:
-            return Checkpoint(head[0], head[1], head[2], taken_at)
+            return Checkpoint(
+                head[0], readable(head[1], f"record {head[0]}: hash"), head[2], taken_at
+            )
         anchor = connection.execute(NEWEST_ANCHOR_TAIL).first()
     if anchor is not None:
-        return Checkpoint(anchor[0], anchor[1], 0, taken_at)
+        tail_hash = readable(anchor[2], f"anchor {anchor[0]}: tail_hash")
+        return Checkpoint(anchor[1], tail_hash, 0, taken_at)
     return Checkpoint(0, GENESIS_HASH, 0, taken_at)

@@ -18,11 +18,13 @@ from flask import Blueprint, current_app
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..database import error_summary
-from .chain import iter_records, prune_before, take_checkpoint
+from ..extensions import db
+from .chain import prune_before, take_checkpoint
 from .current import engine
-from .proofkeys import ProofKeyError, key_file, rotate_key
-from .records import EXPORT_FIELDS, ConsentRecord, utc_text
+from .proofkeys import ProofKeyError, key_file, key_file_problem, key_ids_in_use, rotate_key
+from .records import EXPORT_FIELDS, as_utc, utc_text
 from .stats import PERIODS, ConsentStats, as_csv, as_json, as_table, consent_stats, range_text
+from .stored import RECORDS, UnreadableRecord, readable_records
 from .verification import (
     ChainReport,
     CheckpointFileError,
@@ -54,12 +56,22 @@ class UtcMoment(click.ParamType):
 UTC_MOMENT = UtcMoment()
 
 
-def json_lines(records: Iterator[ConsentRecord]) -> Iterator[str]:
+Fields = dict[str, Any]
+
+
+def export_row(fields: Fields) -> Fields:
+    """A record's parsed fields in ``EXPORT_FIELDS`` order, the time as UTC text."""
+    row = {name: fields[name] for name in EXPORT_FIELDS}
+    row["created_at"] = utc_text(fields["created_at"])
+    return row
+
+
+def json_lines(records: Iterator[Fields]) -> Iterator[str]:
     for record in records:
-        yield json.dumps(record.as_export(), separators=(",", ":")) + "\n"
+        yield json.dumps(export_row(record), separators=(",", ":")) + "\n"
 
 
-def csv_lines(records: Iterator[ConsentRecord]) -> Iterator[str]:
+def csv_lines(records: Iterator[Fields]) -> Iterator[str]:
     """One CSV row at a time; categories are joined with spaces inside their cell."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -73,7 +85,7 @@ def csv_lines(records: Iterator[ConsentRecord]) -> Iterator[str]:
     writer.writerow(EXPORT_FIELDS)
     yield take()
     for record in records:
-        row = record.as_export()
+        row = export_row(record)
         row["categories"] = " ".join(row["categories"])
         row["gpc"] = "true" if row["gpc"] else "false"
         writer.writerow([row[field] for field in EXPORT_FIELDS])
@@ -124,21 +136,31 @@ def output_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any
 @UNTIL
 def export_command(output: str, fmt: str, since: datetime | None, until: datetime | None) -> None:
     """Stream consent records, oldest first, in constant memory."""
-    records = iter_records(since=since, until=until)
-    with unreadable_record_stops("the export"):
+    conditions = []
+    if since is not None:
+        conditions.append(RECORDS.c.created_at >= as_utc(since).replace(tzinfo=None))
+    if until is not None:
+        conditions.append(RECORDS.c.created_at < as_utc(until).replace(tzinfo=None))
+    with stored_records("the export", *conditions) as records:
         write_lines(csv_lines(records) if fmt == "csv" else json_lines(records), output)
 
 
 @contextmanager
-def unreadable_record_stops(what: str) -> Iterator[None]:
-    """A stored field no longer in its column's form (which only someone writing the database
-    by hand can cause) ends the command with a clear error; ``verify`` names the record."""
+def stored_records(what: str, *conditions: Any) -> Iterator[Iterator[Fields]]:
+    """The records matching ``conditions``, read as stored. A field no longer in its column's
+    form (which only someone writing the database by hand can cause) ends the command with
+    an error naming the record and the field; ``verify`` lists every such record."""
     try:
-        yield
-    except (ValueError, TypeError) as error:
+        with db.engine.connect() as connection:
+            yield readable_records(connection, *conditions)
+    except UnreadableRecord as error:
         raise click.ClickException(
-            f"{what} stopped at a record that cannot be read ({error_summary(error)}); "
-            "`flask consent verify` names it"
+            f"{what} stopped at a record that cannot be read: {error}; "
+            "`flask consent verify` lists every such record"
+        ) from None
+    except SQLAlchemyError as error:
+        raise click.ClickException(
+            f"{what} could not read the records: {error_summary(error)}"
         ) from None
 
 
@@ -153,14 +175,15 @@ def show_command(consent_id: str) -> None:
             "a consent id looks like 3f2c...-...; see the reader's page"
         ) from None
     found = 0
-    with unreadable_record_stops("the history"):
-        for record in iter_records(consent_id=wanted):
+    with stored_records("the history", RECORDS.c.consent_id == wanted) as records:
+        for record in records:
             found += 1
             click.echo(
-                f"#{record.id}  {utc_text(record.created_at)}  {record.action:<12} "
-                f"{', '.join(record.categories)}  (revision {record.revision}, "
-                f"GPC {'present' if record.gpc else 'absent'}, notice {record.notice_hash[:12]}, "
-                f"language {record.language or 'not recorded'})"
+                f"#{record['id']}  {utc_text(record['created_at'])}  {record['action']:<12} "
+                f"{', '.join(record['categories'])}  (revision {record['revision']}, "
+                f"GPC {'present' if record['gpc'] else 'absent'}, "
+                f"notice {record['notice_hash'][:12]}, "
+                f"language {record['language'] or 'not recorded'})"
             )
     if not found:
         raise click.ClickException(f"no consent records for {wanted}")
@@ -177,8 +200,9 @@ def show_command(consent_id: str) -> None:
 @click.option(
     "--allow-unkeyed",
     is_flag=True,
-    help="Accept records made before proof keys (a site that kept records from then). "
-    "Without it, any record with no proof key fails verification.",
+    help="Accept records made before proof keys (a site that kept records from then), only "
+    "as the chain's leading run: before its first keyed record, and followed by one once the "
+    "site has proof keys. Without it, any record with no proof key fails verification.",
 )
 def verify_command(checkpoint_file: str | None, allow_unkeyed: bool) -> None:
     """Check every record and anchor against its proof key, and every link between them.
@@ -212,9 +236,9 @@ def verify_command(checkpoint_file: str | None, allow_unkeyed: bool) -> None:
 
 def kept_checkpoints(path: str) -> list[KeptCheckpoint]:
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, "rb") as handle:
             return read_checkpoints(handle, path)
-    except (OSError, UnicodeDecodeError, CheckpointFileError) as error:
+    except (OSError, CheckpointFileError) as error:
         raise click.ClickException(f"cannot use the checkpoints in {path}: {error}") from None
 
 
@@ -265,6 +289,10 @@ def checkpoint_command(output: str | None) -> None:
         point = take_checkpoint()
     except SQLAlchemyError as error:
         raise click.ClickException(f"cannot read the chain: {error_summary(error)}") from None
+    except UnreadableRecord as error:
+        raise click.ClickException(
+            f"cannot take a checkpoint: {error}; `flask consent verify` names every such field"
+        ) from None
     if output is None:
         click.echo(point.as_json())
         return
@@ -280,18 +308,25 @@ def checkpoint_command(output: str | None) -> None:
 def rotate_key_command() -> None:
     """Start signing with a new proof key; records signed by older keys still verify.
 
-    Appends a line 'key_id secret' to the instance folder's consent_proof_keys file (made,
-    owner-only, if missing); its last line signs. Never delete a line from that file.
-    When FLASK_CONSENT_PROOF_KEY (key_id:secret) is set it signs instead, so rotate it
-    there. The site's workers keep the key they read until they restart.
+    Adds a line 'key_id secret' to the instance folder's consent_proof_keys file (made,
+    owner-only, if no record is keyed yet); its last line signs, with an id no key has had.
+    Never delete a line from that file. Refused while the file cannot sign (missing,
+    emptied or changed after keyed records were made: restore it first). When
+    FLASK_CONSENT_PROOF_KEY (key_id:secret) is set it signs instead, so rotate it there.
+    The site's workers sign with the new key from their next choice on.
     """
+    problem = key_file_problem(current_app)
+    if problem is not None:
+        raise click.ClickException(f"cannot rotate the proof key: {problem}")
     try:
-        key = rotate_key(current_app)
-    except (ProofKeyError, OSError) as error:
+        with db.engine.connect() as connection:
+            used = key_ids_in_use(connection)
+        key = rotate_key(current_app, used)
+    except (ProofKeyError, OSError, SQLAlchemyError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(
         f"New signing key {key.key_id} in {key_file(current_app)}; records signed by older "
-        "keys still verify. Restart the site's workers so that they sign with it."
+        "keys still verify, and the site's workers sign with it from their next choice on."
     )
 
 
@@ -400,7 +435,8 @@ def stats_command(since: datetime | None, until: datetime | None, by: str | None
 @click.option(
     "--allow-unkeyed",
     is_flag=True,
-    help="As for verify: records made before proof keys do not fail the chain's check.",
+    help="As for verify: records made before proof keys, only as the chain's leading run, "
+    "do not fail the chain's check.",
 )
 def report_command(
     output: str, since: datetime | None, until: datetime | None, by: str, allow_unkeyed: bool
@@ -421,3 +457,5 @@ def report_command(
         raise click.ClickException(f"cannot write the report: {error}") from None
     if output != "-":
         click.echo(f"Report written to {output}. {status.summary}")
+    if not status.verified:
+        raise click.ClickException("the chain did NOT verify; the report lists the problems found")

@@ -42,6 +42,7 @@ from sqlalchemy import (
     cast,
     func,
     literal_column,
+    null,
     select,
     true,
 )
@@ -56,6 +57,8 @@ ACCEPT_ALL = "accept_all"
 REJECT_ALL = "reject_all"
 PERIODS = ("day", "week", "month")
 UNREADABLE_PERIOD = "unreadable date"
+# The times whose day Python can hold: a stored time outside them has none.
+PYTHON_DATES = (datetime.min, datetime.max)
 NOT_RECORDED = "not_recorded"
 
 
@@ -165,13 +168,15 @@ def utc_day(dialect: str) -> ColumnElement[Any]:
     Weeks and months are made from days in Python (``period_of``): there are only as many
     days as the records span, and grouping by week in SQL cost twice as much as by day on
     SQLite (``date`` with 'weekday 0' and '-6 days'). On PostgreSQL a cast to date cost
-    less than formatting each day as text (``to_char``).
+    less than formatting each day as text (``to_char``). A time no Python date can hold
+    (``infinity``, year 10000, stored by hand) has no day, like SQLite's unreadable text:
+    it is counted in the unreadable period, and ``consent verify`` names its record.
     """
     moment = RECORDS.c.created_at
     if dialect == "sqlite":
         return func.date(moment, type_=String)
     if dialect == "postgresql":
-        return cast(moment, Date)
+        return case((moment.between(*PYTHON_DATES), cast(moment, Date)), else_=null())
     raise ValueError(f"consent stats do not know the {dialect} database")
 
 

@@ -1,10 +1,9 @@
 """Verifying the consent chain from the values as stored, whatever someone made of them.
 
-Rows are read with SQLAlchemy Core and no type processing, and each field is parsed here,
-so a field made unreadable by someone with database access (a ``created_at`` of
-'yesterday', categories that are not JSON) is reported with its record and name instead of
-ending the walk in a traceback. SQLite hands back text where PostgreSQL hands back typed
-values (a datetime, a parsed JSON list); both are accepted.
+Each field is read and parsed by ``stored``, so a field made unreadable by someone with
+database access (a ``created_at`` of 'yesterday' or of year 10000, categories that are not
+JSON or nested thousands deep, text that is not UTF-8) is reported with its record and
+name instead of ending the walk in a traceback.
 
 Every record is checked, to the end: after a bad record the walk goes on from that record's
 stored hash, so one altered record is reported once and does not condemn all that follow.
@@ -20,121 +19,31 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Column, Connection, Label, select, type_coerce
-from sqlalchemy.types import NullType
+from sqlalchemy import Connection, select
 
 from ..extensions import db
-from .chain import ANCHORS, GENESIS_HASH, RECORDS, Checkpoint, seal_anchor, seal_record
+from .chain import Checkpoint
 from .proofkeys import Keyring, ProofKey, load_keyring
-from .records import as_utc, utc_text
+from .records import utc_text
+from .seals import GENESIS_HASH, seal_anchor, seal_record
+from .stored import (
+    ANCHOR_FIELDS,
+    RECORD_FIELDS,
+    RECORDS,
+    Malformed,
+    parse_row,
+    raw,
+    raw_anchors,
+    raw_records,
+    shown,
+    text_value,
+    tolerant_text,
+    whole_number,
+)
 
 KEPT_PROBLEMS = 100  # a report keeps this many messages; every one is passed to on_problem
-SHOWN_VALUE = 40
-
-
-def raw(column: Column) -> Label:
-    """The column's value exactly as the driver returns it, with no SQLAlchemy conversion."""
-    return type_coerce(column, NullType()).label(column.name)
-
-
-RAW_RECORDS = select(*(raw(column) for column in RECORDS.c)).order_by(RECORDS.c.id)
-RAW_ANCHORS = select(*(raw(column) for column in ANCHORS.c)).order_by(ANCHORS.c.id)
-
-
-class Malformed(ValueError):
-    """A stored value that is not what its field holds; the message says what it should be."""
-
-
-def text_value(value: Any) -> str:
-    if not isinstance(value, str):
-        raise Malformed("is not text")
-    return value
-
-
-def optional_text(value: Any) -> str | None:
-    return None if value is None else text_value(value)
-
-
-def whole_number(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise Malformed("is not a whole number")
-    return value
-
-
-def flag(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    raise Malformed("is not true or false")
-
-
-def moment(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return as_utc(value)
-    if isinstance(value, str):
-        try:
-            return as_utc(datetime.fromisoformat(value))
-        except ValueError:
-            pass
-    raise Malformed("is not a date and time")
-
-
-def category_list(value: Any) -> list[str]:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise Malformed("is not JSON") from None
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise Malformed("is not a list of category names")
-    return value
-
-
-RECORD_FIELDS: dict[str, Callable[[Any], Any]] = {
-    "id": whole_number,
-    "consent_id": text_value,
-    "created_at": moment,
-    "action": text_value,
-    "categories": category_list,
-    "revision": whole_number,
-    "notice_hash": text_value,
-    "gpc": flag,
-    "prev_hash": text_value,
-    "key_id": optional_text,
-    "hash": text_value,
-    "language": optional_text,
-}
-ANCHOR_FIELDS: dict[str, Callable[[Any], Any]] = {
-    "id": whole_number,
-    "created_at": moment,
-    "pruned_before": moment,
-    "last_pruned_id": whole_number,
-    "tail_hash": text_value,
-    "pruned_count": whole_number,
-    "key_id": optional_text,
-    "mac": optional_text,
-}
-
-
-def parse_row(
-    row: Mapping[Any, Any], parsers: Mapping[str, Callable[[Any], Any]]
-) -> tuple[dict[str, Any], list[str]]:
-    """The row's fields parsed, and one message per field that could not be."""
-    fields: dict[str, Any] = {}
-    problems = []
-    for name, parse in parsers.items():
-        value = row[name]
-        try:
-            fields[name] = parse(value)
-        except Malformed as error:
-            problems.append(f"{name} {error} ({shown(value)})")
-    return fields, problems
-
-
-def shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= SHOWN_VALUE else text[: SHOWN_VALUE - 3] + "..."
+# A record id or count beyond a 64-bit integer is no id any database here can hold.
+LARGEST_ID = 2**63 - 1
 
 
 def same_hash(computed: str, stored: Any) -> bool:
@@ -213,6 +122,16 @@ def seal_name(key: ProofKey | None) -> str:
     return f"its hash is not the HMAC of its fields under key {key.key_id}"
 
 
+@dataclass(frozen=True)
+class Signer:
+    """The newest key seen signing so far: its place among the keys, its id, and the first
+    record (or anchor) it signed."""
+
+    rank: int
+    key_id: str
+    first: str
+
+
 class Walk:
     """Checks records one at a time, in id order, keeping only what the next one needs."""
 
@@ -224,7 +143,13 @@ class Walk:
         self.expected: Any = GENESIS_HASH if start is None else start.tail_hash
         self.report.head_hash = self.expected if isinstance(self.expected, str) else ""
         self.previous_id: int | None = None
+        self.last_unkeyed_id: int | None = None
         self.last_keyed_id: int | None = None
+        self.newest_signer: Signer | None = None
+        if start is not None and start.key_id is not None and start.signed:
+            self.newest_signer = Signer(
+                keyring.rank(start.key_id), start.key_id, f"anchor {start.id}"
+            )
 
     def step(self, row: Mapping[Any, Any]) -> None:
         record_id = row["id"]
@@ -260,9 +185,26 @@ class Walk:
                 f"record {record_id}: key_id {key_id!r} is not a known proof key (neither in "
                 "the key file nor CONSENT_PROOF_KEY)"
             )
-        return key is not None, key
+            return False, None
+        self.check_not_retired(record_id, key_id)
+        return True, key
+
+    def check_not_retired(self, record_id: int, key_id: str) -> None:
+        """Once a newer key has signed, an older one is retired: a record it signed after
+        that point was signed by whoever kept the old key, not by the site."""
+        rank = self.keyring.rank(key_id)
+        newest = self.newest_signer
+        if newest is not None and rank < newest.rank:
+            self.note(
+                f"record {record_id}: signed by key {key_id}, retired since {newest.first} "
+                f"was signed by the newer key {newest.key_id}"
+            )
+        elif newest is None or rank > newest.rank:
+            self.newest_signer = Signer(rank, key_id, f"record {record_id}")
 
     def unkeyed(self, record_id: int) -> bool:
+        """Records made before proof keys may only lead the chain, before its first keyed
+        record (``finish`` asks for one after them)."""
         if self.last_keyed_id is not None:
             self.note(
                 f"record {record_id}: key_id is missing, yet record {self.last_keyed_id} "
@@ -270,7 +212,21 @@ class Walk:
             )
             return False
         self.report.unkeyed += 1
+        self.last_unkeyed_id = record_id
         return True
+
+    def finish(self) -> None:
+        """A site that has proof keys has signed with them: its newest records are keyed.
+        Unkeyed records with no keyed record after them, while keys exist, are the chain
+        rewritten without the key, not records from before proof keys. With a keyed record
+        after them, its signed link vouches for the whole run, wherever the chain starts
+        (genesis, or an anchor a prune left part-way through the run)."""
+        if self.report.unkeyed and self.report.first_keyed_id is None and self.keyring.keys:
+            self.note(
+                f"the chain ends with record {self.last_unkeyed_id}, which carries no proof "
+                f"key, yet the site has proof keys ({', '.join(self.keyring.keys)}) and no "
+                "record signed by one follows: unkeyed records may only lead the chain"
+            )
 
     def refuse_unsigned_start(self, record_id: int) -> None:
         """An anchor without a key may open a chain made before proof keys, never a keyed
@@ -311,7 +267,7 @@ class Walk:
 def check_anchors(connection: Connection, keyring: Keyring, note: ProblemSink) -> list[Anchor]:
     """Every anchor, oldest first, each with whether its mac is good."""
     anchors = []
-    for row in connection.execute(RAW_ANCHORS).mappings():
+    for row in connection.execute(raw_anchors(connection.dialect.name)).mappings():
         fields, malformed = parse_row(row, ANCHOR_FIELDS)
         for message in malformed:
             note(f"anchor {row['id']}: {message}")
@@ -357,30 +313,59 @@ class CheckpointFileError(ValueError):
     pass
 
 
-def read_checkpoints(lines: Iterable[str], source: str) -> list[KeptCheckpoint]:
+def read_checkpoints(lines: Iterable[bytes], source: str) -> list[KeptCheckpoint]:
+    """Every checkpoint in a file read as bytes; a line that is not one is named."""
     kept = []
     for number, line in enumerate(lines, start=1):
         if line.strip():
-            kept.append(KeptCheckpoint(f"{source} line {number}", parse_checkpoint(line)))
+            try:
+                checkpoint = parse_checkpoint(line)
+            except CheckpointFileError as error:
+                raise CheckpointFileError(f"line {number}: {error}") from None
+            kept.append(KeptCheckpoint(f"{source} line {number}", checkpoint))
     if not kept:
         raise CheckpointFileError(f"{source} holds no checkpoint")
     return kept
 
 
-def parse_checkpoint(line: str) -> Checkpoint:
+CHECKPOINT_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "record_id": whole_number,
+    "hash": text_value,
+    "count": whole_number,
+    "taken_at": text_value,
+}
+
+
+def parse_checkpoint(line: bytes) -> Checkpoint:
+    """One line written by ``flask consent checkpoint``; ``CheckpointFileError`` names what
+    is wrong with any other."""
+    written_by = "not a checkpoint written by `flask consent checkpoint`"
     try:
-        data = json.loads(line)
-        checkpoint = Checkpoint(
-            record_id=whole_number(data["record_id"]),
-            hash=text_value(data["hash"]),
-            count=whole_number(data["count"]),
-            taken_at=text_value(data["taken_at"]),
-        )
-    except (ValueError, KeyError, TypeError):
-        raise CheckpointFileError(
-            f"not a checkpoint written by `flask consent checkpoint`: {shown(line.strip())}"
-        ) from None
-    return checkpoint
+        data = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise CheckpointFileError(f"{written_by}: it is not UTF-8 text") from None
+    except RecursionError:
+        raise CheckpointFileError(f"{written_by}: its JSON is nested too deeply") from None
+    except ValueError:
+        raise CheckpointFileError(f"{written_by}: {shown(line.strip())}") from None
+    if not isinstance(data, dict):
+        raise CheckpointFileError(f"{written_by}: it is not a JSON object ({shown(line.strip())})")
+    fields = {}
+    for name, parse in CHECKPOINT_FIELDS.items():
+        try:
+            fields[name] = parse(data[name])
+        except KeyError:
+            raise CheckpointFileError(f"{written_by}: it has no {name}") from None
+        except Malformed as error:
+            raise CheckpointFileError(
+                f"{written_by}: {name} {error} ({shown(data[name])})"
+            ) from None
+    for name in ("record_id", "count"):
+        if not 0 <= fields[name] <= LARGEST_ID:
+            raise CheckpointFileError(
+                f"{written_by}: {name} {fields[name]} is out of range (0 to {LARGEST_ID})"
+            )
+    return Checkpoint(**fields)
 
 
 def check_checkpoint(
@@ -394,7 +379,9 @@ def check_checkpoint(
         if point.hash != GENESIS_HASH:
             note(f"{name}: record 0 can only be the empty chain's genesis hash")
         return
-    stored = connection.scalar(select(raw(RECORDS.c.hash)).where(RECORDS.c.id == point.record_id))
+    stored = connection.scalar(
+        select(raw(RECORDS.c.hash, connection.dialect.name)).where(RECORDS.c.id == point.record_id)
+    )
     if stored is not None:
         if stored != point.hash:
             note(f"{name}: record {point.record_id} no longer has the hash the checkpoint kept")
@@ -437,13 +424,19 @@ def verify_chain(
         if on_problem is not None:
             on_problem(message)
 
-    with db.engine.connect() as connection:
+    with db.engine.connect() as connection, tolerant_text(connection):
         anchors = check_anchors(connection, keyring, note)
         report.start = anchors[-1] if anchors else None
         walk = Walk(keyring, report, note)
-        rows = connection.execution_options(yield_per=batch_size).execute(RAW_RECORDS)
-        for row in rows.mappings():
-            walk.step(row)
+        rows = connection.execution_options(yield_per=batch_size).execute(
+            raw_records(connection.dialect.name)
+        )
+        try:
+            for row in rows.mappings():
+                walk.step(row)
+        finally:
+            rows.close()
+        walk.finish()
         for kept in checkpoints:
             check_checkpoint(connection, kept, anchors, note)
             report.checkpoints += 1
