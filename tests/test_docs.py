@@ -232,6 +232,65 @@ def configuration_table(text: str) -> set[str]:
     return set(re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \|", text, re.MULTILINE))
 
 
+CONFIGURATION_ROW = re.compile(r"^\| `([A-Z][A-Z0-9_]*)` \| (.*?) \|", re.MULTILINE)
+EXCEPTIONS_PARAGRAPH = "not keys of `Defaults`"
+
+
+def configuration_defaults(text: str) -> dict[str, str]:
+    """Each row of docs/configuration.md's table: its variable and its default cell."""
+    return dict(CONFIGURATION_ROW.findall(text))
+
+
+def settings_outside_defaults(text: str) -> set[str]:
+    """The variables the paragraph before the table names as rows that are not keys of
+    ``Defaults``."""
+    before_table = text.split("\n| variable |", 1)[0]
+    named: set[str] = set()
+    for paragraph in before_table.split("\n\n"):
+        if EXCEPTIONS_PARAGRAPH in paragraph:
+            named.update(re.findall(r"`(FLASK_[A-Z0-9_]+)`", paragraph))
+    return named
+
+
+def documented_default_problem(name: str, cell: str, value: object) -> str | None:
+    """Why a default cell that opens with a code span does not say ``value``, or None. A cell
+    in words ("unset", "made once ...") is not compared."""
+    opening = re.match(r"`([^`]+)`", cell)
+    if opening is None:
+        return None
+    written = opening.group(1)
+    if isinstance(value, str) and value.startswith(str(PROJECT_ROOT)):
+        value = Path(value).relative_to(PROJECT_ROOT).as_posix() + "/"
+    if isinstance(value, bool):
+        matches = written == str(value).lower()
+    elif isinstance(value, int | float):
+        matches = re.fullmatch(r"-?[\d.]+", written) is not None and float(written) == value
+    elif isinstance(value, tuple | list | dict):
+        try:
+            matches = ast.literal_eval(written) == value
+        except (ValueError, SyntaxError):
+            matches = False
+    else:
+        matches = written == str(value)
+    return None if matches else f"{name}: the table says {written}, the code {value!r}"
+
+
+def gunicorn_defaults() -> dict[str, str]:
+    """The variables gunicorn.conf.py reads with a literal default, and that default."""
+    tree = ast.parse(GUNICORN_CONFIG.read_text(encoding="utf-8"))
+    found = {}
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and ast.unparse(node.func) in ("os.environ.get", "env_int")
+            and len(node.args) == 2
+            and all(isinstance(arg, ast.Constant) for arg in node.args)
+        ):
+            name, default = (arg.value for arg in node.args)  # type: ignore[attr-defined]
+            found[str(name)] = str(default)
+    return found
+
+
 def source_text() -> str:
     """Every place a setting may be read: the package, gunicorn, make, CI, tests and bench."""
     paths = [*PROJECT_ROOT.joinpath("site").rglob("*.py"), GUNICORN_CONFIG]
@@ -328,6 +387,30 @@ def test_every_setting_is_in_the_configuration_table_and_each_row_is_read_somewh
     assert made_up == []
 
 
+def test_every_flask_row_is_a_key_of_defaults_or_named_before_the_table():
+    text = CONFIGURATION.read_text(encoding="utf-8")
+    rows = {name for name in configuration_table(text) if name.startswith("FLASK_")}
+    outside = rows - {f"FLASK_{key}" for key in vars(Defaults) if key.isupper()}
+    named = settings_outside_defaults(text)
+    assert sorted(outside) == sorted(named)
+    assert named <= rows
+
+
+def test_every_default_in_the_configuration_table_is_the_one_the_code_has():
+    text = CONFIGURATION.read_text(encoding="utf-8")
+    problems = []
+    for name, cell in configuration_defaults(text).items():
+        key = name.removeprefix("FLASK_")
+        if name.startswith("FLASK_") and hasattr(Defaults, key):
+            problems.append(documented_default_problem(name, cell, getattr(Defaults, key)))
+    gunicorn = gunicorn_defaults()
+    assert len(gunicorn) >= 10, "gunicorn.conf.py reads its variables with literal defaults"
+    rows = configuration_defaults(text)
+    for name, default in gunicorn.items():
+        problems.append(documented_default_problem(name, rows.get(name, ""), default))
+    assert [problem for problem in problems if problem] == []
+
+
 @pytest.mark.parametrize("document", documents(), ids=relative)
 def test_every_repository_path_the_documents_name_exists(document):
     named = repository_paths(document.read_text(encoding="utf-8"))
@@ -396,6 +479,30 @@ def test_a_cited_test_that_does_not_exist_is_caught(tmp_path):
         "tests/consent/test_gpc.py has no test test_gone",
         "tests/test_gpc.py does not exist (a file of that name is at tests/consent/test_gpc.py)",
     ]
+
+
+def test_a_default_the_table_writes_differently_is_caught():
+    assert documented_default_problem("WEB_CONCURRENCY", "`3`", "2") == (
+        "WEB_CONCURRENCY: the table says 3, the code '2'"
+    )
+    assert documented_default_problem("FLASK_X", "`true`", True) is None
+    assert documented_default_problem("FLASK_X", "`false`", True) is not None
+    assert documented_default_problem("FLASK_X", "`1.0`", 1.0) is None
+    assert documented_default_problem("FLASK_X", "`1000000` (1 MB)", 1_000_000) is None
+    assert documented_default_problem("FLASK_X", '`("en", "de")`', ("en", "de")) is None
+    assert documented_default_problem("FLASK_X", '`("en",)`', ("en", "de")) is not None
+    assert documented_default_problem("FLASK_X", "unset", None) is None
+    content = str(PROJECT_ROOT / "content")
+    assert documented_default_problem("FLASK_X", "`content/` in the checkout", content) is None
+
+
+def test_a_row_outside_defaults_must_be_named_before_the_table():
+    text = (
+        "# Configuration\n\nSome rows are not keys of `Defaults`: `FLASK_A` and `FLASK_B`.\n\n"
+        "Examples: `FLASK_C=1`.\n\n| variable | default | meaning |\n|---|---|---|\n"
+        "| `FLASK_A` | unset | a |\n"
+    )
+    assert settings_outside_defaults(text) == {"FLASK_A", "FLASK_B"}
 
 
 def test_the_first_commands_are_read_from_code_blocks_in_order():
