@@ -6,25 +6,33 @@ anchor of the same document, or an http(s) URL of a public host (a standard or a
 reference). Anything else fails: a path that climbs out of the repository (``../shared/...``),
 an absolute path, a loopback address, any other scheme. Links in code are not links.
 
-Besides: every test docs/compliance.md cites exists, every setting the code reads is in
-docs/configuration.md (and nothing there is made up), every repository path the documents
-name in code spans exists, the README stays short and opens with ``make run`` and
-``make test``, and every bench table in docs/performance.md is the rendering
-(bench/report.py) of the committed results folder it names, so no figure is typed by hand.
+Besides: every test docs/compliance.md cites exists; every setting the code reads is in
+docs/configuration.md, nothing there is made up, each row is a key of ``Defaults`` or named as
+one that is not, and each default written there is the code's; every repository path, and
+every module, function or Python file of the package (``prepare.warm_up``), that the documents
+name in code spans exists, and so does every section the code points to
+(``docs/performance.md, "Workers"``); the README stays short and opens with ``make run`` and
+``make test``; the changelog keeps its form (versions descending, ISO dates, known sections);
+and every bench table in docs/performance.md is the rendering (bench/report.py) of the
+committed results folder it names, so no figure is typed by hand.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
 import json
+import pkgutil
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from fnmatch import fnmatch
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
 
+import globalupdates
 from bench import report
 from globalupdates.config import PROJECT_ROOT, Defaults
 
@@ -291,6 +299,157 @@ def gunicorn_defaults() -> dict[str, str]:
     return found
 
 
+DOTTED_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+CALLED_NAME = re.compile(r"([A-Za-z_]\w*)\(\)")
+FILE_SUFFIXES = {"toml", "md", "conf", "lock", "sqlite3", "html", "json", "ctl", "mo", "po", "txt"}
+FILE_SUFFIXES |= {"css", "js", "cfg", "jar", "yml", "yaml", "ini", "png"}
+PYTHON_FOLDERS = ("site", "tests", "bench", "migrations")
+
+
+def package_modules() -> dict[str, list[str]]:
+    """Each module of the package by its last name: ``proofkeys`` -> its full dotted name."""
+    found: dict[str, list[str]] = {"globalupdates": ["globalupdates"]}
+    for module in pkgutil.walk_packages(globalupdates.__path__, "globalupdates."):
+        found.setdefault(module.name.rsplit(".", 1)[-1], []).append(module.name)
+    return found
+
+
+def resolves(dotted: str, modules: dict[str, list[str]]) -> bool | None:
+    """Whether a name such as ``prepare.warm_up`` or ``consent.proofkeys`` names something
+    in the package; None when it does not start with one of the package's modules."""
+    first, *rest = dotted.split(".")
+    if first not in modules:
+        return None
+    for module_name in modules[first]:
+        parts = module_name.split(".") + rest
+        for length in range(len(parts), 0, -1):
+            try:
+                found: object = importlib.import_module(".".join(parts[:length]))
+            except ImportError:
+                continue
+            if all_attributes(found, parts[length:]):
+                return True
+            break
+    return False
+
+
+def all_attributes(found: object, names: list[str]) -> bool:
+    for name in names:
+        if not hasattr(found, name):
+            return False
+        found = getattr(found, name)
+    return True
+
+
+@dataclass(frozen=True)
+class KnownNames:
+    """What a document may name: the package's modules by their last name, the Python files,
+    every function and class defined anywhere with the templates' words (their globals, such as
+    ``gated_scripts()``), and the package's own module-level functions and classes."""
+
+    modules: dict[str, list[str]]
+    files: set[str]
+    code: set[str]
+    package_functions: set[str]
+    package_classes: set[str]
+
+
+def known_names() -> KnownNames:
+    files, code, functions, classes = set(), set(), set(), set()
+    for folder in PYTHON_FOLDERS:
+        for path in PROJECT_ROOT.joinpath(folder).rglob("*.py"):
+            files.add(path.name)
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                    code.add(node.name)
+            if folder == "site":
+                functions.update(
+                    node.name
+                    for node in tree.body
+                    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+                )
+                classes.update(
+                    node.name for node in ast.walk(tree) if isinstance(node, ast.ClassDef)
+                )
+    files.update(path.name for path in PROJECT_ROOT.glob("*.py"))
+    for path in PROJECT_ROOT.joinpath("templates").rglob("*.html"):
+        code.update(re.findall(r"\w+", path.read_text(encoding="utf-8")))
+    return KnownNames(package_modules(), files, code, functions, classes)
+
+
+def stale_dotted_name(name: str, known: KnownNames) -> bool:
+    """A file, module, function or attribute that is not there: ``bootstrap.py``,
+    ``consent.nokeys``, or ``bootstrap.warm_up``, a function of the package under a module
+    it is not in."""
+    first, *rest = name.split(".")
+    if rest[-1] == "py":
+        return name not in known.files
+    if rest[-1] in FILE_SUFFIXES:
+        return False
+    found = resolves(name, known.modules)
+    if found is None:
+        return rest[-1] in known.package_functions and first not in known.package_classes
+    return not found
+
+
+def stale_names(text: str, known: KnownNames) -> list[str]:
+    """The names of the package in code spans that no longer exist."""
+    spans = [
+        span.strip()
+        for line in prose_lines_keeping_code(text)
+        for _, span in CODE_SPAN.findall(line)
+    ]
+    return [span for span in spans if is_stale(span, known)]
+
+
+def is_stale(span: str, known: KnownNames) -> bool:
+    called = CALLED_NAME.fullmatch(span)
+    if called and called.group(1) not in known.code:
+        return True
+    name = span.removesuffix("()")
+    return DOTTED_NAME.fullmatch(name) is not None and stale_dotted_name(name, known)
+
+
+SECTION_POINTER = re.compile(r'\b(README|docs/[\w-]+\.md)(?:\.md)?,\s*"([^"]+)"')
+
+
+def headings(path: Path) -> set[str]:
+    text = path.read_text(encoding="utf-8")
+    return {m.group(2).lower() for m in map(HEADING.match, prose_lines_keeping_code(text)) if m}
+
+
+def section_pointer_problems(text: str, root: Path = PROJECT_ROOT) -> list[str]:
+    """Why a pointer such as ``(docs/performance.md, "Workers")`` in code or a comment does not
+    lead to a heading of that document, or an empty list."""
+    problems = []
+    for document, heading in SECTION_POINTER.findall(text):
+        path = root / ("README.md" if document == "README" else document)
+        if not path.is_file():
+            problems.append(f"{document}: no such document")
+        elif heading.lower() not in headings(path):
+            problems.append(f'{document} has no section "{heading}"')
+    return problems
+
+
+def code_that_points_to_documents() -> list[Path]:
+    paths = [
+        *PROJECT_ROOT.joinpath("site").rglob("*.py"),
+        *PROJECT_ROOT.joinpath("bench").glob("*.py"),
+    ]
+    paths += [
+        *PROJECT_ROOT.joinpath("deploy").glob("*.conf"),
+        *PROJECT_ROOT.joinpath("tests").rglob("*.py"),
+    ]
+    paths += [
+        GUNICORN_CONFIG,
+        PROJECT_ROOT / "wsgi.py",
+        PROJECT_ROOT / "Makefile",
+        PROJECT_ROOT / ".ci" / "run",
+    ]
+    return [path for path in paths if path.name != "test_docs.py"]
+
+
 def source_text() -> str:
     """Every place a setting may be read: the package, gunicorn, make, CI, tests and bench."""
     paths = [*PROJECT_ROOT.joinpath("site").rglob("*.py"), GUNICORN_CONFIG]
@@ -411,6 +570,27 @@ def test_every_default_in_the_configuration_table_is_the_one_the_code_has():
     assert [problem for problem in problems if problem] == []
 
 
+def test_every_name_of_the_package_the_documents_give_exists():
+    """The changelog is history and may name what has gone since."""
+    known = known_names()
+    stale = {
+        relative(document): found
+        for document in documents()
+        if document.name != "CHANGELOG.md"
+        and (found := stale_names(document.read_text(encoding="utf-8"), known))
+    }
+    assert stale == {}
+
+
+def test_every_section_the_code_and_the_configurations_point_to_exists():
+    problems = {
+        relative(path): found
+        for path in code_that_points_to_documents()
+        if (found := section_pointer_problems(path.read_text(encoding="utf-8")))
+    }
+    assert problems == {}
+
+
 @pytest.mark.parametrize("document", documents(), ids=relative)
 def test_every_repository_path_the_documents_name_exists(document):
     named = repository_paths(document.read_text(encoding="utf-8"))
@@ -503,6 +683,36 @@ def test_a_row_outside_defaults_must_be_named_before_the_table():
         "| `FLASK_A` | unset | a |\n"
     )
     assert settings_outside_defaults(text) == {"FLASK_A", "FLASK_B"}
+
+
+def test_a_stale_name_of_the_package_is_caught():
+    text = (
+        "The master warms up (`bootstrap.warm_up`, now `prepare.warm_up`) in `prepare.py`, "
+        "not `bootstrap.py`; `consent.proofkeys` keeps the keys, `consent.nokeys` nothing. "
+        "`request.path`, `registry.toml`, `url_for()`, `gone_away()` and `1.0`.\n"
+        "```\nprepare.vanished\n```\n"
+    )
+    known = known_names()
+    assert stale_names(text, replace(known, code=known.code | {"url_for"})) == [
+        "bootstrap.warm_up",
+        "bootstrap.py",
+        "consent.nokeys",
+        "gone_away()",
+    ]
+
+
+def test_a_pointer_to_a_section_that_does_not_exist_is_caught(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "performance.md").write_text("# Performance\n\n### Workers\n")
+    (tmp_path / "README.md").write_text("# Site\n\n## Layout\n")
+    text = (
+        'measured (README, "Running it in production"); see (docs/performance.md, "Workers")\n'
+        '(README, "Layout") and (docs/gone.md, "Anything")'
+    )
+    assert section_pointer_problems(text, tmp_path) == [
+        'README has no section "Running it in production"',
+        "docs/gone.md: no such document",
+    ]
 
 
 def test_the_first_commands_are_read_from_code_blocks_in_order():
