@@ -25,7 +25,8 @@ import json
 import pkgutil
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import date
 from fnmatch import fnmatch
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -37,6 +38,7 @@ from bench import report
 from globalupdates.config import PROJECT_ROOT, Defaults
 
 README = PROJECT_ROOT / "README.md"
+CHANGELOG = PROJECT_ROOT / "CHANGELOG.md"
 COMPLIANCE = PROJECT_ROOT / "docs" / "compliance.md"
 CONFIGURATION = PROJECT_ROOT / "docs" / "configuration.md"
 PERFORMANCE = PROJECT_ROOT / "docs" / "performance.md"
@@ -450,6 +452,87 @@ def code_that_points_to_documents() -> list[Path]:
     return [path for path in paths if path.name != "test_docs.py"]
 
 
+CHANGELOG_SECTIONS = ("Added", "Changed", "Deprecated", "Removed", "Fixed", "Security")
+UNRELEASED = "## [Unreleased]"
+RELEASE_HEADING = re.compile(r"## \[(\d+)\.(\d+)\.(\d+)\] - (\d{4}-\d{2}-\d{2})")
+
+
+@dataclass
+class Release:
+    """One ``## [...]`` of the changelog, with the changes it lists by section."""
+
+    heading: str
+    version: tuple[int, ...] | None = None
+    day: date | None = None
+    changes: dict[str, int] = field(default_factory=dict)
+
+
+def changelog_releases(text: str) -> tuple[list[Release], list[str]]:
+    """The releases of a changelog in Keep a Changelog form, and what breaks that form."""
+    releases: list[Release] = []
+    problems: list[str] = []
+    section: str | None = None
+    for line in prose_lines_keeping_code(text):
+        if line.startswith("## "):
+            releases.append(release_from_heading(line, problems))
+            section = None
+        elif line.startswith("### "):
+            section = line.removeprefix("### ").strip()
+            if not releases:
+                problems.append(f"{line}: a section before any version")
+            elif section not in CHANGELOG_SECTIONS:
+                problems.append(f"{releases[-1].heading}: unknown section {section!r}")
+            elif section in releases[-1].changes:
+                problems.append(f"{releases[-1].heading}: {section} twice")
+            else:
+                releases[-1].changes[section] = 0
+        elif line.startswith("#") and not (line.startswith("# ") and not releases):
+            problems.append(f"{line}: only # Changelog, ## versions and ### sections")
+        elif line.startswith("- ") and releases:
+            if section is None or section not in releases[-1].changes:
+                problems.append(f"{releases[-1].heading}: a change outside a known section")
+            else:
+                releases[-1].changes[section] += 1
+    return releases, problems
+
+
+def release_from_heading(line: str, problems: list[str]) -> Release:
+    heading = line.strip()
+    if heading == UNRELEASED:
+        return Release(heading)
+    match = RELEASE_HEADING.fullmatch(heading)
+    if match is None:
+        problems.append(f"{heading}: not {UNRELEASED} nor ## [X.Y.Z] - YYYY-MM-DD")
+        return Release(heading)
+    try:
+        day = date.fromisoformat(match.group(4))
+    except ValueError:
+        problems.append(f"{heading}: {match.group(4)} is not a date")
+        day = None
+    return Release(heading, tuple(int(part) for part in match.groups()[:3]), day)
+
+
+def changelog_problems(text: str) -> list[str]:
+    """Why a changelog is not in Keep a Changelog form: Unreleased first if at all, then
+    versions with ISO dates, each newer than the next and none dated before it, each listing
+    its changes under the known sections only."""
+    releases, problems = changelog_releases(text)
+    versioned = [release for release in releases if release.version is not None]
+    if not versioned:
+        problems.append("no version")
+    for position, release in enumerate(releases):
+        if release.heading == UNRELEASED and position != 0:
+            problems.append(f"{UNRELEASED} must come first")
+        if release.version is not None and not any(release.changes.values()):
+            problems.append(f"{release.heading}: lists no change")
+    for newer, older in zip(versioned, versioned[1:], strict=False):
+        if newer.version <= older.version:  # type: ignore[operator]
+            problems.append(f"{newer.heading} is not newer than {older.heading}")
+        if newer.day and older.day and newer.day < older.day:
+            problems.append(f"{newer.heading} is dated before {older.heading}")
+    return problems
+
+
 def source_text() -> str:
     """Every place a setting may be read: the package, gunicorn, make, CI, tests and bench."""
     paths = [*PROJECT_ROOT.joinpath("site").rglob("*.py"), GUNICORN_CONFIG]
@@ -591,6 +674,12 @@ def test_every_section_the_code_and_the_configurations_point_to_exists():
     assert problems == {}
 
 
+def test_the_changelog_keeps_its_form():
+    text = CHANGELOG.read_text(encoding="utf-8")
+    assert text.startswith("# Changelog\n")
+    assert changelog_problems(text) == []
+
+
 @pytest.mark.parametrize("document", documents(), ids=relative)
 def test_every_repository_path_the_documents_name_exists(document):
     named = repository_paths(document.read_text(encoding="utf-8"))
@@ -712,6 +801,44 @@ def test_a_pointer_to_a_section_that_does_not_exist_is_caught(tmp_path):
     assert section_pointer_problems(text, tmp_path) == [
         'README has no section "Running it in production"',
         "docs/gone.md: no such document",
+    ]
+
+
+def test_a_changelog_out_of_form_is_caught():
+    good = (
+        "# Changelog\n\n## [Unreleased]\n\n### Fixed\n\n- a fix\n\n"
+        "## [0.2.0] - 2026-11-27\n\nA title line.\n\n### Added\n\n- a page\n"
+        "  on two lines\n\n### Security\n\n- a header\n\n"
+        "## [0.1.0] - 2026-11-26\n\n### Added\n\n- the site\n"
+    )
+    assert changelog_problems(good) == []
+    assert changelog_problems(good.replace("[0.2.0]", "[0.0.9]")) == [
+        "## [0.0.9] - 2026-11-27 is not newer than ## [0.1.0] - 2026-11-26"
+    ]
+    assert changelog_problems(good.replace("2026-11-27", "2026-11-25")) == [
+        "## [0.2.0] - 2026-11-25 is dated before ## [0.1.0] - 2026-11-26"
+    ]
+    assert changelog_problems(good.replace("2026-11-27", "2026-13-01")) == [
+        "## [0.2.0] - 2026-13-01: 2026-13-01 is not a date"
+    ]
+    assert changelog_problems(good.replace("- 2026-11-27", "(27 November)")) == [
+        "## [0.2.0] (27 November): not ## [Unreleased] nor ## [X.Y.Z] - YYYY-MM-DD"
+    ]
+    assert changelog_problems(good.replace("### Security", "### Improvements")) == [
+        "## [0.2.0] - 2026-11-27: unknown section 'Improvements'",
+        "## [0.2.0] - 2026-11-27: a change outside a known section",
+    ]
+    assert changelog_problems(good.replace("A title line.", "- a change")) == [
+        "## [0.2.0] - 2026-11-27: a change outside a known section"
+    ]
+    moved = good.replace("## [Unreleased]\n\n### Fixed\n\n- a fix\n\n", "")
+    assert changelog_problems(moved + "\n## [Unreleased]\n\n### Fixed\n\n- a fix\n") == [
+        "## [Unreleased] must come first"
+    ]
+    assert changelog_problems("# Changelog\n\n## Nothing lost\n\n- a fix\n") == [
+        "## Nothing lost: not ## [Unreleased] nor ## [X.Y.Z] - YYYY-MM-DD",
+        "## Nothing lost: a change outside a known section",
+        "no version",
     ]
 
 
