@@ -24,6 +24,7 @@ import importlib
 import json
 import pkgutil
 import re
+import tokenize
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -533,6 +534,35 @@ def changelog_problems(text: str) -> list[str]:
     return problems
 
 
+QUALIFIED_NAME = re.compile(r"\bglobalupdates(?:\.[A-Za-z_]\w*)+")
+
+
+def comments_and_docstrings(path: Path) -> list[str]:
+    """The prose of a Python file: its comments and its docstrings, not its strings."""
+    with path.open("rb") as source:
+        texts = [
+            token.string
+            for token in tokenize.tokenize(source.readline)
+            if token.type == tokenize.COMMENT
+        ]
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            texts.append(ast.get_docstring(node) or "")
+    return texts
+
+
+def stale_qualified_names(texts: list[str], modules: dict[str, list[str]]) -> list[str]:
+    """Names such as ``globalupdates.consent.proofkeys`` in prose that name nothing (a file
+    name such as ``globalupdates.sqlite3`` is not one)."""
+    return [
+        name
+        for text in texts
+        for name in QUALIFIED_NAME.findall(text)
+        if name.rsplit(".", 1)[-1] not in FILE_SUFFIXES and not resolves(name, modules)
+    ]
+
+
 def source_text() -> str:
     """Every place a setting may be read: the package, gunicorn, make, CI, tests and bench."""
     paths = [*PROJECT_ROOT.joinpath("site").rglob("*.py"), GUNICORN_CONFIG]
@@ -678,6 +708,25 @@ def test_the_changelog_keeps_its_form():
     text = CHANGELOG.read_text(encoding="utf-8")
     assert text.startswith("# Changelog\n")
     assert changelog_problems(text) == []
+
+
+def test_every_name_of_the_package_the_comments_and_docstrings_give_exists():
+    modules = package_modules()
+    paths = [
+        *PROJECT_ROOT.joinpath("site").rglob("*.py"),
+        *PROJECT_ROOT.joinpath("tests").rglob("*.py"),
+    ]
+    paths += [
+        *PROJECT_ROOT.joinpath("bench").glob("*.py"),
+        GUNICORN_CONFIG,
+        PROJECT_ROOT / "wsgi.py",
+    ]
+    stale = {
+        relative(path): found
+        for path in paths
+        if (found := stale_qualified_names(comments_and_docstrings(path), modules))
+    }
+    assert stale == {}
 
 
 @pytest.mark.parametrize("document", documents(), ids=relative)
@@ -840,6 +889,20 @@ def test_a_changelog_out_of_form_is_caught():
         "## Nothing lost: a change outside a known section",
         "no version",
     ]
+
+
+def test_a_stale_name_in_a_comment_or_docstring_is_caught(tmp_path):
+    module = tmp_path / "module.py"
+    module.write_text(
+        '''"""Keys from globalupdates.consent.proofkeys, not globalupdates.bootstrap."""
+
+KEY = "globalupdates.not_a_module"  # environ key: a string, not prose; globalupdates.sqlite3
+# warmed up by globalupdates.prepare.warm_up, not globalupdates.prepare.warm_down.
+''',
+        encoding="utf-8",
+    )
+    found = stale_qualified_names(comments_and_docstrings(module), package_modules())
+    assert sorted(found) == ["globalupdates.bootstrap", "globalupdates.prepare.warm_down"]
 
 
 def test_the_first_commands_are_read_from_code_blocks_in_order():
