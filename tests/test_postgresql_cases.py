@@ -3,6 +3,10 @@ with --require-postgresql (CI) any PostgreSQL case that does not run fails the r
 
 from __future__ import annotations
 
+import ast
+import re
+from pathlib import Path
+
 import pytest
 
 from globalupdates.config import PROJECT_ROOT
@@ -106,3 +110,37 @@ def test_postgresql_cases_a_stopped_run_never_reached_are_counted(suite, monkeyp
     result = run(suite, "--require-postgresql", "-x")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["PostgreSQL: 2 of 2 cases did not run (2 not reached): *"])
+
+
+def postgresql_skips(path: Path, root: Path = PROJECT_ROOT) -> list[str]:
+    """``skipif``/``skip`` calls in a test file whose condition or reason speaks of PostgreSQL."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [
+        f"{path.relative_to(root).as_posix()}:{node.lineno}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and ast.unparse(node.func).rsplit(".", 1)[-1] in ("skipif", "skip", "importorskip")
+        and re.search(r"postgres|TEST_DATABASE_URL", ast.unparse(node), re.IGNORECASE)
+    ]
+
+
+def test_no_test_skips_for_want_of_postgresql_instead_of_carrying_the_mark():
+    found = [
+        place
+        for path in sorted(PROJECT_ROOT.joinpath("tests").rglob("*.py"))
+        if path.name != "test_postgresql_cases.py"
+        for place in postgresql_skips(path)
+    ]
+    assert found == []
+
+
+def test_a_skip_for_want_of_postgresql_is_caught(tmp_path):
+    path = tmp_path / "test_probe.py"
+    path.write_text(
+        "import pytest\n\n"
+        "needs_postgres = pytest.mark.skipif(\n"
+        '    not configured_postgres_url(), reason="needs TEST_DATABASE_URL"\n)\n'
+        '@pytest.mark.skipif(True, reason="flaky")\ndef test_x():\n    pass\n',
+        encoding="utf-8",
+    )
+    assert postgresql_skips(path, tmp_path) == ["test_probe.py:3"]
