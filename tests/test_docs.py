@@ -297,7 +297,7 @@ def gunicorn_defaults() -> dict[str, str]:
             and len(node.args) == 2
             and all(isinstance(arg, ast.Constant) for arg in node.args)
         ):
-            name, default = (arg.value for arg in node.args)  # type: ignore[attr-defined]
+            name, default = (ast.literal_eval(arg) for arg in node.args)
             found[str(name)] = str(default)
     return found
 
@@ -527,7 +527,7 @@ def changelog_problems(text: str) -> list[str]:
         if release.version is not None and not any(release.changes.values()):
             problems.append(f"{release.heading}: lists no change")
     for newer, older in zip(versioned, versioned[1:], strict=False):
-        if newer.version <= older.version:  # type: ignore[operator]
+        if (newer.version or ()) <= (older.version or ()):
             problems.append(f"{newer.heading} is not newer than {older.heading}")
         if newer.day and older.day and newer.day < older.day:
             problems.append(f"{newer.heading} is dated before {older.heading}")

@@ -6,7 +6,8 @@ that only makes sense on PostgreSQL is marked ``@pytest.mark.postgresql`` by han
 
 Without ``TEST_DATABASE_URL`` those cases are deselected, and the run ends with a line that
 says how many did not run. With ``--require-postgresql`` (CI passes it) any PostgreSQL case
-that does not run, for want of the URL or because it skipped, fails the run.
+that does not run (for want of the URL, because it skipped, or because the run stopped before
+it) fails the run.
 """
 
 from __future__ import annotations
