@@ -154,3 +154,20 @@ def test_a_huge_article_under_many_query_strings_stays_within_the_bounds(product
     assert layer.kept.currsize > 0 and store.bytes_used > 0, "nothing was kept at all"
     small = page(app, ARTICLE)
     assert small.status_code == 200 and layer.kept.currsize <= 1_000_000
+
+
+def test_the_default_test_app_and_client_are_served_as_production_serves(app, client):
+    """Every test's ``client`` goes through the layers production runs: the kept responses in
+    front of Flask (``app.wsgi_app``, which the test client calls), the page cache, and the
+    content version read every ``CONTENT_CHECK_SECONDS`` as configured in production."""
+    from globalupdates.config import Defaults
+
+    assert app.config["CONTENT_CHECK_SECONDS"] == Defaults.CONTENT_CHECK_SECONDS
+    assert app.config["KEPT_RESPONSE_SECONDS"] == Defaults.KEPT_RESPONSE_SECONDS
+    layer = kept_layer(app)
+    first = client.get(ARTICLE)
+    handled = flask_dispatches(app)
+    again = client.get(ARTICLE)
+    assert handled == [], "the test client's repeated request went through Flask"
+    assert again.status_code == first.status_code == 200 and again.data == first.data
+    assert layer.kept.currsize > 0
