@@ -38,7 +38,6 @@ from functools import lru_cache, wraps
 from pathlib import Path
 from typing import Any
 
-from cachetools import TTLCache
 from flask import Flask, Response, current_app, has_app_context, make_response, request
 from werkzeug.datastructures import Headers
 from werkzeug.http import is_resource_modified, parse_accept_header
@@ -57,8 +56,6 @@ Cookies = Mapping[str, str]
 KeyPart = Callable[[ConsentState, Cookies], object]
 PAGE_VARY = "Accept-Encoding, Cookie, Sec-GPC"
 SOURCE_SUFFIXES = frozenset({".html", ".css", ".js", ".svg", ".json"})
-CONTENT_VERSION = "content version"  # the one key of ``ContentVersion``
-NOT_READ = object()
 KEPT_KEY = "globalupdates.kept_key"  # environ: the key the kept responses may keep this under
 
 
@@ -71,21 +68,25 @@ class CachedPage:
 
 
 class ContentVersion:
-    """The content version, read from the database at most once per interval per worker: a
-    ``TTLCache`` of one entry, the lock held while it is read so a worker reads it once."""
+    """The content version, read from the database at most once per interval per worker."""
 
     def __init__(self, app: Flask, read: Callable[[], object], interval: float) -> None:
         self._app = app
         self._read = read
-        self._memo: TTLCache[str, object] = TTLCache(maxsize=1, ttl=interval)
+        self._interval = interval
+        self._value: object = None
+        self._checked_at = float("-inf")
         self._lock = threading.Lock()
 
     def current(self) -> object:
+        now = time.monotonic()
+        if now - self._checked_at < self._interval:
+            return self._value
         with self._lock:
-            value = self._memo.get(CONTENT_VERSION, NOT_READ)
-            if value is NOT_READ:
-                value = self._memo[CONTENT_VERSION] = self._read_in_app()
-            return value
+            if now - self._checked_at >= self._interval:
+                self._value = self._read_in_app()
+                self._checked_at = time.monotonic()
+        return self._value
 
     def _read_in_app(self) -> object:
         """Read with the app's database, also when asked from outside a request (the kept
