@@ -46,7 +46,7 @@ def beacon(reader, path: str):
 
 
 def test_a_page_seen_once_is_known_without_asking_the_database(app_factory):
-    app = app_factory(CONTENT_CHECK_SECONDS=10)  # as served: the version read every 10 s
+    app = app_factory()
     with app.app_context():
         import_paths([CONTENT_DIR])
     reader = counting_reader(app)
@@ -57,7 +57,7 @@ def test_a_page_seen_once_is_known_without_asking_the_database(app_factory):
 
 
 def test_a_path_that_is_no_page_is_refused_every_time_and_looked_up_once(app_factory):
-    app = app_factory(CONTENT_CHECK_SECONDS=10)
+    app = app_factory()
     with app.app_context():
         import_paths([CONTENT_DIR])
     reader = counting_reader(app)

@@ -22,10 +22,10 @@ ALL = set(OPTIONAL)
 
 @pytest.fixture
 def production_app(app_factory, tmp_path):
-    """The demo site keeping pages as production does (the content checked every 10 s)."""
+    """The demo site keeping pages as production does, with extra settings."""
 
     def make(**settings):
-        app = app_factory(CONTENT_CHECK_SECONDS=10, **settings)
+        app = app_factory(**settings)
         from globalupdates.articles.importer import import_paths
         from tests.support.apps import CONTENT_DIR
 
