@@ -87,15 +87,33 @@ def database_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+# Every app keeps the layers production serves from, with production's lifetimes. A test that
+# needs a change to show at once, where production shows it within an interval, says so with
+# one of these markers, which turn that one memo off for the apps it builds.
+AT_ONCE_MARKERS: dict[str, dict[str, object]] = {
+    "edits_show_at_once": {"CONTENT_CHECK_SECONDS": 0},
+    "health_follows_at_once": {"HEALTH_CHECK_SECONDS": 0},
+}
+
+
+def at_once_settings(node: pytest.Item) -> dict[str, object]:
+    settings: dict[str, object] = {}
+    for marker, turned_off in AT_ONCE_MARKERS.items():
+        if node.get_closest_marker(marker) is not None:
+            settings.update(turned_off)
+    return settings
+
+
 @pytest.fixture
-def app_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Build apps on any database URI, extra settings overriding the defaults; their engines
-    are closed after the test."""
+def app_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest):
+    """Build apps on any database URI, extra settings overriding the defaults (and those of
+    the test's ``AT_ONCE_MARKERS``); their engines are closed after the test."""
     monkeypatch.setenv("FLASK_INSTANCE_PATH", str(tmp_path / "instance"))
     made: list[Flask] = []
+    at_once = at_once_settings(request.node)
 
     def make(database_uri: str, **extra: object) -> Flask:
-        app = create_app(app_config(database_uri, tmp_path, **extra))
+        app = create_app(app_config(database_uri, tmp_path, **{**at_once, **extra}))
         made.append(app)
         return app
 

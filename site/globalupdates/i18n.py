@@ -7,13 +7,14 @@ URL names (``editions``).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_time
+from cachetools import LRUCache, cached
 from flask import Flask, current_app
 from flask_babel import get_locale, get_timezone, gettext, ngettext
 
@@ -27,6 +28,7 @@ TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
 # is American ("November 24, 2026"), so English names its pattern.
 DATE_PATTERNS = {"en": "d MMMM y"}
 TIME_PATTERN = "HH:mm"
+FORMATTED_DATES_KEPT = 4096
 
 
 def reader_locale() -> str:
@@ -49,10 +51,11 @@ def reader_date_time(moment: datetime) -> str:
     return formatted(moment, str(get_locale()), str(get_timezone()), with_time=True)
 
 
-@lru_cache(maxsize=4096)
+@cached(LRUCache(maxsize=FORMATTED_DATES_KEPT), lock=threading.Lock())
 def formatted(moment: date | datetime, language: str, zone: str, with_time: bool) -> str:
-    """Kept per moment, language and zone: a page shows the same few dates on every render
-    (its own, its related stories'), and Babel's formatting costs tens of microseconds."""
+    """Kept per moment, language and zone (``FORMATTED_DATES_KEPT`` per worker, least
+    recently used out first): a page shows the same few dates on every render (its own, its
+    related stories'), and Babel's formatting costs tens of microseconds."""
     if isinstance(moment, datetime):
         moment = as_utc(moment).astimezone(ZoneInfo(zone))
     day = format_date(moment, DATE_PATTERNS.get(language, "long"), locale=language)

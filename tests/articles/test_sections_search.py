@@ -112,6 +112,7 @@ def test_search_matches_other_forms_of_a_word(client):
     assert article_links(html) == [HARROWMERE]
 
 
+@pytest.mark.edits_show_at_once
 def test_search_follows_a_new_import_and_an_update(app, client, tmp_path):
     import_articles(app, tmp_path, ("fresh", {"headline": "Quarrymen strike in Oskeld"}))
     html = client.get("/search", query_string={"q": "quarrymen"}).get_data(as_text=True)

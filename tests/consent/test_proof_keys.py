@@ -99,6 +99,7 @@ def broken_key_file(app, how: str) -> None:
         path.write_text("not a key file\n")
 
 
+@pytest.mark.health_follows_at_once
 @pytest.mark.parametrize("how", ["removed", "emptied", "changed", "garbled"])
 def test_a_broken_key_file_after_keyed_records_is_an_outage_not_a_new_key(app, how, caplog):
     forge(app, 1)

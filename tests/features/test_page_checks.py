@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
 from sqlalchemy import event
 
 from globalupdates.articles.importer import import_paths
@@ -45,7 +46,7 @@ def beacon(reader, path: str):
 
 
 def test_a_page_seen_once_is_known_without_asking_the_database(app_factory):
-    app = app_factory(CONTENT_CHECK_SECONDS=10)  # as served: the version read every 10 s
+    app = app_factory()
     with app.app_context():
         import_paths([CONTENT_DIR])
     reader = counting_reader(app)
@@ -56,7 +57,7 @@ def test_a_page_seen_once_is_known_without_asking_the_database(app_factory):
 
 
 def test_a_path_that_is_no_page_is_refused_every_time_and_looked_up_once(app_factory):
-    app = app_factory(CONTENT_CHECK_SECONDS=10)
+    app = app_factory()
     with app.app_context():
         import_paths([CONTENT_DIR])
     reader = counting_reader(app)
@@ -66,6 +67,7 @@ def test_a_path_that_is_no_page_is_refused_every_time_and_looked_up_once(app_fac
     assert len(lookups) == 1
 
 
+@pytest.mark.edits_show_at_once
 def test_an_article_imported_later_is_counted_once_the_content_version_moves(app, tmp_path):
     reader = counting_reader(app)
     assert beacon(reader, "/articles/late-news").status_code == 400

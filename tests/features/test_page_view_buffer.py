@@ -78,7 +78,7 @@ def statements(app) -> Iterator[list[str]]:
 
 
 def test_a_beacon_answers_from_memory_and_the_flush_writes_its_views(app_factory):
-    app = site(app_factory, CONTENT_CHECK_SECONDS=10, **HELD)
+    app = site(app_factory, **HELD)
     reader = counting_reader(app)
     assert beacon(reader) == 1
     with statements(app) as asked:

@@ -1,30 +1,18 @@
 """The keys pages are kept under hold every input the page depends on: the method, the host
 as Flask reads it (port included), and one reading of the cookies for every layer.
 
-Each test asks as a hostile client would and then as an ordinary reader, on one app whose
-kept responses and page cache are on as in production (``CONTENT_CHECK_SECONDS`` left at its
-default), so a page kept for the first request and served to the second would show.
+Each test asks as a hostile client would and then as an ordinary reader, on the default test
+app, whose kept responses and page cache are on as in production, so a page kept for the first
+request and served to the second would show.
 """
 
 from __future__ import annotations
 
-import pytest
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from globalupdates.articles.importer import import_paths
-from tests.support.apps import CONTENT_DIR
 from tests.support.consent import choose, gated_categories
 from tests.support.html import attributes
 from tests.support.pages import ARTICLE
-
-
-@pytest.fixture
-def app(app_factory):
-    """The demo site with its page cache and kept responses as production runs them."""
-    app = app_factory(CONTENT_CHECK_SECONDS=10)
-    with app.app_context():
-        import_paths([CONTENT_DIR])
-    return app
 
 
 def banner_next(html: str) -> str:

@@ -123,6 +123,7 @@ def test_the_etag_names_the_page_whatever_its_content_coding(client):
     assert again.status_code == 304
 
 
+@pytest.mark.edits_show_at_once
 def test_the_etag_changes_when_the_article_is_edited(app, client, tmp_path):
     import_articles(app, tmp_path, ("edited", {"body": "First version."}))
     first = client.get("/articles/edited")

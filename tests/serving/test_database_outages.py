@@ -79,6 +79,7 @@ def sqlite_copy(migrated_sqlite: Path, tmp_path: Path) -> Path:
 # The SQLite file removed or replaced while the site runs.
 
 
+@pytest.mark.health_follows_at_once
 def test_choices_are_refused_while_the_file_is_missing_then_land_in_the_copy_put_back(
     sites, sqlite_copy: Path, migrated_sqlite: Path
 ):
@@ -169,6 +170,7 @@ def test_without_tables_health_pages_and_choices_answer_503(sites, empty_databas
     assert_clear_503(choose(client, "accept_all"))
 
 
+@pytest.mark.health_follows_at_once
 def test_healthz_answers_503_with_the_schema_one_migration_behind(sites, empty_database: str):
     app = sites(empty_database)
     head = ScriptDirectory(MIGRATIONS_DIR).get_current_head()

@@ -25,11 +25,12 @@ FROM_INSIDE = {"Sec-Fetch-Site": "same-origin"}
 
 @pytest.fixture
 def fresh_app(app_factory) -> Flask:
-    """Pages rendered on every request, so each test sees its own language's rendering."""
+    """The demo site with the layers production serves from: each page is asked for twice by
+    ``page``, so the second answer comes from the kept responses or the page cache."""
     from globalupdates.articles.importer import import_paths
     from tests.support.apps import CONTENT_DIR
 
-    app = app_factory(CACHE_TYPE="NullCache", CACHE_NO_NULL_WARNING=True, KEPT_RESPONSE_BYTES=0)
+    app = app_factory()
     with app.app_context():
         import_paths([CONTENT_DIR])
     return app
@@ -40,8 +41,11 @@ def edition_path(lang: str, path: str) -> str:
 
 
 def page(client, path: str, **headers: str) -> BeautifulSoup:
+    """The page as Flask rendered it, checked to be the very page the caches then give."""
     response = client.get(path, headers=headers)
     assert response.status_code == 200, (path, response.status_code)
+    again = client.get(path, headers=headers)
+    assert (again.status_code, again.data) == (200, response.data), path
     return parse(response.get_data(as_text=True))
 
 

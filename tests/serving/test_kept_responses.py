@@ -12,20 +12,20 @@ import pytest
 from flask import request_started
 
 from globalupdates.cookies import occurrences, request_cookies
-from globalupdates.keptresponses import KeptResponses
+from globalupdates.keptresponses import KeptResponses, is_keepable
 from tests.support.articles import import_articles
 from tests.support.consent import GPC, OPTIONAL, choose, gated_categories, records
-from tests.support.pages import ARTICLE
+from tests.support.pages import ARTICLE, HTML_PAGES, LOVE_VALLEY, NACHTZUG
 
 ALL = set(OPTIONAL)
 
 
 @pytest.fixture
 def production_app(app_factory, tmp_path):
-    """The demo site keeping pages as production does (the content checked every 10 s)."""
+    """The demo site keeping pages as production does, with extra settings."""
 
     def make(**settings):
-        app = app_factory(CONTENT_CHECK_SECONDS=10, **settings)
+        app = app_factory(**settings)
         from globalupdates.articles.importer import import_paths
         from tests.support.apps import CONTENT_DIR
 
@@ -154,3 +154,56 @@ def test_a_huge_article_under_many_query_strings_stays_within_the_bounds(product
     assert layer.kept.currsize > 0 and store.bytes_used > 0, "nothing was kept at all"
     small = page(app, ARTICLE)
     assert small.status_code == 200 and layer.kept.currsize <= 1_000_000
+
+
+def test_the_default_test_app_and_client_are_served_as_production_serves(app, client):
+    """Every test's ``client`` goes through the layers production runs: the kept responses in
+    front of Flask (``app.wsgi_app``, which the test client calls), the page cache, and the
+    content version read every ``CONTENT_CHECK_SECONDS`` as configured in production."""
+    from globalupdates.config import Defaults
+
+    assert app.config["CONTENT_CHECK_SECONDS"] == Defaults.CONTENT_CHECK_SECONDS
+    assert app.config["KEPT_RESPONSE_SECONDS"] == Defaults.KEPT_RESPONSE_SECONDS
+    layer = kept_layer(app)
+    first = client.get(ARTICLE)
+    handled = flask_dispatches(app)
+    again = client.get(ARTICLE)
+    assert handled == [], "the test client's repeated request went through Flask"
+    assert again.status_code == first.status_code == 200 and again.data == first.data
+    assert layer.kept.currsize > 0
+
+
+READER_STATES = {
+    "first visit": ((), {}),
+    "first visit with GPC": ((), GPC),
+    "accepted all": (("accept_all", ()), {}),
+    "rejected all": (("reject_all", ()), {}),
+    "analytics only": (("save", ("analytics",)), {}),
+    "accepted all in German": (("accept_all", ()), {"Accept-Language": "de"}),
+}
+PAGES_OF_EVERY_KIND = (*HTML_PAGES, NACHTZUG, LOVE_VALLEY, "/de/", "/fr/consent", "/?page=2")
+
+
+def without_date(response) -> tuple:
+    headers = sorted((name, value) for name, value in response.headers.items() if name != "Date")
+    return response.status_code, headers, response.data
+
+
+@pytest.mark.parametrize("state", READER_STATES)
+def test_a_page_answered_again_is_the_page_flask_gave_or_goes_to_flask(production_app, state):
+    """Whatever the reader chose and whichever page: a repeated request is answered before
+    Flask with Flask's very answer (its policy, its scripts, its headers), unless that answer
+    set a cookie or may not be kept, and then it goes to Flask again."""
+    app = production_app()
+    choice, headers = READER_STATES[state]
+    cookie = cookies_after(app, choice[0], choice[1], **headers) if choice else None
+    for path in PAGES_OF_EVERY_KIND:
+        first = page(app, path, cookie, **headers)
+        handled = flask_dispatches(app)
+        again = page(app, path, cookie, **headers)
+        keepable = is_keepable(f"{first.status_code} x", list(first.headers.items()))
+        if keepable:
+            assert handled == [], f"{path} went through Flask again"
+            assert without_date(again) == without_date(first), path
+        else:
+            assert handled == [path.partition("?")[0]], f"{path} was answered before Flask"

@@ -114,6 +114,8 @@ def page_text(app: Flask, path: str, lang: str) -> str:
 
 @pytest.fixture
 def uncached_app(app_factory) -> Flask:
+    """Pages rendered afresh: ``rendered`` forces a language from outside the request, which
+    no cache key sees (a reader's language comes from the edition in the path)."""
     app = app_factory(CACHE_TYPE="NullCache", CACHE_NO_NULL_WARNING=True, KEPT_RESPONSE_BYTES=0)
     with app.app_context():
         import_paths([PROJECT_ROOT / "content"])

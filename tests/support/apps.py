@@ -22,8 +22,6 @@ def app_config(database_uri: str, instance: Path, **extra: object) -> dict[str, 
         "SECRET_KEY": TEST_SECRET_KEY,
         "SQLALCHEMY_DATABASE_URI": database_uri,
         "CONTENT_DIR": str(CONTENT_DIR),
-        "CONTENT_CHECK_SECONDS": 0,  # tests import and edit articles between requests
-        "HEALTH_CHECK_SECONDS": 0,  # and break and mend the database between health checks
         "TRUSTED_HOSTS": ["localhost", "news.example"],
         **extra,
     }

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 
+from cachetools import LRUCache, cached
 from markupsafe import Markup, escape
 
 from ..consent.providers import allow_provider_once, declared_provider, provider_granted
@@ -36,6 +37,7 @@ MARKER = re.compile(
     r'data-ref="(?P<ref>[A-Za-z0-9_-]{1,64})">(?P<caption>[^<]*)</gu-embed>'
 )
 MAX_CAPTION = 200
+SPLIT_BODIES_CHARACTERS = 4 * 1024 * 1024  # bodies and their pieces, per worker
 
 
 class EmbedDirectiveError(ValueError):
@@ -133,9 +135,19 @@ def insert_markers(sanitised_html: str, markers: dict[str, str]) -> str:
     return sanitised_html
 
 
-@lru_cache(maxsize=256)
+def body_and_pieces_size(parts: tuple[str | EmbedRef, ...]) -> int:
+    """What a split body holds: its pieces, and the body itself as the key (as long)."""
+    pieces = sum(len(part) if isinstance(part, str) else len(part.caption) for part in parts)
+    return 2 * pieces + 64
+
+
+@cached(
+    LRUCache(maxsize=SPLIT_BODIES_CHARACTERS, getsizeof=body_and_pieces_size),
+    lock=threading.Lock(),
+)
 def split_body(body_html: str) -> tuple[str | EmbedRef, ...]:
-    """The stored body cut into HTML pieces and embeds; cached, since bodies change rarely."""
+    """The stored body cut into HTML pieces and embeds; kept, since bodies change rarely, up
+    to ``SPLIT_BODIES_CHARACTERS`` of bodies and pieces (a body is as long as its key)."""
     parts: list[str | EmbedRef] = []
     position = 0
     for match in MARKER.finditer(body_html):

@@ -34,10 +34,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import snowballstemmer
+from cachetools import LRUCache, cached
 from flask import current_app
 from flask_babel import gettext
 from markupsafe import Markup, escape
@@ -50,6 +50,7 @@ from .listing import without_diacritics
 from .models import Article
 
 MAX_QUERY_LENGTH = 200
+STEMS_KEPT = 65536
 MAX_TERMS = 12
 RESULT_LIMIT = 20
 WORD = re.compile(r"\w+")
@@ -309,11 +310,12 @@ def stemmer(lang: str) -> Callable[[str], str]:
     return found
 
 
-@lru_cache(maxsize=65536)
+@cached(LRUCache(maxsize=STEMS_KEPT), lock=threading.Lock())
 def stem_of(word: str, lang: str) -> str:
     """A word as the index holds it: stemmed, then without diacritics, so that a reader who
-    types "recoltes" finds "récoltes". Kept, since a language's stories share most of their
-    words and Snowball in Python takes tens of microseconds a word."""
+    types "recoltes" finds "récoltes". Kept (``STEMS_KEPT`` words per worker, least recently
+    used out first), since a language's stories share most of their words and Snowball in
+    Python takes tens of microseconds a word."""
     return without_diacritics(stemmer(lang)(word.lower()))
 
 

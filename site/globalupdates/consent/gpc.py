@@ -3,9 +3,11 @@ and the well-known resource that tells other parties this site honours it."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import threading
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from cachetools import FIFOCache
 from flask import Blueprint, current_app, jsonify, session
 from flask.typing import ResponseReturnValue
 
@@ -21,6 +23,25 @@ GPC_OPT_OUT_ACTION = "gpc_opt_out"
 
 
 RECORDED_MEMORY = 4096
+
+
+@dataclass
+class RecordedRevisions:
+    """The stored choices this worker has seen GPC's opt-out recorded for, the newest
+    ``RECORDED_MEMORY`` of them, oldest out first."""
+
+    recorded: FIFOCache[tuple[str, datetime], None] = field(
+        default_factory=lambda: FIFOCache(RECORDED_MEMORY)
+    )
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __contains__(self, key: tuple[str, datetime]) -> bool:
+        with self.lock:
+            return key in self.recorded
+
+    def remember(self, key: tuple[str, datetime]) -> None:
+        with self.lock:
+            self.recorded[key] = None
 
 
 def record_gpc_opt_out_once(revised: StoredChoice, registry: Registry) -> None:
@@ -53,14 +74,12 @@ def record_gpc_opt_out_once(revised: StoredChoice, registry: Registry) -> None:
         except WriteBatchFailed:
             current_app.logger.warning("a GPC opt-out was not recorded; honouring it unrecorded")
             return
-        remembered[key] = None
-        if len(remembered) > RECORDED_MEMORY:
-            remembered.popitem(last=False)
+        remembered.remember(key)
     write_stored_choice(session, revised)
 
 
-def recorded_revisions() -> OrderedDict[tuple[str, datetime], None]:
-    return current_app.extensions.setdefault("gpc_revisions_recorded", OrderedDict())
+def recorded_revisions() -> RecordedRevisions:
+    return current_app.extensions.setdefault("gpc_revisions_recorded", RecordedRevisions())
 
 
 def already_opted_out(categories: frozenset[str]) -> Condition:
