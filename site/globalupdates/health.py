@@ -37,8 +37,8 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import Connection, delete, false, insert, literal, select, text, union_all
 from sqlalchemy.exc import SQLAlchemyError
 
-from .consent.proofkeys import key_file_problem
-from .consent.records import ConsentRecord
+from .consent.proof.proof_keys import key_file_problem
+from .consent.proof.records import ConsentRecord
 from .database import error_summary, one_writer
 from .errors import is_missing_schema
 from .extensions import db

@@ -32,8 +32,8 @@ from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.http import is_resource_modified, unquote_etag
 
-from .consent.choice import ConsentState, gpc_signal, resolve
-from .consent.variant import is_settled
+from .consent.model.choice import ConsentState, gpc_signal, resolve
+from .consent.model.variant_cookie import is_settled
 from .cookies import request_cookies
 from .pagecache import KEPT_KEY, kept_key
 from .sessions import session_contents

@@ -30,8 +30,8 @@ from typing import Any
 
 from flask import Flask, Response
 
-from .consent.choice import ConsentState
-from .consent.variant import SECURE_PREFIX, expected_variant, variant_cookie_name
+from .consent.model.choice import ConsentState
+from .consent.model.variant_cookie import SECURE_PREFIX, expected_variant, variant_cookie_name
 from .cookies import occurrences
 
 Environ = Mapping[str, Any]

@@ -12,12 +12,14 @@ from .. import forgery
 from ..editions import declare_edition_endpoint
 from ..i18n import declare_script_texts
 from ..pages import declare_page
-from . import cli, gpc, reports, views
-from .choice import ConsentState
-from .current import ConsentEngine, current_consent, engine
-from .gate import expire_declared_cookie, init_gate, page_variant, share_page
-from .providers import allowed_once_providers
-from .variant import VARIANT_COOKIE
+from .model.choice import ConsentState
+from .model.variant_cookie import VARIANT_COOKIE
+from .reporting import commands as cli
+from .web import csp_reports as reports
+from .web import gpc, views
+from .web.embed_providers import allowed_once_providers
+from .web.engine import ConsentEngine, current_consent, engine
+from .web.request_hooks import expire_declared_cookie, init_gate, page_variant, share_page
 
 __all__ = [
     "ConsentState",

@@ -17,21 +17,21 @@ import click
 from flask import Blueprint, current_app
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..database import error_summary
-from ..extensions import db
-from .chain import prune_before, take_checkpoint
-from .current import engine
-from .proofkeys import ProofKeyError, key_file, key_file_problem, key_ids_in_use, rotate_key
-from .records import EXPORT_FIELDS, as_utc, utc_text
-from .stats import PERIODS, ConsentStats, as_csv, as_json, as_table, consent_stats, range_text
-from .stored import RECORDS, UnreadableRecord, readable_records
-from .verification import (
+from ...database import error_summary
+from ...extensions import db
+from ..proof.chain import prune_before, take_checkpoint
+from ..proof.proof_keys import ProofKeyError, key_file, key_file_problem, key_ids_in_use, rotate_key
+from ..proof.records import EXPORT_FIELDS, as_utc, utc_text
+from ..proof.stored_rows import RECORDS, UnreadableRecord, readable_records
+from ..proof.verification import (
     ChainReport,
     CheckpointFileError,
     KeptCheckpoint,
     read_checkpoints,
     verify_chain,
 )
+from ..web.engine import engine
+from .stats import PERIODS, ConsentStats, as_csv, as_json, as_table, consent_stats, range_text
 
 bp = Blueprint("consent_cli", __name__, cli_group="consent")
 
@@ -444,7 +444,7 @@ def report_command(
     """Write one self-contained HTML page (no script, nothing loaded from elsewhere): the
     figures of `stats`, charts of them over time, whether the chain verified and when the
     report was made."""
-    from .report import build_report  # pygal: 2 MB and 50 ms that no serving process needs
+    from .html_report import build_report  # pygal: 2 MB and 50 ms that no serving process needs
 
     check_range(since, until)
     try:

@@ -31,18 +31,18 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from ..database import (
+from ...database import (
     WriteBatchFailed,
     error_summary,
     lock_for_writing,
     locked_transaction,
     one_writer,
 )
-from ..extensions import db
-from .proofkeys import ProofKeyError, chain_head, checked_signer, readable, remember_signed
+from ...extensions import db
+from .proof_keys import ProofKeyError, chain_head, checked_signer, readable, remember_signed
 from .records import ChainAnchor, ConsentRecord, as_utc, utc_text
 from .seals import GENESIS_HASH, seal_anchor, seal_record
-from .stored import tolerant_text
+from .stored_rows import tolerant_text
 
 RECORDS = ConsentRecord.__table__
 ANCHORS = ChainAnchor.__table__

@@ -44,9 +44,9 @@ from flask import Flask, current_app
 from sqlalchemy import Connection, Select, select, union
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..extensions import db
+from ...extensions import db
 from .seals import GENESIS_HASH, seal_anchor, seal_record
-from .stored import (
+from .stored_rows import (
     ANCHOR_FIELDS,
     ANCHORS,
     RECORD_FIELDS,

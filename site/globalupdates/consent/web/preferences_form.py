@@ -12,8 +12,8 @@ from wtforms import BooleanField, HiddenField, StringField
 from wtforms.i18n import messages_path
 from wtforms.validators import AnyOf, Length
 
-from ..i18n import reader_locale
-from .registry import Registry
+from ...i18n import reader_locale
+from ..model.registry import Registry
 
 ACTIONS = ("accept_all", "reject_all", "save")
 CHECKED_VALUES = frozenset({"y", "yes", "on", "1", "true"})

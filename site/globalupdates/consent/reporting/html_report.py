@@ -18,8 +18,9 @@ from flask import current_app
 from markupsafe import Markup
 from pygal.etree import etree
 
-from .current import engine
-from .records import utc_text
+from ..proof.records import utc_text
+from ..proof.verification import ChainReport, verify_chain
+from ..web.engine import engine
 from .stats import (
     TABLE_HEADINGS,
     TABLE_LEGEND,
@@ -31,7 +32,6 @@ from .stats import (
     range_text,
     table_cells,
 )
-from .verification import ChainReport, verify_chain
 
 
 def drop_pygal_map_importer() -> None:

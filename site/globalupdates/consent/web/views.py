@@ -11,9 +11,8 @@ from flask import Blueprint, g, jsonify, make_response, redirect, render_templat
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext, lazy_gettext
 
-from ..formats import wants_json
-from .chain import append_to_chain
-from .choice import (
+from ...formats import wants_json
+from ..model.choice import (
     ConsentState,
     gpc_signal,
     new_choice,
@@ -21,10 +20,11 @@ from .choice import (
     resolve,
     write_stored_choice,
 )
-from .current import current_consent, engine, shown_registry
-from .forms import PreferencesForm
-from .gate import granted_scripts, script_url, share_page
-from .privacy import history_entry, records_of
+from ..proof.chain import append_to_chain
+from .engine import current_consent, engine, shown_registry
+from .preferences_form import PreferencesForm
+from .reader_history import history_entry, records_of
+from .request_hooks import granted_scripts, script_url, share_page
 
 bp = Blueprint("consent", __name__)
 WITHDRAWAL = "withdrawal"

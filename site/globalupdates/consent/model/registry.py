@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from flask_babel import gettext, ngettext
 
-BUILTIN_REGISTRY = Path(__file__).with_name("registry.toml")
+BUILTIN_REGISTRY = Path(__file__).parent.parent / "registry.toml"
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 RESERVED_KEYS = {"action", "next", "csrf_token"}
 EMAIL_PATTERN = re.compile(r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$")

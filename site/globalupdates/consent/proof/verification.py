@@ -21,12 +21,12 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import Connection, select
 
-from ..extensions import db
+from ...extensions import db
 from .chain import Checkpoint
-from .proofkeys import Keyring, ProofKey, load_keyring
+from .proof_keys import Keyring, ProofKey, load_keyring
 from .records import utc_text
 from .seals import GENESIS_HASH, seal_anchor, seal_record
-from .stored import (
+from .stored_rows import (
     ANCHOR_FIELDS,
     RECORD_FIELDS,
     RECORDS,

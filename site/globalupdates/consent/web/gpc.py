@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 from flask import Blueprint, current_app, jsonify, session
 from flask.typing import ResponseReturnValue
 
-from ..database import WriteBatchFailed
-from .chain import Condition, NewestRecord, append_to_chain
-from .choice import StoredChoice, write_stored_choice
-from .current import shown_registry
-from .registry import Registry
+from ...database import WriteBatchFailed
+from ..model.choice import StoredChoice, write_stored_choice
+from ..model.registry import Registry
+from ..proof.chain import Condition, NewestRecord, append_to_chain
+from .engine import shown_registry
 
 bp = Blueprint("gpc", __name__)
 

@@ -47,11 +47,11 @@ from sqlalchemy import (
     true,
 )
 
-from ..extensions import db
-from .chain import RECORDS
-from .gpc import GPC_OPT_OUT_ACTION
-from .records import as_utc, utc_text
-from .views import WITHDRAWAL
+from ...extensions import db
+from ..proof.chain import RECORDS
+from ..proof.records import as_utc, utc_text
+from ..web.gpc import GPC_OPT_OUT_ACTION
+from ..web.views import WITHDRAWAL
 
 ACCEPT_ALL = "accept_all"
 REJECT_ALL = "reject_all"
