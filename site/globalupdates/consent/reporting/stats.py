@@ -48,13 +48,10 @@ from sqlalchemy import (
 )
 
 from ...extensions import db
+from ..model.record_actions import ACCEPT_ALL, GPC_OPT_OUT, REJECT_ALL, WITHDRAWAL
 from ..proof.chain import RECORDS
 from ..proof.records import as_utc, utc_text
-from ..web.gpc import GPC_OPT_OUT_ACTION
-from ..web.views import WITHDRAWAL
 
-ACCEPT_ALL = "accept_all"
-REJECT_ALL = "reject_all"
 PERIODS = ("day", "week", "month")
 UNREADABLE_PERIOD = "unreadable date"
 # The times whose day Python can hold: a stored time outside them has none.
@@ -149,7 +146,7 @@ def grants(key: str) -> ColumnElement[bool]:
 
 def tally_columns(categories: Sequence[str]) -> list[ColumnElement[int]]:
     action = RECORDS.c.action
-    choice = action != GPC_OPT_OUT_ACTION
+    choice = action != GPC_OPT_OUT
     return [
         count_where(choice),
         count_where(action == ACCEPT_ALL),
@@ -157,7 +154,7 @@ def tally_columns(categories: Sequence[str]) -> list[ColumnElement[int]]:
         count_where(choice, action.not_in((ACCEPT_ALL, REJECT_ALL))),
         count_where(action == WITHDRAWAL),
         count_where(choice, RECORDS.c.gpc == true()),
-        count_where(action == GPC_OPT_OUT_ACTION),
+        count_where(action == GPC_OPT_OUT),
         *(count_where(choice, grants(key)) for key in categories),
     ]
 
