@@ -16,8 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from globalupdates.consent.proof.chain import append_to_chain
+from globalupdates.consent.proof.checkpoints import CheckpointFileError, parse_checkpoint
 from globalupdates.consent.proof.stored_rows import ANCHOR_FIELDS, RECORD_FIELDS, Malformed, shown
-from globalupdates.consent.proof.verification import CheckpointFileError, parse_checkpoint
 from globalupdates.extensions import db
 
 RECORDS = 8

@@ -1,4 +1,4 @@
-"""The keyed chain over consent records: serialised appends, pruning and checkpoints.
+"""The keyed chain over consent records: serialised appends and pruning.
 
 Each record stores the ``hash`` of the record before it (``prev_hash``) and its own
 ``hash``: an HMAC-SHA256, under the proof key named by its ``key_id``, over its fields, that
@@ -14,12 +14,12 @@ lock, in ``proofkeys.checked_signer``.
 Appends take a database-wide lock first (SQLite ``BEGIN IMMEDIATE`` behind the writers'
 queue, a PostgreSQL advisory transaction lock), so several gunicorn workers never link two
 records to the same head. Records that arrive together are appended together, in one
-transaction (``ChainWriter``: group commit). Verification lives in ``verification.py``.
+transaction (``ChainWriter``: group commit). Verification lives in ``verification.py``,
+checkpoints of the head in ``checkpoints.py``.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,10 +39,9 @@ from ...database import (
     one_writer,
 )
 from ...extensions import db
-from .proof_keys import ProofKeyError, chain_head, checked_signer, readable, remember_signed
-from .records import ChainAnchor, ConsentRecord, as_utc, utc_text
-from .seals import GENESIS_HASH, seal_anchor, seal_record
-from .stored_rows import tolerant_text
+from .proof_keys import ProofKeyError, chain_head, checked_signer, remember_signed
+from .records import ChainAnchor, ConsentRecord, as_utc
+from .seals import seal_anchor, seal_record
 
 RECORDS = ConsentRecord.__table__
 ANCHORS = ChainAnchor.__table__
@@ -292,60 +291,3 @@ def prunable_tail(connection: Connection, cutoff: datetime) -> Any:
     if first_kept is not None:
         query = query.where(RECORDS.c.id < first_kept)
     return query
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """The chain's head at one moment, for an operator to keep outside the database.
-
-    ``record_id`` is the newest record's id; on an empty chain, the last id an anchor
-    pruned (or 0 before any record), and ``hash`` the hash the next record will link to.
-    """
-
-    record_id: int
-    hash: str
-    count: int
-    taken_at: str
-
-    def as_json(self) -> str:
-        return json.dumps(
-            {
-                "record_id": self.record_id,
-                "hash": self.hash,
-                "count": self.count,
-                "taken_at": self.taken_at,
-            },
-            separators=(",", ":"),
-        )
-
-
-HEAD_WITH_COUNT = (
-    select(
-        RECORDS.c.id, RECORDS.c.hash, select(func.count()).select_from(RECORDS).scalar_subquery()
-    )
-    .order_by(RECORDS.c.id.desc())
-    .limit(1)
-)
-NEWEST_ANCHOR_TAIL = (
-    select(ANCHORS.c.id, ANCHORS.c.last_pruned_id, ANCHORS.c.tail_hash)
-    .order_by(ANCHORS.c.id.desc())
-    .limit(1)
-)
-
-
-def take_checkpoint() -> Checkpoint:
-    """Read the head and the number of records in one statement, so the two agree.
-
-    ``UnreadableRecord`` names the head when its hash is not text (SQLite keeps anything)."""
-    taken_at = utc_text(datetime.now(UTC))
-    with db.engine.connect() as connection, tolerant_text(connection):
-        head = connection.execute(HEAD_WITH_COUNT).first()
-        if head is not None:
-            return Checkpoint(
-                head[0], readable(head[1], f"record {head[0]}: hash"), head[2], taken_at
-            )
-        anchor = connection.execute(NEWEST_ANCHOR_TAIL).first()
-    if anchor is not None:
-        tail_hash = readable(anchor[2], f"anchor {anchor[0]}: tail_hash")
-        return Checkpoint(anchor[1], tail_hash, 0, taken_at)
-    return Checkpoint(0, GENESIS_HASH, 0, taken_at)

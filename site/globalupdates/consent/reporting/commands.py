@@ -19,15 +19,18 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ...database import error_summary
 from ...extensions import db
-from ..proof.chain import prune_before, take_checkpoint
+from ..proof.chain import prune_before
+from ..proof.checkpoints import (
+    CheckpointFileError,
+    KeptCheckpoint,
+    read_checkpoints,
+    take_checkpoint,
+)
 from ..proof.proof_keys import ProofKeyError, key_file, key_file_problem, key_ids_in_use, rotate_key
 from ..proof.records import EXPORT_FIELDS, as_utc, utc_text
 from ..proof.stored_rows import RECORDS, UnreadableRecord, readable_records
 from ..proof.verification import (
     ChainReport,
-    CheckpointFileError,
-    KeptCheckpoint,
-    read_checkpoints,
     verify_chain,
 )
 from ..web.engine import engine
