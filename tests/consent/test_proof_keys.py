@@ -13,11 +13,11 @@ from flask_migrate import upgrade
 
 from globalupdates import create_app
 from globalupdates.consent.proof.chain import append_to_chain
+from globalupdates.consent.proof.next_signer import key_file_problem
 from globalupdates.consent.proof.proof_keys import (
     CACHE_NAME,
     ProofKey,
     key_file,
-    key_file_problem,
     load_keyring,
     read_key_file,
 )

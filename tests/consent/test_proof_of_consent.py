@@ -15,7 +15,7 @@ import pytest
 
 from globalupdates import create_app
 from globalupdates.consent.proof.chain import append_to_chain
-from globalupdates.consent.proof.proof_keys import signing_key
+from globalupdates.consent.proof.next_signer import signing_key
 from globalupdates.consent.proof.records import ChainAnchor, ConsentRecord
 from globalupdates.consent.proof.seals import GENESIS_HASH, record_hash
 from globalupdates.extensions import db

@@ -2,14 +2,14 @@
 
 Each record stores the ``hash`` of the record before it (``prev_hash``) and its own
 ``hash``: an HMAC-SHA256, under the proof key named by its ``key_id``, over its fields, that
-link and the key id (see ``proofkeys``). The key is not in the database, so whoever can
+link and the key id (see ``proof_keys``). The key is not in the database, so whoever can
 write the database can neither re-sign a record they altered nor sign one they made up.
 Records made before proof keys have no ``key_id`` and a plain SHA-256 ``hash``; they may
 only open the chain, before its first keyed record. A record's ``language`` (of the notice it
 was made under) is signed when it has one: records made before languages were recorded have
 none, and their signed form is what it was when they were made. What is signed is in
 ``seals.py``; which key may sign the next record, checked against the chain's head inside the
-lock, in ``proofkeys.checked_signer``.
+lock, in ``next_signer.checked_signer``.
 
 Appends take a database-wide lock first (SQLite ``BEGIN IMMEDIATE`` behind the writers'
 queue, a PostgreSQL advisory transaction lock), so several gunicorn workers never link two
@@ -39,7 +39,8 @@ from ...database import (
     one_writer,
 )
 from ...extensions import db
-from .proof_keys import ProofKeyError, chain_head, checked_signer, remember_signed
+from .next_signer import chain_head, checked_signer, remember_signed
+from .proof_keys import ProofKeyError
 from .records import ChainAnchor, ConsentRecord, as_utc
 from .seals import seal_anchor, seal_record
 

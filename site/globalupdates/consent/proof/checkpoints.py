@@ -18,10 +18,18 @@ from typing import Any
 from sqlalchemy import func, select
 
 from ...extensions import db
-from .proof_keys import readable
 from .records import utc_text
 from .seals import GENESIS_HASH
-from .stored_rows import ANCHORS, RECORDS, Malformed, shown, text_value, tolerant_text, whole_number
+from .stored_rows import (
+    ANCHORS,
+    RECORDS,
+    Malformed,
+    readable,
+    shown,
+    text_value,
+    tolerant_text,
+    whole_number,
+)
 
 # A record id or count beyond a 64-bit integer is no id any database here can hold.
 LARGEST_ID = 2**63 - 1

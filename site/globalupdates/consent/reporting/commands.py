@@ -26,7 +26,8 @@ from ..proof.checkpoints import (
     read_checkpoints,
     take_checkpoint,
 )
-from ..proof.proof_keys import ProofKeyError, key_file, key_file_problem, key_ids_in_use, rotate_key
+from ..proof.next_signer import key_file_problem, key_ids_in_use
+from ..proof.proof_keys import ProofKeyError, key_file, rotate_key
 from ..proof.records import EXPORT_FIELDS, as_utc, utc_text
 from ..proof.stored_rows import RECORDS, UnreadableRecord, readable_records
 from ..proof.verification import (
