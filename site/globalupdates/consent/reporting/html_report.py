@@ -21,17 +21,8 @@ from pygal.etree import etree
 from ..proof.records import utc_text
 from ..proof.verification import ChainReport, verify_chain
 from ..web.engine import engine
-from .stats import (
-    TABLE_HEADINGS,
-    TABLE_LEGEND,
-    ConsentStats,
-    Tally,
-    consent_stats,
-    languages_text,
-    period_keys,
-    range_text,
-    table_cells,
-)
+from .stats import ConsentStats, Tally, consent_stats, period_keys
+from .stats_formats import TABLE_HEADINGS, TABLE_LEGEND, languages_text, range_text, table_cells
 
 
 def drop_pygal_map_importer() -> None:

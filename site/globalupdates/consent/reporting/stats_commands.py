@@ -14,7 +14,8 @@ from ...database import error_summary
 from ..proof.proof_keys import ProofKeyError
 from ..web.engine import engine
 from .command_options import SINCE, UNTIL, check_range, output_option, write_lines
-from .stats import PERIODS, ConsentStats, as_csv, as_json, as_table, consent_stats, range_text
+from .stats import PERIODS, ConsentStats, consent_stats
+from .stats_formats import as_csv, as_json, as_table, range_text
 
 STATS_FORMATS: dict[str, Callable[[ConsentStats], str]] = {
     "table": as_table,
