@@ -21,8 +21,7 @@ from functools import lru_cache
 
 from markupsafe import Markup, escape
 
-from ..consent.model.registry import Provider
-from ..consent.web.embed_providers import allow_provider_once, declared_provider, provider_granted
+from ..consent import Provider, allow_provider_once, declared_provider, provider_granted
 
 DIRECTIVE = re.compile(
     r"^\{\{embed[ \t]+(?P<provider>\S+)[ \t]+(?P<ref>\S+)[ \t]*"
