@@ -256,3 +256,27 @@ def test_no_consent_module_is_longer_than_one_job_needs():
     }
     assert too_long == {}
     assert all(lengths[name] > LONGEST_MODULE for name in LONGER_WITH_ONE_JOB)
+
+
+def documented_rooms(text: str) -> set[str]:
+    """The modules the table of the consent engine's rooms in docs/architecture.md names, as
+    ``room/module.py`` (a row with an empty first cell is in the room above it)."""
+    section = text.split("### The consent engine's rooms", 1)[1].split("\n\n|", 1)[1]
+    named: set[str] = set()
+    room = ""
+    for row in ("|" + section).split("\n\n", 1)[0].splitlines()[2:]:
+        cells = [cell.strip().strip("`") for cell in row.strip("|").split("|")]
+        room = cells[0] or room
+        named.add(room.removeprefix("consent/") + cells[1])
+    return named
+
+
+def test_the_architecture_names_every_module_of_the_consent_engine_in_its_room():
+    text = (PROJECT_ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    consent = PACKAGE / "consent"
+    modules = {
+        path.relative_to(consent).as_posix()
+        for path in [*consent.rglob("*.py"), consent / "registry.toml"]
+        if path.parent == consent or path.name != "__init__.py"
+    }
+    assert documented_rooms(text) == modules
