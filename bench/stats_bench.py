@@ -31,7 +31,7 @@ from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from globalupdates.consent.records import EXPORT_FIELDS
+from globalupdates.consent.proof.records import EXPORT_FIELDS
 
 OPTIONAL = ("functional", "analytics", "performance", "advertisement")
 FIRST_DAY = datetime(2025, 1, 1)

@@ -310,7 +310,7 @@ PYTHON_FOLDERS = ("site", "tests", "bench", "migrations")
 
 
 def package_modules() -> dict[str, list[str]]:
-    """Each module of the package by its last name: ``proofkeys`` -> its full dotted name."""
+    """Each module of the package by its last name: ``proof_keys`` -> its full dotted name."""
     found: dict[str, list[str]] = {"globalupdates": ["globalupdates"]}
     for module in pkgutil.walk_packages(globalupdates.__path__, "globalupdates."):
         found.setdefault(module.name.rsplit(".", 1)[-1], []).append(module.name)
@@ -318,7 +318,7 @@ def package_modules() -> dict[str, list[str]]:
 
 
 def resolves(dotted: str, modules: dict[str, list[str]]) -> bool | None:
-    """Whether a name such as ``prepare.warm_up`` or ``consent.proofkeys`` names something
+    """Whether a name such as ``prepare.warm_up`` or ``consent.proof.proof_keys`` names something
     in the package; None when it does not start with one of the package's modules."""
     first, *rest = dotted.split(".")
     if first not in modules:
@@ -553,7 +553,7 @@ def comments_and_docstrings(path: Path) -> list[str]:
 
 
 def stale_qualified_names(texts: list[str], modules: dict[str, list[str]]) -> list[str]:
-    """Names such as ``globalupdates.consent.proofkeys`` in prose that name nothing (a file
+    """Names such as ``globalupdates.consent.proof.proof_keys`` in prose that name nothing (a file
     name such as ``globalupdates.sqlite3`` is not one)."""
     return [
         name
@@ -826,7 +826,7 @@ def test_a_row_outside_defaults_must_be_named_before_the_table():
 def test_a_stale_name_of_the_package_is_caught():
     text = (
         "The master warms up (`bootstrap.warm_up`, now `prepare.warm_up`) in `prepare.py`, "
-        "not `bootstrap.py`; `consent.proofkeys` keeps the keys, `consent.nokeys` nothing. "
+        "not `bootstrap.py`; `consent.proof.proof_keys` keeps the keys, `consent.nokeys` nothing. "
         "`request.path`, `registry.toml`, `url_for()`, `gone_away()` and `1.0`.\n"
         "```\nprepare.vanished\n```\n"
     )
@@ -894,7 +894,7 @@ def test_a_changelog_out_of_form_is_caught():
 def test_a_stale_name_in_a_comment_or_docstring_is_caught(tmp_path):
     module = tmp_path / "module.py"
     module.write_text(
-        '''"""Keys from globalupdates.consent.proofkeys, not globalupdates.bootstrap."""
+        '''"""Keys from globalupdates.consent.proof.proof_keys, not globalupdates.bootstrap."""
 
 KEY = "globalupdates.not_a_module"  # environ key: a string, not prose; globalupdates.sqlite3
 # warmed up by globalupdates.prepare.warm_up, not globalupdates.prepare.warm_down.

@@ -138,12 +138,12 @@ def register_features(app: Flask) -> None:
     """Register the packages; their request hooks run in this order, whatever the order here.
 
     Before the view: the forgery check (``forgery``: it puts itself first, so a refused
-    request reaches nothing that writes), the reader's consent (``consent.gate``), then the
-    rate limits of unsafe requests (``ratelimits``, keyed by the reader the consent names).
-    After the view: Flask-Limiter's headers, the security headers (``security``), the cache
-    policy of fingerprinted files (``assets``), and last the consent step (``consent.gate``:
-    cookie firewall, Content-Security-Policy, cache policy), which puts itself at the end.
-    A test holds them to this order.
+    request reaches nothing that writes), the reader's consent (``consent.web.request_hooks``),
+    then the rate limits of unsafe requests (``ratelimits``, keyed by the reader the consent
+    names). After the view: Flask-Limiter's headers, the security headers (``security``), the
+    cache policy of fingerprinted files (``assets``), and last the consent step (cookie
+    firewall, Content-Security-Policy, cache policy), which puts itself at the end. A test
+    holds them to this order.
     """
     forgery.init_app(app)
     consent.init_app(app)

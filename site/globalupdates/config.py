@@ -33,7 +33,7 @@ class Defaults:
     # any worker are dropped; a view that waited longer is dropped too.
     PAGE_VIEW_ERASURE_MARKER_HOURS = 24
     # The key that signs the consent chain, "key_id:secret"; None signs with the last key in
-    # the instance folder's consent_proof_keys file (see globalupdates.consent.proofkeys).
+    # the instance folder's consent_proof_keys file (see globalupdates.consent.proof.proof_keys).
     CONSENT_PROOF_KEY = None
     # /healthz probes the database (a rolled-back insert, a commit on SQLite) at most this
     # often per worker, and answers from the last probe in between (globalupdates.health).

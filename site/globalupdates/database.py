@@ -54,7 +54,7 @@ def tune_sqlite(engine: Engine) -> None:
     ``synchronous=FULL`` makes every commit wait for the WAL to reach the disk (fsync), so a
     choice that got its answer survives a power cut or a kernel crash, not only a killed
     process (WAL's usual ``NORMAL`` gives only the latter). Choices are committed in groups
-    (``consent.chain``), so the fsync is paid once per group, not once per choice.
+    (``consent.proof.chain``), so the fsync is paid once per group, not once per choice.
     """
     path = sqlite_file_path(engine.url)
     if path is not None:

@@ -12,7 +12,7 @@ check that failed:
               fails it. On SQLite a rolled-back transaction never reaches the disk, so the
               probe commits one that inserts the record and deletes it again: a full disk
               refuses it (``"full"``) as it refuses a choice.
-``proof_keys`` the proof key file can sign (``consent.proofkeys.key_file_problem``): once
+``proof_keys`` the proof key file can sign (``consent.proof.next_signer.key_file_problem``): once
               keyed records exist, a missing, empty or changed file signs nothing.
 
 A probe takes the database's write lock on SQLite and ``/healthz`` is public, so each worker
@@ -37,8 +37,8 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import Connection, delete, false, insert, literal, select, text, union_all
 from sqlalchemy.exc import SQLAlchemyError
 
-from .consent.proofkeys import key_file_problem
-from .consent.records import ConsentRecord
+from .consent.proof.next_signer import key_file_problem
+from .consent.proof.records import ConsentRecord
 from .database import error_summary, one_writer
 from .errors import is_missing_schema
 from .extensions import db

@@ -6,7 +6,7 @@ Flask, everything the response depends on (``pagecache.kept_key``): the request 
 depends on it, gzip or not, the bare ``/``'s negotiation, the content version, the other
 cookies' names, and the reader's variant, from the session cookie checked with the same
 function Flask's session uses (``sessions.session_contents``) and resolved with the same
-function (``consent.choice.resolve``). A response Flask gave under that very key, with no
+function (``consent.model.choice.resolve``). A response Flask gave under that very key, with no
 ``Set-Cookie``, is kept and answers every later request with the same key. Flask notes the
 key it worked out in the environ, and a response is kept only when both layers agree.
 
@@ -32,8 +32,8 @@ from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.http import is_resource_modified, unquote_etag
 
-from .consent.choice import ConsentState, gpc_signal, resolve
-from .consent.variant import is_settled
+from .consent.model.choice import ConsentState, gpc_signal, resolve
+from .consent.model.variant_cookie import is_settled
 from .cookies import request_cookies
 from .pagecache import KEPT_KEY, kept_key
 from .sessions import session_contents
@@ -109,7 +109,7 @@ class KeptResponses:
         return self.through_flask(environ, start_response, key)
 
     def reader_state(self, environ: Environ, cookies: Mapping[str, str]) -> ConsentState:
-        """The reader's consent state, as ``consent.current.current_consent`` resolves it in
+        """The reader's consent state, as ``consent.web.engine.current_consent`` resolves it in
         Flask, from the session cookie checked as Flask's session checks it."""
         engine = self.app.extensions["consent"]
         contents = session_contents(self.app, cookies.get(self.app.config["SESSION_COOKIE_NAME"]))

@@ -44,10 +44,10 @@ from werkzeug.http import is_resource_modified, parse_accept_header
 from werkzeug.wsgi import get_host
 
 from . import redisoptions, sharedcache
-from .consent.choice import ConsentState
-from .consent.current import current_consent
-from .consent.gate import share_page
-from .consent.providers import allowed_once_providers
+from .consent.model.choice import ConsentState
+from .consent.web.embed_providers import allowed_once_providers
+from .consent.web.engine import current_consent
+from .consent.web.request_hooks import share_page
 from .cookies import request_cookies
 from .extensions import page_cache
 

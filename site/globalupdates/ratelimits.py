@@ -26,8 +26,8 @@ from limits.strategies import FixedWindowRateLimiter
 
 from . import redisoptions
 from .consent import current_consent
-from .consent import reports as csp_reports
-from .consent import views as consent_views
+from .consent.web import csp_reports
+from .consent.web import views as consent_views
 from .extensions import limiter
 from .features import views as feature_views
 from .forgery import SAFE_METHODS

@@ -21,7 +21,7 @@ import socket
 from gunicorn import util
 from gunicorn.workers import base
 
-from .consent.csp import NON_HTML_POLICY
+from .consent.web.csp import NON_HTML_POLICY
 from .security import STATIC_HEADERS
 
 ERROR_HEADERS = {**STATIC_HEADERS, "Content-Security-Policy": NON_HTML_POLICY}

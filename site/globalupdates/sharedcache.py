@@ -2,7 +2,7 @@
 
 A returning reader's page is the page of their variant, the same for every reader who made the
 same choice, so a shared cache can keep it under a key that names the variant instead of the
-reader: the variant cookie the consent engine sets beside the session (``consent.variant``),
+reader: the variant cookie the engine sets beside the session (``consent.model.variant_cookie``),
 the cookies whose values change a page (the text size), and whether each of the site's other
 cookies was sent (a page to a reader who holds a cookie they did not grant clears it, and
 must never come from a cache).
@@ -30,8 +30,8 @@ from typing import Any
 
 from flask import Flask, Response
 
-from .consent.choice import ConsentState
-from .consent.variant import SECURE_PREFIX, expected_variant, variant_cookie_name
+from .consent.model.choice import ConsentState
+from .consent.model.variant_cookie import SECURE_PREFIX, expected_variant, variant_cookie_name
 from .cookies import occurrences
 
 Environ = Mapping[str, Any]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import BrowserContext, Page, Request
 
-from globalupdates.consent.registry import load_registry
+from globalupdates.consent.model.registry_file import load_registry
 from tests.support.pages import NEWSROOMS
 
 DESKTOP = {"width": 1280, "height": 800}

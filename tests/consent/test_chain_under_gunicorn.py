@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from globalupdates import create_app
-from globalupdates.consent.chain import append_to_chain
-from globalupdates.consent.proofkeys import key_file, read_key_file
-from globalupdates.consent.records import ConsentRecord
-from globalupdates.consent.verification import verify_chain
+from globalupdates.consent.proof.chain import append_to_chain
+from globalupdates.consent.proof.proof_keys import key_file, read_key_file
+from globalupdates.consent.proof.records import ConsentRecord
+from globalupdates.consent.proof.verification import verify_chain
 from globalupdates.extensions import db
 from tests.support.gunicorn_server import running_gunicorn
 from tests.support.html import ACCEPT_ALL_BUTTON, select

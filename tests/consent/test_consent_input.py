@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from globalupdates.consent.records import ConsentRecord
+from globalupdates.consent.proof.records import ConsentRecord
 from globalupdates.extensions import db
 from tests.support.consent import SAME_ORIGIN, choose
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from globalupdates.consent.records import ConsentRecord
-from globalupdates.consent.registry import BUILTIN_REGISTRY
+from globalupdates.consent.model.registry_file import BUILTIN_REGISTRY
+from globalupdates.consent.proof.records import ConsentRecord
 from globalupdates.extensions import db
 from tests.support.consent import SAME_ORIGIN, choose, static_path
 

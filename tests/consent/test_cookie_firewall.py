@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from flask import Flask, Response, session
 
-from globalupdates.consent.firewall import expires_cookie
+from globalupdates.consent.web.cookie_firewall import expires_cookie
 from tests.support.consent import OPTIONAL, SAME_ORIGIN, store_choice
 from tests.support.pages import ARTICLE
 

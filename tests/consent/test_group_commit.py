@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
-from globalupdates.consent.chain import WRITER, lock_chain
-from globalupdates.consent.verification import verify_chain
+from globalupdates.consent.proof.chain import WRITER, lock_chain
+from globalupdates.consent.proof.verification import verify_chain
 from globalupdates.database import one_writer
 from globalupdates.extensions import db
 from tests.support.consent import GPC, choose, records, stored_choice
@@ -151,7 +151,7 @@ def test_a_batch_that_fails_answers_503_to_each_choice_in_it_and_stores_none(app
 
 
 def test_a_fault_in_the_site_is_a_503_too_never_a_500(app, monkeypatch):
-    from globalupdates.consent import chain
+    from globalupdates.consent.proof import chain
 
     def broken_seal(*_args, **_kwargs):
         raise ValueError("a bug while signing")

@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from globalupdates.consent.chain import append_to_chain
-from globalupdates.consent.stored import ANCHOR_FIELDS, RECORD_FIELDS, Malformed, shown
-from globalupdates.consent.verification import CheckpointFileError, parse_checkpoint
+from globalupdates.consent.proof.chain import append_to_chain
+from globalupdates.consent.proof.checkpoints import CheckpointFileError, parse_checkpoint
+from globalupdates.consent.proof.stored_rows import ANCHOR_FIELDS, RECORD_FIELDS, Malformed, shown
 from globalupdates.extensions import db
 
 RECORDS = 8

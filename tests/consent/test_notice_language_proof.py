@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from globalupdates.consent.chain import append_to_chain
-from globalupdates.consent.proofkeys import signing_key
-from globalupdates.consent.seals import SIGNED_FIELDS, canonical_json
+from globalupdates.consent.proof.chain import append_to_chain
+from globalupdates.consent.proof.next_signer import signing_key
+from globalupdates.consent.proof.seals import SIGNED_FIELDS, canonical_json
 from globalupdates.extensions import db
 from tests.support.consent import GPC, choose, in_edition, records, store_choice
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from globalupdates.consent.registry import (
+from globalupdates.consent.model.registry_file import (
     BUILTIN_REGISTRY,
     RegistryError,
     load_registry,

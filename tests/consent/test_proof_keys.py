@@ -12,17 +12,17 @@ import pytest
 from flask_migrate import upgrade
 
 from globalupdates import create_app
-from globalupdates.consent.chain import append_to_chain
-from globalupdates.consent.proofkeys import (
+from globalupdates.consent.proof.chain import append_to_chain
+from globalupdates.consent.proof.next_signer import key_file_problem
+from globalupdates.consent.proof.proof_keys import (
     CACHE_NAME,
     ProofKey,
     key_file,
-    key_file_problem,
     load_keyring,
     read_key_file,
 )
-from globalupdates.consent.records import ChainAnchor, ConsentRecord
-from globalupdates.consent.seals import GENESIS_HASH, record_hash
+from globalupdates.consent.proof.records import ChainAnchor, ConsentRecord
+from globalupdates.consent.proof.seals import GENESIS_HASH, record_hash
 from globalupdates.extensions import db
 from tests.support.apps import app_config
 from tests.support.consent import choose, records, stored_choice

@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from globalupdates import create_app
-from globalupdates.consent.chain import append_to_chain
-from globalupdates.consent.proofkeys import signing_key
-from globalupdates.consent.records import ChainAnchor, ConsentRecord
-from globalupdates.consent.seals import GENESIS_HASH, record_hash
+from globalupdates.consent.proof.chain import append_to_chain
+from globalupdates.consent.proof.next_signer import signing_key
+from globalupdates.consent.proof.records import ChainAnchor, ConsentRecord
+from globalupdates.consent.proof.seals import GENESIS_HASH, record_hash
 from globalupdates.extensions import db
 from tests.support.apps import app_config
 from tests.support.consent import choose, records, stored_choice

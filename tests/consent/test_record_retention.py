@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from globalupdates.consent.chain import append_to_chain
-from globalupdates.consent.records import ConsentRecord
+from globalupdates.consent.proof.chain import append_to_chain
+from globalupdates.consent.proof.records import ConsentRecord
 from globalupdates.extensions import db
 
 

@@ -6,7 +6,7 @@ import tomllib
 
 import pytest
 
-from globalupdates.consent.registry import BUILTIN_REGISTRY, RegistryError, load_registry
+from globalupdates.consent.model.registry_file import BUILTIN_REGISTRY, RegistryError, load_registry
 from tests.support.consent import (
     BUILTIN_REVISION,
     THIRD_PARTY,

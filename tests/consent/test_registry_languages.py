@@ -8,7 +8,7 @@ import tomllib
 
 import pytest
 
-from globalupdates.consent.registry import (
+from globalupdates.consent.model.registry_file import (
     BUILTIN_REGISTRY,
     RegistryError,
     load_registry,

@@ -8,7 +8,7 @@ from http.cookies import SimpleCookie
 
 import pytest
 
-from globalupdates.consent.variant import VARIANT_COOKIE
+from globalupdates.consent.model.variant_cookie import VARIANT_COOKIE
 from tests.support.consent import (
     BUILTIN_REVISION,
     OPTIONAL,

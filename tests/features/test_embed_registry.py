@@ -7,19 +7,19 @@ import tomllib
 
 import pytest
 
-from globalupdates.consent.gate import current_consent
-from globalupdates.consent.providers import (
-    allow_provider_once,
-    allowed_once_providers,
-    frame_origins,
-    provider_granted,
-)
-from globalupdates.consent.registry import (
+from globalupdates.consent.model.registry_file import (
     BUILTIN_REGISTRY,
     RegistryError,
     load_registry,
     parse_registry,
 )
+from globalupdates.consent.web.embed_providers import (
+    allow_provider_once,
+    allowed_once_providers,
+    frame_origins,
+    provider_granted,
+)
+from globalupdates.consent.web.request_hooks import current_consent
 
 PLAYER = "https://player.vidmoor.example"
 

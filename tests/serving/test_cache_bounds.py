@@ -21,9 +21,10 @@ from globalupdates.articles import embeds, search
 from globalupdates.articles.embeds import SPLIT_BODIES_CHARACTERS, split_body
 from globalupdates.articles.search import STEMS_KEPT, stem_of
 from globalupdates.config import PROJECT_ROOT
-from globalupdates.consent import forms, proofkeys, stored
-from globalupdates.consent.current import POLICY_MEMO_BYTES, PolicyMemo
-from globalupdates.consent.gpc import RECORDED_MEMORY, RecordedRevisions
+from globalupdates.consent.proof import next_signer, stored_rows
+from globalupdates.consent.web import preferences_form
+from globalupdates.consent.web.engine import POLICY_MEMO_BYTES, PolicyMemo
+from globalupdates.consent.web.gpc import RECORDED_MEMORY, RecordedRevisions
 from globalupdates.editions import endonym
 from globalupdates.features.pageviews import STORED_COUNT_PATHS, PageViewBuffer
 from globalupdates.i18n import FORMATTED_DATES_KEPT, formatted
@@ -319,13 +320,13 @@ def test_parsed_rate_limits_do_not_grow_with_requests(app):
 def test_memos_built_once_stay_one_per_key(app, client):
     for _ in range(3):
         for dialect in ("sqlite", "postgresql"):
-            stored.raw_records(dialect), stored.raw_anchors(dialect)
-            proofkeys.newest_record(dialect), proofkeys.newest_anchor(dialect)
-    for memo in (stored.raw_records, stored.raw_anchors):
+            stored_rows.raw_records(dialect), stored_rows.raw_anchors(dialect)
+            next_signer.newest_record(dialect), next_signer.newest_anchor(dialect)
+    for memo in (stored_rows.raw_records, stored_rows.raw_anchors):
         assert memo.cache_info().currsize <= 2
-    for memo in (proofkeys.newest_record, proofkeys.newest_anchor):
+    for memo in (next_signer.newest_record, next_signer.newest_anchor):
         assert memo.cache_info().currsize <= 2
     for prefix in ("", "/de", "/fr", "/xx"):
         client.get(f"{prefix}/consent")
         client.post(f"{prefix}/consent", data={"action": "x" * 300}, headers=SAME_ORIGIN)
-    assert forms.wtforms_messages.cache_info().currsize <= len(app.config["LANGUAGES"])
+    assert preferences_form.wtforms_messages.cache_info().currsize <= len(app.config["LANGUAGES"])

@@ -17,7 +17,7 @@ from flask import Flask
 from psycopg import sql
 from sqlalchemy import event
 
-from globalupdates.consent import proofkeys
+from globalupdates.consent.proof import proof_keys as proofkeys
 from globalupdates.extensions import db
 from tests.serving.test_database_outages import assert_clear_503, healthz, stored_choices
 from tests.support.consent import choose

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 
-from globalupdates.consent.forms import ACTIONS, CHECKED_VALUES
-from globalupdates.consent.records import ConsentRecord
+from globalupdates.consent.proof.records import ConsentRecord
+from globalupdates.consent.web.preferences_form import ACTIONS, CHECKED_VALUES
 from globalupdates.extensions import db
 from tests.support.consent import OPTIONAL, SAME_ORIGIN, choose, stored_choice
 from tests.support.html import EXECUTABLE_SCRIPTS, attribute, select

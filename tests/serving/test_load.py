@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from globalupdates import create_app
-from globalupdates.consent.verification import verify_chain
+from globalupdates.consent.proof.verification import verify_chain
 from globalupdates.extensions import db
 from tests.support.gunicorn_server import SECRET_KEY, Server, running_gunicorn
 from tests.support.load_client import ACCEPTED, DELIBERATE_REFUSAL, LoadResult, run_load

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from globalupdates.consent.csp import NON_HTML_POLICY
+from globalupdates.consent.web.csp import NON_HTML_POLICY
 from globalupdates.security import STATIC_HEADERS
 from tests.support.consent import SAME_ORIGIN
 from tests.support.gunicorn_server import running_gunicorn

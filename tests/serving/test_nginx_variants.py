@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from globalupdates.consent.registry import load_registry
+from globalupdates.consent.model.registry_file import load_registry
 from globalupdates.sharedcache import CookieKey
 from tests.support.consent import GPC, OPTIONAL, SAME_ORIGIN, gated_categories, operator_registry
 from tests.support.gunicorn_server import running_gunicorn

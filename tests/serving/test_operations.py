@@ -6,7 +6,7 @@ from pathlib import Path
 
 from globalupdates import create_app
 from globalupdates.articles.models import Article
-from globalupdates.consent.records import ConsentRecord
+from globalupdates.consent.proof.records import ConsentRecord
 from globalupdates.extensions import db
 from globalupdates.prepare import prepare_site
 from tests.support.consent import choose

@@ -15,7 +15,7 @@ from gunicorn import util
 from gunicorn.workers import base
 
 from globalupdates import server_errors
-from globalupdates.consent.csp import NON_HTML_POLICY
+from globalupdates.consent.web.csp import NON_HTML_POLICY
 from globalupdates.security import STATIC_HEADERS
 from tests.support.gunicorn_server import Server, running_gunicorn
 

@@ -38,7 +38,7 @@ import pytest
 import redis
 
 from globalupdates.config import PROJECT_ROOT
-from globalupdates.consent.proofkeys import KEY_FILE_HEADER, KEY_FILE_NAME, key_line, new_key
+from globalupdates.consent.proof.proof_keys import KEY_FILE_HEADER, KEY_FILE_NAME, key_line, new_key
 from tests.serving.test_load import stored_consents
 from tests.support.articles import article_markdown
 from tests.support.consent import SAME_ORIGIN, checked_boxes

@@ -12,7 +12,7 @@ from flask import request
 
 from globalupdates.articles.importer import import_paths
 from globalupdates.assets import static_url
-from globalupdates.consent.providers import allow_provider_once
+from globalupdates.consent.web.embed_providers import allow_provider_once
 from globalupdates.pagecache import cached_page
 from tests.support.apps import CONTENT_DIR
 from tests.support.articles import import_articles

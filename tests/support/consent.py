@@ -13,8 +13,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from globalupdates.assets import static_url
-from globalupdates.consent.records import ConsentRecord
-from globalupdates.consent.registry import BUILTIN_REGISTRY, load_registry
+from globalupdates.consent.model.registry_file import BUILTIN_REGISTRY, load_registry
+from globalupdates.consent.proof.records import ConsentRecord
 from globalupdates.extensions import db
 from tests.support.html import attributes
 

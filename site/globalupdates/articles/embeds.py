@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from cachetools import LRUCache, cached
 from markupsafe import Markup, escape
 
-from ..consent.providers import allow_provider_once, declared_provider, provider_granted
-from ..consent.registry import Provider
+from ..consent import Provider, allow_provider_once, declared_provider, provider_granted
 
 DIRECTIVE = re.compile(
     r"^\{\{embed[ \t]+(?P<provider>\S+)[ \t]+(?P<ref>\S+)[ \t]*"

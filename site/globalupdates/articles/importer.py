@@ -17,7 +17,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..consent.providers import declared_provider
+from ..consent import declared_provider
 from ..extensions import db
 from .embeds import EmbedDirectiveError, insert_markers, replace_directives
 from .listing import slugify

@@ -1,6 +1,8 @@
 """The consent engine: any page can use it through ``g.consent`` and the template context.
 
-It knows nothing of articles or of the site's own optional features.
+It knows nothing of articles or of the site's own optional features. What they may use of it
+is what this module names in ``__all__``, its public surface; the rooms inside (``model``,
+``proof``, ``web``, ``reporting``) are the engine's own.
 """
 
 from __future__ import annotations
@@ -12,12 +14,20 @@ from .. import forgery
 from ..editions import declare_edition_endpoint
 from ..i18n import declare_script_texts
 from ..pages import declare_page
-from . import cli, gpc, reports, views
-from .choice import ConsentState
-from .current import ConsentEngine, current_consent, engine
-from .gate import expire_declared_cookie, init_gate, page_variant, share_page
-from .providers import allowed_once_providers
-from .variant import VARIANT_COOKIE
+from .model.choice import ConsentState
+from .model.registry import Provider
+from .model.variant_cookie import VARIANT_COOKIE
+from .reporting import commands as cli
+from .web import csp_reports as reports
+from .web import gpc, views
+from .web.embed_providers import (
+    allow_provider_once,
+    allowed_once_providers,
+    declared_provider,
+    provider_granted,
+)
+from .web.engine import ConsentEngine, current_consent, engine
+from .web.request_hooks import expire_declared_cookie, init_gate, page_variant, share_page
 
 __all__ = [
     "ConsentState",
@@ -29,6 +39,10 @@ __all__ = [
     "page_variant",
     "share_page",
     "allowed_once_providers",
+    "allow_provider_once",
+    "declared_provider",
+    "provider_granted",
+    "Provider",
     "VARIANT_COOKIE",
     "SHARED_PAGES",
 ]

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
+from ...extensions import db
 
 EXPORT_FIELDS = (
     "id",

@@ -1,25 +1,25 @@
-"""The keyed chain over consent records: serialised appends, pruning and checkpoints.
+"""The keyed chain over consent records: serialised appends and pruning.
 
 Each record stores the ``hash`` of the record before it (``prev_hash``) and its own
 ``hash``: an HMAC-SHA256, under the proof key named by its ``key_id``, over its fields, that
-link and the key id (see ``proofkeys``). The key is not in the database, so whoever can
+link and the key id (see ``proof_keys``). The key is not in the database, so whoever can
 write the database can neither re-sign a record they altered nor sign one they made up.
 Records made before proof keys have no ``key_id`` and a plain SHA-256 ``hash``; they may
 only open the chain, before its first keyed record. A record's ``language`` (of the notice it
 was made under) is signed when it has one: records made before languages were recorded have
 none, and their signed form is what it was when they were made. What is signed is in
 ``seals.py``; which key may sign the next record, checked against the chain's head inside the
-lock, in ``proofkeys.checked_signer``.
+lock, in ``next_signer.checked_signer``.
 
 Appends take a database-wide lock first (SQLite ``BEGIN IMMEDIATE`` behind the writers'
 queue, a PostgreSQL advisory transaction lock), so several gunicorn workers never link two
 records to the same head. Records that arrive together are appended together, in one
-transaction (``ChainWriter``: group commit). Verification lives in ``verification.py``.
+transaction (``ChainWriter``: group commit). Verification lives in ``verification.py``,
+checkpoints of the head in ``checkpoints.py``.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,18 +31,18 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from ..database import (
+from ...database import (
     WriteBatchFailed,
     error_summary,
     lock_for_writing,
     locked_transaction,
     one_writer,
 )
-from ..extensions import db
-from .proofkeys import ProofKeyError, chain_head, checked_signer, readable, remember_signed
-from .records import ChainAnchor, ConsentRecord, as_utc, utc_text
-from .seals import GENESIS_HASH, seal_anchor, seal_record
-from .stored import tolerant_text
+from ...extensions import db
+from .next_signer import chain_head, checked_signer, remember_signed
+from .proof_keys import ProofKeyError
+from .records import ChainAnchor, ConsentRecord, as_utc
+from .seals import seal_anchor, seal_record
 
 RECORDS = ConsentRecord.__table__
 ANCHORS = ChainAnchor.__table__
@@ -292,60 +292,3 @@ def prunable_tail(connection: Connection, cutoff: datetime) -> Any:
     if first_kept is not None:
         query = query.where(RECORDS.c.id < first_kept)
     return query
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """The chain's head at one moment, for an operator to keep outside the database.
-
-    ``record_id`` is the newest record's id; on an empty chain, the last id an anchor
-    pruned (or 0 before any record), and ``hash`` the hash the next record will link to.
-    """
-
-    record_id: int
-    hash: str
-    count: int
-    taken_at: str
-
-    def as_json(self) -> str:
-        return json.dumps(
-            {
-                "record_id": self.record_id,
-                "hash": self.hash,
-                "count": self.count,
-                "taken_at": self.taken_at,
-            },
-            separators=(",", ":"),
-        )
-
-
-HEAD_WITH_COUNT = (
-    select(
-        RECORDS.c.id, RECORDS.c.hash, select(func.count()).select_from(RECORDS).scalar_subquery()
-    )
-    .order_by(RECORDS.c.id.desc())
-    .limit(1)
-)
-NEWEST_ANCHOR_TAIL = (
-    select(ANCHORS.c.id, ANCHORS.c.last_pruned_id, ANCHORS.c.tail_hash)
-    .order_by(ANCHORS.c.id.desc())
-    .limit(1)
-)
-
-
-def take_checkpoint() -> Checkpoint:
-    """Read the head and the number of records in one statement, so the two agree.
-
-    ``UnreadableRecord`` names the head when its hash is not text (SQLite keeps anything)."""
-    taken_at = utc_text(datetime.now(UTC))
-    with db.engine.connect() as connection, tolerant_text(connection):
-        head = connection.execute(HEAD_WITH_COUNT).first()
-        if head is not None:
-            return Checkpoint(
-                head[0], readable(head[1], f"record {head[0]}: hash"), head[2], taken_at
-            )
-        anchor = connection.execute(NEWEST_ANCHOR_TAIL).first()
-    if anchor is not None:
-        tail_hash = readable(anchor[2], f"anchor {anchor[0]}: tail_hash")
-        return Checkpoint(anchor[1], tail_hash, 0, taken_at)
-    return Checkpoint(0, GENESIS_HASH, 0, taken_at)

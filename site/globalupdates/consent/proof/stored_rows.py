@@ -208,3 +208,11 @@ def readable_records(
                 yield fields
         finally:
             rows.close()
+
+
+def readable(value: Any, what: str, unreadable: type[Exception] = UnreadableRecord) -> str:
+    """A stored hash or key id as text, or ``unreadable`` naming the field."""
+    try:
+        return text_value(value)
+    except Malformed as error:
+        raise unreadable(f"{what} {error} ({shown(value)})") from None

@@ -11,15 +11,14 @@ from cachetools import FIFOCache
 from flask import Blueprint, current_app, jsonify, session
 from flask.typing import ResponseReturnValue
 
-from ..database import WriteBatchFailed
-from .chain import Condition, NewestRecord, append_to_chain
-from .choice import StoredChoice, write_stored_choice
-from .current import shown_registry
-from .registry import Registry
+from ...database import WriteBatchFailed
+from ..model.choice import StoredChoice, write_stored_choice
+from ..model.record_actions import GPC_OPT_OUT
+from ..model.registry import Registry
+from ..proof.chain import Condition, NewestRecord, append_to_chain
+from .engine import shown_registry
 
 bp = Blueprint("gpc", __name__)
-
-GPC_OPT_OUT_ACTION = "gpc_opt_out"
 
 
 RECORDED_MEMORY = 4096
@@ -63,7 +62,7 @@ def record_gpc_opt_out_once(revised: StoredChoice, registry: Registry) -> None:
             append_to_chain(
                 consent_id=revised.consent_id,
                 created_at=datetime.now(UTC),
-                action=GPC_OPT_OUT_ACTION,
+                action=GPC_OPT_OUT,
                 categories=registry.in_registry_order(revised.categories),
                 revision=registry.revision,
                 notice_hash=registry.notice_hash_for(language),
@@ -88,9 +87,7 @@ def already_opted_out(categories: frozenset[str]) -> Condition:
 
     def holds(newest: NewestRecord | None) -> bool:
         return (
-            newest is not None
-            and newest.action == GPC_OPT_OUT_ACTION
-            and newest.categories == categories
+            newest is not None and newest.action == GPC_OPT_OUT and newest.categories == categories
         )
 
     return holds

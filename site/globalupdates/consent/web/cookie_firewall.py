@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from flask import Response, current_app, request
 from werkzeug.http import parse_date
 
-from .choice import ConsentState
-from .registry import Registry
+from ..model.choice import ConsentState
+from ..model.registry import Registry
 
 
 def cookie_name(set_cookie: str) -> str:

@@ -1,315 +1,46 @@
-"""The consent registry: every category, cookie and script the site may use, declared once.
+"""Reading the consent registry file: the TOML parser and validator that make a ``Registry``.
 
-The banner, the preferences form, the cookie policy, the gating of scripts and the
-clearing of cookies are all derived from this one value, parsed once at start-up.
-
-Every text a reader sees is declared in each of the registry's ``languages``: the plain
-fields in the first, a sub-table named after each other language beside them (see the
-header of ``registry.toml``). Parsing makes one edition of the registry per language, each
-the same in everything but its texts; ``in_language`` picks one.
+A registry that cannot be used raises ``RegistryError`` naming the key at fault (and the
+language, for a missing text), so start-up stops with a message the operator can act on. Each
+of the registry's ``languages`` becomes one edition of the ``Registry`` value (see
+``registry.py``), each the same in everything but its texts.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 import tomllib
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date
-from fnmatch import fnmatchcase
-from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask_babel import gettext, ngettext
+from .registry import (
+    DEFAULT_LANGUAGES,
+    FIRST_PARTY,
+    Authority,
+    Category,
+    Contact,
+    Controller,
+    Cookie,
+    Notice,
+    Processor,
+    Provider,
+    Registry,
+    Script,
+)
 
-BUILTIN_REGISTRY = Path(__file__).with_name("registry.toml")
+BUILTIN_REGISTRY = Path(__file__).parent.parent / "registry.toml"
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 RESERVED_KEYS = {"action", "next", "csrf_token"}
 EMAIL_PATTERN = re.compile(r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$")
-FIRST_PARTY = "Global Updates (this site)"
-DEFAULT_LANGUAGES = ("en",)
 LANGUAGE_PATTERN = re.compile(r"^[a-z]{2,3}(_[A-Za-z0-9]{2,8})?$")
-
-
-HOST_PREFIX = "__Host-"
-SECURE_PREFIX = "__Secure-"
 
 
 class RegistryError(ValueError):
     """The registry file cannot be used; the message names the offending key."""
-
-
-@dataclass(frozen=True)
-class Cookie:
-    name: str
-    description: str
-    max_age: int | None = None
-    path: str = "/"
-    domain: str | None = None
-    provider: str = FIRST_PARTY
-
-    def matches(self, cookie_name: str) -> bool:
-        """A cookie's ``__Host-`` or ``__Secure-`` prefix only tells the browser how to keep
-        it: the declared name is the name without it."""
-        return fnmatchcase(
-            cookie_name.removeprefix(HOST_PREFIX).removeprefix(SECURE_PREFIX), self.name
-        )
-
-    @property
-    def duration(self) -> str:
-        """How long it is kept, in the page's language (English outside a request)."""
-        return describe_duration(self.max_age)
-
-    @property
-    def set_by_this_site(self) -> bool:
-        """True for the site's own cookies, whose setter a page names in its own language."""
-        return self.provider == FIRST_PARTY
-
-
-@dataclass(frozen=True)
-class Script:
-    src: str | None = None
-    static: str | None = None
-    origins: tuple[str, ...] = ()
-    defer: bool = True
-    provider: str = FIRST_PARTY
-    established: str | None = None  # where a third party sending it is based, for the notice
-
-    @property
-    def third_party(self) -> bool:
-        return self.src is not None
-
-
-@dataclass(frozen=True)
-class Category:
-    key: str
-    title: str
-    description: str
-    required: bool = False
-    gpc_opt_out: bool = False
-    cookies: tuple[Cookie, ...] = ()
-    scripts: tuple[Script, ...] = ()
-
-
-@dataclass(frozen=True)
-class Notice:
-    title: str
-    text: str
-
-
-@dataclass(frozen=True)
-class Provider:
-    """A third party whose content an article may embed, loaded only once its category is granted.
-
-    ``embed_url`` and ``page_url`` hold ``{id}``, replaced by the embed's reference; the embed
-    URL must lie in one of ``origins``, the origins a browser would contact for it.
-    """
-
-    key: str
-    name: str
-    category: str
-    description: str
-    origins: tuple[str, ...]
-    embed_url: str
-    page_url: str
-    cookies: tuple[Cookie, ...] = ()
-    established: str | None = None  # where the provider is based, for the privacy notice
-
-    def embed_src(self, ref: str) -> str:
-        return self.embed_url.replace("{id}", ref)
-
-    def page_href(self, ref: str) -> str:
-        return self.page_url.replace("{id}", ref)
-
-
-@dataclass(frozen=True)
-class Contact:
-    name: str
-    email: str
-
-
-@dataclass(frozen=True)
-class Authority:
-    name: str
-    url: str
-
-
-@dataclass(frozen=True)
-class Processor:
-    """A service the operator hires to handle data on its behalf (hosting, e-mail)."""
-
-    name: str
-    service: str
-    established: str
-    transfer: str | None = None  # how a transfer outside the EEA is safeguarded, if any
-
-
-@dataclass(frozen=True)
-class Controller:
-    """Who answers for the data this site handles: what the privacy notice is made from."""
-
-    name: str
-    address: str
-    email: str
-    authority: Authority
-    necessary_basis: str
-    updated: date
-    dpo: Contact | None = None
-    processors: tuple[Processor, ...] = ()
-
-
-@dataclass(frozen=True)
-class Registry:
-    """Immutable once loaded, so each derived value is worked out once and then reused.
-
-    One value per language: ``language`` is the language of its texts, and ``editions``
-    holds the registry in each of ``languages`` (the same mapping in every edition), so
-    that any edition can give any other.
-    """
-
-    revision: int
-    notice: Notice
-    categories: tuple[Category, ...]
-    controller: Controller
-    providers: tuple[Provider, ...] = ()
-    language: str = DEFAULT_LANGUAGES[0]
-    languages: tuple[str, ...] = DEFAULT_LANGUAGES
-    editions: Mapping[str, Registry] = field(default_factory=dict, compare=False, repr=False)
-
-    def in_language(self, language: str) -> Registry:
-        """The registry with its texts in ``language``, or in its first language when it has
-        none in that one (a registry made without editions is its own only edition)."""
-        return self.editions.get(language) or self.editions.get(self.languages[0]) or self
-
-    @cached_property
-    def keys(self) -> tuple[str, ...]:
-        return tuple(c.key for c in self.categories)
-
-    @cached_property
-    def optional_categories(self) -> tuple[Category, ...]:
-        return tuple(c for c in self.categories if not c.required)
-
-    @cached_property
-    def optional_keys(self) -> frozenset[str]:
-        return frozenset(c.key for c in self.optional_categories)
-
-    @cached_property
-    def required_keys(self) -> frozenset[str]:
-        return frozenset(c.key for c in self.categories if c.required)
-
-    @cached_property
-    def gpc_opt_out_keys(self) -> frozenset[str]:
-        return frozenset(c.key for c in self.categories if c.gpc_opt_out)
-
-    def category(self, key: str) -> Category:
-        for category in self.categories:
-            if category.key == key:
-                return category
-        raise KeyError(key)
-
-    def in_registry_order(self, keys: frozenset[str] | set[str]) -> list[str]:
-        return [k for k in self.keys if k in keys]
-
-    def find_cookie(self, cookie_name: str) -> tuple[Category, Cookie] | None:
-        for category in self.categories:
-            for cookie in category.cookies:
-                if cookie.matches(cookie_name):
-                    return category, cookie
-        return None
-
-    def first_party_cookie_names(self) -> frozenset[str]:
-        """The names of the cookies this site sets itself (a pattern is a third party's)."""
-        return frozenset(
-            cookie.name
-            for category in self.categories
-            for cookie in category.cookies
-            if cookie.set_by_this_site and not any(mark in cookie.name for mark in "*?[")
-        )
-
-    def cookie(self, cookie_name: str) -> Cookie:
-        found = self.find_cookie(cookie_name)
-        if found is None:
-            raise KeyError(cookie_name)
-        return found[1]
-
-    def category_of_static_script(self, filename: str) -> str:
-        """The category that gates a first-party script, so its endpoints share the gate."""
-        for category in self.categories:
-            if any(script.static == filename for script in category.scripts):
-                return category.key
-        raise KeyError(filename)
-
-    def provider(self, key: str) -> Provider:
-        for provider in self.providers:
-            if provider.key == key:
-                return provider
-        raise KeyError(key)
-
-    @cached_property
-    def third_party_scripts(self) -> tuple[tuple[Category, Script], ...]:
-        return tuple((c, s) for c in self.categories for s in c.scripts if s.third_party)
-
-    def notice_hash_for(self, language: str) -> str:
-        """The SHA-256 of the notice exactly as a reader of ``language`` is shown it: every
-        text before choosing, the privacy notice's controller data included, in that
-        language. A record stores it with its language, to prove which wording the choice
-        was made under."""
-        if language not in self.languages:
-            raise KeyError(language)
-        return self.in_language(language).shown_hash
-
-    @cached_property
-    def shown_hash(self) -> str:
-        """The digest of this edition's texts (``notice_hash_for`` its language)."""
-        shown = {
-            "notice": asdict(self.notice),
-            "categories": [asdict(c) for c in self.categories],
-            "providers": [asdict(p) for p in self.providers],
-            "controller": asdict(self.controller),
-        }
-        encoded = json.dumps(shown, sort_keys=True, separators=(",", ":"), default=str).encode()
-        return hashlib.sha256(encoded).hexdigest()
-
-    @cached_property
-    def notice_hash(self) -> str:
-        """A fingerprint of the notice in every language: any change to any text in any
-        language changes it (the page cache's site version is made from it). A record
-        stores ``notice_hash_for`` its own language instead."""
-        hashes = {language: self.notice_hash_for(language) for language in self.languages}
-        encoded = json.dumps(hashes, sort_keys=True, separators=(",", ":")).encode()
-        return hashlib.sha256(encoded).hexdigest()
-
-
-def describe_duration(max_age: int | None) -> str:
-    """A cookie's lifetime in the page's language, written to fit a table cell and the middle
-    of a sentence alike ("1 year", "13 Monate", "the browsing session")."""
-    if max_age is None:
-        return gettext("the browsing session")
-    units = ((365 * 86400, "year"), (30 * 86400, "month"), (86400, "day"), (3600, "hour"))
-    for seconds, unit in units:
-        if max_age >= seconds and max_age % seconds == 0:
-            return counted(unit, max_age // seconds)
-    if max_age >= 86400:
-        return counted("day", max_age // 86400)
-    return counted("second", max_age)
-
-
-def counted(unit: str, count: int) -> str:
-    """Each unit its own message, so that every language can give each its plural forms."""
-    if unit == "year":
-        return ngettext("%(num)d year", "%(num)d years", count)
-    if unit == "month":
-        return ngettext("%(num)d month", "%(num)d months", count)
-    if unit == "day":
-        return ngettext("%(num)d day", "%(num)d days", count)
-    if unit == "hour":
-        return ngettext("%(num)d hour", "%(num)d hours", count)
-    return ngettext("%(num)d second", "%(num)d seconds", count)
 
 
 def load_registry(path: str | Path | None = None) -> Registry:

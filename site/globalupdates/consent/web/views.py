@@ -11,9 +11,8 @@ from flask import Blueprint, g, jsonify, make_response, redirect, render_templat
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext, lazy_gettext
 
-from ..formats import wants_json
-from .chain import append_to_chain
-from .choice import (
+from ...formats import wants_json
+from ..model.choice import (
     ConsentState,
     gpc_signal,
     new_choice,
@@ -21,22 +20,23 @@ from .choice import (
     resolve,
     write_stored_choice,
 )
-from .current import current_consent, engine, shown_registry
-from .forms import PreferencesForm
-from .gate import granted_scripts, script_url, share_page
-from .privacy import history_entry, records_of
+from ..model.record_actions import ACCEPT_ALL, GPC_OPT_OUT, REJECT_ALL, SAVE, WITHDRAWAL
+from ..proof.chain import append_to_chain
+from .engine import current_consent, engine, shown_registry
+from .preferences_form import PreferencesForm
+from .reader_history import history_entry, records_of
+from .request_hooks import granted_scripts, script_url, share_page
 
 bp = Blueprint("consent", __name__)
-WITHDRAWAL = "withdrawal"
 
 SCRIPT_GPC_HEADER = "X-GPC"
 # How the reader's history names each recorded action.
 ACTION_LABELS = {
-    "accept_all": lazy_gettext("accept all"),
-    "reject_all": lazy_gettext("reject all"),
-    "save": lazy_gettext("save"),
+    ACCEPT_ALL: lazy_gettext("accept all"),
+    REJECT_ALL: lazy_gettext("reject all"),
+    SAVE: lazy_gettext("save"),
     WITHDRAWAL: lazy_gettext("withdrawal"),
-    "gpc_opt_out": lazy_gettext("Global Privacy Control opt-out"),
+    GPC_OPT_OUT: lazy_gettext("Global Privacy Control opt-out"),
 }
 
 
@@ -144,10 +144,10 @@ def choice_answer(previously_granted: frozenset[str]) -> ResponseReturnValue:
 
 def granted_for_action(form: PreferencesForm, state: ConsentState) -> frozenset[str]:
     registry = engine().registry
-    if form.action.data == "accept_all":
+    if form.action.data == ACCEPT_ALL:
         opted_out = registry.gpc_opt_out_keys if state.gpc else frozenset()
         return registry.optional_keys - opted_out
-    if form.action.data == "reject_all":
+    if form.action.data == REJECT_ALL:
         return frozenset()
     return form.checked_categories()
 
@@ -176,7 +176,7 @@ def store_choice(action: str, granted: frozenset[str], state: ConsentState) -> N
 
 def recorded_action(action: str, state: ConsentState, granted: frozenset[str]) -> str:
     """A save or reject that takes back a category the reader had granted is a withdrawal."""
-    if action != "accept_all" and state.choice is not None and state.granted - granted:
+    if action != ACCEPT_ALL and state.choice is not None and state.granted - granted:
         return WITHDRAWAL
     return action
 

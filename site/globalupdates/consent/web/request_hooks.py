@@ -15,18 +15,18 @@ from typing import Any
 from flask import Flask, Response, current_app, g, request, session
 from markupsafe import Markup
 
-from .. import forgery, sharedcache
-from ..assets import static_url
-from ..cookies import request_cookies
+from ... import forgery, sharedcache
+from ...assets import static_url
+from ...cookies import request_cookies
+from ..model.choice import ConsentState
+from ..model.google_consent_mode import consent_mode, consent_mode_script, policy_origins
+from ..model.registry import Script
+from ..model.variant_cookie import keep_variant_cookie_right
 from . import csp
-from .choice import ConsentState
-from .consent_mode import consent_mode, consent_mode_script, policy_origins
-from .current import build_engine, current_consent, engine, shown_registry
-from .firewall import strip_forbidden_cookies
+from .cookie_firewall import strip_forbidden_cookies
+from .embed_providers import allowed_once_providers, frame_origins
+from .engine import build_engine, current_consent, engine, shown_registry
 from .gpc import record_gpc_opt_out_once
-from .providers import allowed_once_providers, frame_origins
-from .registry import Script
-from .variant import keep_variant_cookie_right
 
 CONSENT_SCRIPT = "js/consent.js"
 

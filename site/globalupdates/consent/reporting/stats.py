@@ -21,16 +21,14 @@ category an older revision did not offer shows a low rate there. A choice is "un
 when the browser sent the signal as it was made. Days, weeks (from Monday) and months are
 UTC, like the records. Each group also counts its choices per notice language: the language
 of the page the choice was made on (``not_recorded`` for records made before that was kept).
+``stats_formats`` writes the figures out.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -47,14 +45,11 @@ from sqlalchemy import (
     true,
 )
 
-from ..extensions import db
-from .chain import RECORDS
-from .gpc import GPC_OPT_OUT_ACTION
-from .records import as_utc, utc_text
-from .views import WITHDRAWAL
+from ...extensions import db
+from ..model.record_actions import ACCEPT_ALL, GPC_OPT_OUT, REJECT_ALL, WITHDRAWAL
+from ..proof.chain import RECORDS
+from ..proof.records import as_utc
 
-ACCEPT_ALL = "accept_all"
-REJECT_ALL = "reject_all"
 PERIODS = ("day", "week", "month")
 UNREADABLE_PERIOD = "unreadable date"
 # The times whose day Python can hold: a stored time outside them has none.
@@ -149,7 +144,7 @@ def grants(key: str) -> ColumnElement[bool]:
 
 def tally_columns(categories: Sequence[str]) -> list[ColumnElement[int]]:
     action = RECORDS.c.action
-    choice = action != GPC_OPT_OUT_ACTION
+    choice = action != GPC_OPT_OUT
     return [
         count_where(choice),
         count_where(action == ACCEPT_ALL),
@@ -157,7 +152,7 @@ def tally_columns(categories: Sequence[str]) -> list[ColumnElement[int]]:
         count_where(choice, action.not_in((ACCEPT_ALL, REJECT_ALL))),
         count_where(action == WITHDRAWAL),
         count_where(choice, RECORDS.c.gpc == true()),
-        count_where(action == GPC_OPT_OUT_ACTION),
+        count_where(action == GPC_OPT_OUT),
         *(count_where(choice, grants(key)) for key in categories),
     ]
 
@@ -279,136 +274,3 @@ def next_period(by: str) -> Callable[[date], date]:
     if by == "week":
         return lambda day: day + timedelta(days=7)
     return lambda day: (day.replace(day=28) + timedelta(days=4)).replace(day=1)
-
-
-def as_rows(stats: ConsentStats) -> list[dict[str, Any]]:
-    """One flat row per group, the same for JSON and CSV; shares are fractions of choices."""
-    return [row_of(group, stats.categories, stats.languages) for group in stats.groups]
-
-
-def row_of(
-    group: Group, categories: Sequence[str], languages: Sequence[str] = ()
-) -> dict[str, Any]:
-    tally = group.tally
-    row: dict[str, Any] = {"group": group.kind, "key": group.key, "choices": tally.choices}
-    for name in ("accept_all", "reject_all", "custom"):
-        row[name] = getattr(tally, name)
-        row[f"{name}_share"] = rounded(tally.share(getattr(tally, name)))
-    row["withdrawals"] = tally.withdrawals
-    row["gpc"] = tally.gpc
-    row["gpc_share"] = rounded(tally.share(tally.gpc))
-    row["gpc_opt_outs"] = tally.gpc_opt_outs
-    for key, count in zip(categories, tally.opt_ins, strict=True):
-        row[f"{key}_opt_ins"] = count
-        row[f"{key}_opt_in_rate"] = rounded(tally.share(count))
-    for language in languages:
-        row[f"choices_in_{language}"] = tally.choices_in(language)
-    return row
-
-
-def rounded(share: float | None) -> float | None:
-    return None if share is None else round(share, 4)
-
-
-def range_text(stats: ConsentStats) -> str:
-    since = utc_text(stats.since) if stats.since else "the first record"
-    until = utc_text(stats.until) if stats.until else "now"
-    return f"from {since} until {until}"
-
-
-def as_json(stats: ConsentStats, generated_at: datetime | None = None) -> str:
-    document = {
-        "generated_at": utc_text(generated_at or datetime.now(UTC)),
-        "since": utc_text(stats.since) if stats.since else None,
-        "until": utc_text(stats.until) if stats.until else None,
-        "by": stats.by,
-        "optional_categories": list(stats.categories),
-        "languages": list(stats.languages),
-        "groups": as_rows(stats),
-    }
-    return json.dumps(document, indent=2) + "\n"
-
-
-def as_csv(stats: ConsentStats) -> str:
-    rows = as_rows(stats)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
-def percent(share: float | None) -> str:
-    return "-" if share is None else f"{share * 100:.1f}%"
-
-
-def table_cells(group: Group) -> list[str]:
-    tally = group.tally
-    label = group.key if group.kind == "all" else f"{group.kind} {group.key}"
-    return [
-        label,
-        str(tally.choices),
-        percent(tally.share(tally.accept_all)),
-        percent(tally.share(tally.reject_all)),
-        percent(tally.share(tally.custom)),
-        str(tally.withdrawals),
-        percent(tally.share(tally.gpc)),
-        str(tally.gpc_opt_outs),
-        *(percent(tally.share(count)) for count in tally.opt_ins),
-    ]
-
-
-TABLE_HEADINGS = (
-    "group",
-    "choices",
-    "accept all",
-    "reject all",
-    "custom",
-    "withdrawals",
-    "under GPC",
-    "GPC opt-outs",
-)
-
-
-def table_lines(stats: ConsentStats) -> Iterable[str]:
-    """An aligned plain-text table, with a legend saying what the columns count."""
-    headings = [*TABLE_HEADINGS, *stats.categories]
-    body = [table_cells(group) for group in stats.groups]
-    widths = [max(len(row[i]) for row in [headings, *body]) for i in range(len(headings))]
-
-    def line(cells: Sequence[str]) -> str:
-        first = cells[0].ljust(widths[0])
-        rest = (cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True))
-        return "  ".join([first, *rest]).rstrip()
-
-    yield f"Consent choices {range_text(stats)} (UTC)"
-    yield line(headings)
-    yield from (line(cells) for cells in body)
-    yield ""
-    yield f"Choices by notice language: {languages_text(stats)}"
-    yield ""
-    yield from TABLE_LEGEND
-
-
-def languages_text(stats: ConsentStats) -> str:
-    """ "en 4 (66.7%), de 2 (33.3%)": every choice in range, by the language of its notice."""
-    total = stats.total
-    parts = [
-        f"{language.replace('_', ' ')} {total.choices_in(language)} "
-        f"({percent(total.share(total.choices_in(language)))})"
-        for language in stats.languages
-    ]
-    return ", ".join(parts) or "none"
-
-
-TABLE_LEGEND = (
-    "Shares and opt-in rates are of choices. Custom: a save on the preferences page, or a",
-    "withdrawal (a save or Reject All that took back an earlier grant). Under GPC: the",
-    "browser sent Global Privacy Control as the choice was made. GPC opt-outs: choices the",
-    "signal revised later; they are not choices and are left out of every share.",
-    "Category columns: the share of choices that opted in to each optional category.",
-)
-
-
-def as_table(stats: ConsentStats) -> str:
-    return "\n".join(table_lines(stats)) + "\n"

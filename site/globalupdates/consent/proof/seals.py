@@ -1,7 +1,7 @@
 """What a consent record's ``hash`` and an anchor's ``mac`` are computed over.
 
 A keyed record's hash is an HMAC-SHA256, under the proof key its ``key_id`` names, over its
-fields, its link and the key id (see ``chain`` and ``proofkeys``); a record made before proof
+fields, its link and the key id (see ``chain`` and ``proof_keys``); a record made before proof
 keys has a plain SHA-256 over its fields and link. The same functions sign a new record,
 check the chain's head before an append, and verify the whole chain.
 """
@@ -19,7 +19,7 @@ GENESIS_HASH = "0" * 64
 
 
 class MacKey(Protocol):
-    """A proof key as sealing sees it (``proofkeys.ProofKey``)."""
+    """A proof key as sealing sees it (``proof_keys.ProofKey``)."""
 
     @property
     def key_id(self) -> str: ...

@@ -14,8 +14,8 @@ import hashlib
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from .choice import ConsentState
-from .registry import Registry, Script
+from ..model.choice import ConsentState
+from ..model.registry import Registry, Script
 
 REPORT_PATH = "/csp-report"
 REPORT_GROUP = "csp"

@@ -18,20 +18,11 @@ from flask import current_app
 from markupsafe import Markup
 from pygal.etree import etree
 
-from .current import engine
-from .records import utc_text
-from .stats import (
-    TABLE_HEADINGS,
-    TABLE_LEGEND,
-    ConsentStats,
-    Tally,
-    consent_stats,
-    languages_text,
-    period_keys,
-    range_text,
-    table_cells,
-)
-from .verification import ChainReport, verify_chain
+from ..proof.records import utc_text
+from ..proof.verification import ChainReport, verify_chain
+from ..web.engine import engine
+from .stats import ConsentStats, Tally, consent_stats, period_keys
+from .stats_formats import TABLE_HEADINGS, TABLE_LEGEND, languages_text, range_text, table_cells
 
 
 def drop_pygal_map_importer() -> None:

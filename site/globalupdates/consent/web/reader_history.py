@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ..extensions import db
-from .records import ConsentRecord, utc_text
+from ...extensions import db
+from ..proof.records import ConsentRecord, utc_text
 
 HISTORY_FIELDS = (
     "created_at",

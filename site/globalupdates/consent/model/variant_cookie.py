@@ -24,7 +24,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, request
 
-from ..cookies import occurrences, request_cookies
+from ...cookies import occurrences, request_cookies
 from .choice import ConsentState, StoredChoice
 
 Environ = Mapping[str, Any]

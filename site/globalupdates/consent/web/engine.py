@@ -15,11 +15,12 @@ from typing import Any
 from cachetools import LRUCache
 from flask import Flask, current_app, g, has_request_context, request, session
 
-from ..i18n import page_language
-from .choice import ConsentState, gpc_signal, resolve
-from .consent_mode import configured_tag_id
-from .forms import PreferencesForm, preferences_form_class
-from .registry import Registry, RegistryError, load_registry
+from ...i18n import page_language
+from ..model.choice import ConsentState, gpc_signal, resolve
+from ..model.google_consent_mode import configured_tag_id
+from ..model.registry import Registry
+from ..model.registry_file import RegistryError, load_registry
+from .preferences_form import PreferencesForm, preferences_form_class
 
 POLICY_MEMO_BYTES = 512 * 1024
 

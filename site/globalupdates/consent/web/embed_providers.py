@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from flask import g
 
-from .choice import ConsentState
-from .current import current_consent, engine, shown_registry
-from .registry import Provider
+from ..model.choice import ConsentState
+from ..model.registry import Provider
+from .engine import current_consent, engine, shown_registry
 
 
 def declared_provider(key: str) -> Provider | None:

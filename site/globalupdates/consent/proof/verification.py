@@ -12,8 +12,7 @@ stored hash, so one altered record is reported once and does not condemn all tha
 from __future__ import annotations
 
 import hmac
-import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -21,29 +20,23 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import Connection, select
 
-from ..extensions import db
-from .chain import Checkpoint
-from .proofkeys import Keyring, ProofKey, load_keyring
+from ...extensions import db
+from .checkpoints import KeptCheckpoint
+from .proof_keys import Keyring, ProofKey, load_keyring
 from .records import utc_text
 from .seals import GENESIS_HASH, seal_anchor, seal_record
-from .stored import (
+from .stored_rows import (
     ANCHOR_FIELDS,
     RECORD_FIELDS,
     RECORDS,
-    Malformed,
     parse_row,
     raw,
     raw_anchors,
     raw_records,
-    shown,
-    text_value,
     tolerant_text,
-    whole_number,
 )
 
 KEPT_PROBLEMS = 100  # a report keeps this many messages; every one is passed to on_problem
-# A record id or count beyond a 64-bit integer is no id any database here can hold.
-LARGEST_ID = 2**63 - 1
 
 
 def same_hash(computed: str, stored: Any) -> bool:
@@ -299,73 +292,6 @@ def anchor_signed(
         note(f"anchor {anchor_id} was altered or written by hand: its mac does not match")
         return False
     return True
-
-
-@dataclass(frozen=True)
-class KeptCheckpoint:
-    """A checkpoint read back from the operator's file, named by where it was found."""
-
-    label: str
-    checkpoint: Checkpoint
-
-
-class CheckpointFileError(ValueError):
-    pass
-
-
-def read_checkpoints(lines: Iterable[bytes], source: str) -> list[KeptCheckpoint]:
-    """Every checkpoint in a file read as bytes; a line that is not one is named."""
-    kept = []
-    for number, line in enumerate(lines, start=1):
-        if line.strip():
-            try:
-                checkpoint = parse_checkpoint(line)
-            except CheckpointFileError as error:
-                raise CheckpointFileError(f"line {number}: {error}") from None
-            kept.append(KeptCheckpoint(f"{source} line {number}", checkpoint))
-    if not kept:
-        raise CheckpointFileError(f"{source} holds no checkpoint")
-    return kept
-
-
-CHECKPOINT_FIELDS: dict[str, Callable[[Any], Any]] = {
-    "record_id": whole_number,
-    "hash": text_value,
-    "count": whole_number,
-    "taken_at": text_value,
-}
-
-
-def parse_checkpoint(line: bytes) -> Checkpoint:
-    """One line written by ``flask consent checkpoint``; ``CheckpointFileError`` names what
-    is wrong with any other."""
-    written_by = "not a checkpoint written by `flask consent checkpoint`"
-    try:
-        data = json.loads(line.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise CheckpointFileError(f"{written_by}: it is not UTF-8 text") from None
-    except RecursionError:
-        raise CheckpointFileError(f"{written_by}: its JSON is nested too deeply") from None
-    except ValueError:
-        raise CheckpointFileError(f"{written_by}: {shown(line.strip())}") from None
-    if not isinstance(data, dict):
-        raise CheckpointFileError(f"{written_by}: it is not a JSON object ({shown(line.strip())})")
-    fields = {}
-    for name, parse in CHECKPOINT_FIELDS.items():
-        try:
-            fields[name] = parse(data[name])
-        except KeyError:
-            raise CheckpointFileError(f"{written_by}: it has no {name}") from None
-        except Malformed as error:
-            raise CheckpointFileError(
-                f"{written_by}: {name} {error} ({shown(data[name])})"
-            ) from None
-    for name in ("record_id", "count"):
-        if not 0 <= fields[name] <= LARGEST_ID:
-            raise CheckpointFileError(
-                f"{written_by}: {name} {fields[name]} is out of range (0 to {LARGEST_ID})"
-            )
-    return Checkpoint(**fields)
 
 
 def check_checkpoint(
