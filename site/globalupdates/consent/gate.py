@@ -32,13 +32,12 @@ CONSENT_SCRIPT = "js/consent.js"
 
 
 def init_gate(app: Flask) -> None:
-    """Flask runs after-request hooks last-registered first, so the consent step is put at
-    the front of the list: it runs after every other hook, and none of them can add a
+    """Build the engine and give templates the reader's state. The request steps,
+    ``resolve_consent`` and ``apply_consent_to_response``, are registered by ``pipeline``:
+    the consent step runs after every other after-request hook, so none of them can add a
     cookie past the firewall or replace the policy it sets."""
     build_engine(app)
-    app.before_request(resolve_consent)
     app.context_processor(consent_context)
-    app.after_request_funcs.setdefault(None, []).insert(0, apply_consent_to_response)
 
 
 def resolve_consent() -> None:
