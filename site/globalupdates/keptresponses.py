@@ -35,6 +35,7 @@ from werkzeug.http import is_resource_modified, unquote_etag
 from .consent.choice import ConsentState, gpc_signal, resolve
 from .consent.variant import is_settled
 from .cookies import request_cookies
+from .httpheaders import forbids_storing
 from .pagecache import KEPT_KEY, kept_key
 from .sessions import session_contents
 
@@ -77,10 +78,12 @@ def not_modified_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]
 def is_keepable(status: str, headers: list[tuple[str, str]]) -> bool:
     """A whole page that sets no cookie and that some cache may keep."""
     names = {name.lower(): value for name, value in headers}
+    control = names.get("cache-control")
     return (
         status.startswith("200 ")
         and "set-cookie" not in names
-        and "no-store" not in names.get("cache-control", "no-store")
+        and control is not None
+        and not forbids_storing(control)
     )
 
 

@@ -50,6 +50,7 @@ from .consent.gate import share_page
 from .consent.providers import allowed_once_providers
 from .cookies import request_cookies
 from .extensions import page_cache
+from .httpheaders import forbids_storing
 
 Environ = dict[str, Any]
 Cookies = Mapping[str, str]
@@ -243,14 +244,13 @@ def accepts_gzip(environ: Environ) -> bool:
 
 @lru_cache(maxsize=256)
 def takes_gzip(accept_encoding: str) -> bool:
-    """Whether ``Accept-Encoding`` takes gzip: its own entry decides, else ``*``; a quality
-    of zero refuses. Browsers send a handful of spellings, so each is read once."""
+    """Whether ``Accept-Encoding`` takes gzip, as Werkzeug reads it: gzip's own entry decides
+    (or ``x-gzip``'s, its old name, when only that is named), else ``*``; a quality of zero
+    refuses. Browsers send a handful of spellings, so each is read once."""
     accepted = parse_accept_header(accept_encoding)
-    for coding in ("gzip", "x-gzip", "*"):
-        for value, quality in accepted:
-            if value.lower() == coding:
-                return quality > 0
-    return False
+    named = {value.lower() for value in accepted.values()}
+    spelling = "x-gzip" if "x-gzip" in named and "gzip" not in named else "gzip"
+    return accepted.quality(spelling) > 0
 
 
 def kept_key(
@@ -346,7 +346,7 @@ def is_cacheable_page(response: Response) -> bool:
     return (
         response.status_code == 200
         and response.mimetype == "text/html"
-        and "no-store" not in response.headers.get("Cache-Control", "")
+        and not forbids_storing(response.headers.get("Cache-Control"))
         and not allowed_once_providers()
     )
 

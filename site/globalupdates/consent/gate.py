@@ -18,6 +18,7 @@ from markupsafe import Markup
 from .. import forgery, sharedcache
 from ..assets import static_url
 from ..cookies import request_cookies
+from ..httpheaders import forbids_storing, varies_on
 from . import csp
 from .choice import ConsentState
 from .consent_mode import consent_mode, consent_mode_script, policy_origins
@@ -29,6 +30,7 @@ from .registry import Script
 from .variant import keep_variant_cookie_right
 
 CONSENT_SCRIPT = "js/consent.js"
+CONSENT_VARY = ("Cookie", "Sec-GPC")
 
 
 def init_gate(app: Flask) -> None:
@@ -125,9 +127,9 @@ def set_cache_policy(response: Response) -> None:
     a shared cache may still be told to store it when the site verified its key
     (``sharedcache``).
     """
-    if "Sec-GPC" not in response.headers.get("Vary", ""):
-        response.vary.update(("Cookie", "Sec-GPC"))
-    if "no-store" in response.headers.get("Cache-Control", ""):
+    if not varies_on(response.headers.get("Vary"), CONSENT_VARY):
+        response.vary.update(CONSENT_VARY)
+    if forbids_storing(response.headers.get("Cache-Control")):
         return
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     sets_cookie = session.modified or "Set-Cookie" in response.headers
