@@ -16,11 +16,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
+from typing import Any
 
 from flask import Blueprint, Flask, current_app, request
 from flask_babel import lazy_gettext
 from flask_limiter import RouteLimit
-from flask_limiter._limits import RuntimeLimit
 from limits.storage import Storage
 from limits.strategies import FixedWindowRateLimiter
 
@@ -104,11 +104,11 @@ class ConfiguredLimit(RouteLimit):
     each app still gets the limit its own config names.
     """
 
-    parsed: dict[str, tuple[RuntimeLimit, ...]] = dataclasses.field(
+    parsed: dict[str, tuple[Any, ...]] = dataclasses.field(
         default_factory=dict, hash=False, compare=False, repr=False
     )
 
-    def __iter__(self) -> Iterator[RuntimeLimit]:
+    def __iter__(self) -> Iterator[Any]:  # Flask-Limiter's RuntimeLimit, not exported
         text = self.limit_provider() if callable(self.limit_provider) else self.limit_provider
         limits = self.parsed.get(text)
         if limits is None:
