@@ -156,6 +156,65 @@ def test_the_architecture_guide_lists_the_steps_in_the_order_they_run():
     assert after == [pipeline.step_name(step) for step in pipeline.AFTER_VIEW]
 
 
+EXTENSION_INSTANCES = {"db", "babel", "page_cache", "static_digest", "limiter"}
+HOOK_LISTS = re.compile(r"^(before|after|teardown)_(request|appcontext)_funcs$")
+# Flask-Limiter 4 has no public way to choose the store it falls back to while the configured
+# one is down; its own (limits' memory://) starts a timer thread for most requests it counts,
+# so ratelimits.fall_back_to_worker_memory replaces it. Nothing else may reach inside.
+KNOWN_PRIVATE_ACCESS = {
+    ("globalupdates.ratelimits", "fall_back_to_worker_memory", "limiter._fallback_limiter"),
+    ("globalupdates.ratelimits", "fall_back_to_worker_memory", "limiter._strategy"),
+    ("globalupdates.ratelimits", "fall_back_to_worker_memory", "limiter._fallback_storage"),
+}
+
+
+def reaching_in(name: str, path: Path) -> set[tuple[str, str, str]]:
+    """Where a module reaches into an extension or reorders Flask's hook lists: a private
+    attribute of an extension instance, an import from an extension's private module, and any
+    use of Flask's hook lists other than reading them."""
+    found: set[tuple[str, str, str]] = set()
+
+    def visit(node: ast.AST, function: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            inner = child.name if isinstance(child, ast.FunctionDef) else function
+            if isinstance(child, ast.Attribute) and isinstance(child.value, ast.Name):
+                private = child.attr.startswith("_") and not child.attr.startswith("__")
+                if private and child.value.id in EXTENSION_INSTANCES:
+                    found.add((name, function, f"{child.value.id}.{child.attr}"))
+            if isinstance(child, ast.Attribute) and HOOK_LISTS.match(child.attr):
+                found.add((name, function, child.attr))
+            if isinstance(child, ast.ImportFrom) and child.module and not child.level:
+                parts = child.module.split(".")
+                if parts[0].startswith("flask_") and any(p.startswith("_") for p in parts[1:]):
+                    found.add((name, function, f"import {child.module}"))
+            visit(child, inner)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")), "<module>")
+    return found
+
+
+def test_no_module_reorders_flask_hooks_or_reaches_into_an_extension():
+    paths = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    found = set().union(*(reaching_in(name, path) for name, path in paths.items()))
+    assert found == KNOWN_PRIVATE_ACCESS
+
+
+def test_the_source_check_finds_an_insert_at_the_front_and_a_private_attribute(tmp_path):
+    module = tmp_path / "hooks.py"
+    module.write_text(
+        "from flask_limiter._limits import RuntimeLimit\n"
+        "def init_app(app):\n"
+        "    app.before_request_funcs.setdefault(None, []).insert(0, check)\n"
+        "    limiter._key_prefix = 'a'\n",
+        encoding="utf-8",
+    )
+    assert reaching_in("hooks", module) == {
+        ("hooks", "<module>", "import flask_limiter._limits"),
+        ("hooks", "init_app", "before_request_funcs"),
+        ("hooks", "init_app", "limiter._key_prefix"),
+    }
+
+
 def test_a_hook_registered_ahead_of_the_consent_step_still_meets_the_firewall(app, client):
     """Any hook behind the first entry of the list runs before the consent step, so a cookie
     it sets without a grant is stripped and the policy it writes is replaced."""
