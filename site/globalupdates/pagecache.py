@@ -40,7 +40,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, has_app_context, make_response, request
 from werkzeug.datastructures import Headers
-from werkzeug.http import is_resource_modified, parse_accept_header
+from werkzeug.http import parse_accept_header
 from werkzeug.wsgi import get_host
 
 from . import redisoptions, sharedcache
@@ -50,7 +50,7 @@ from .consent.gate import share_page
 from .consent.providers import allowed_once_providers
 from .cookies import request_cookies
 from .extensions import page_cache
-from .httpheaders import forbids_storing
+from .httpheaders import forbids_storing, not_modified
 
 Environ = dict[str, Any]
 Cookies = Mapping[str, str]
@@ -357,7 +357,7 @@ def respond(entry: CachedPage) -> Response:
     gzipped = accepts_gzip(environ)
     etag = f"{entry.etag}-gzip" if gzipped else entry.etag
     headers = Headers([("ETag", f'"{etag}"'), ("Vary", PAGE_VARY)])
-    if not is_resource_modified(environ, etag=etag, ignore_if_range=True):
+    if not_modified(environ, etag):
         return Response(status=304, headers=headers)
     if gzipped:
         headers.add("Content-Encoding", "gzip")

@@ -7,9 +7,16 @@ from __future__ import annotations
 import gzip
 
 import pytest
+from werkzeug.http import is_resource_modified
 
 from globalupdates.articles.importer import import_paths
-from globalupdates.httpheaders import forbids_storing, varies_on
+from globalupdates.httpheaders import (
+    DISTINCT_VALIDATORS,
+    forbids_storing,
+    not_modified,
+    validator_matches,
+    varies_on,
+)
 from globalupdates.keptresponses import is_keepable
 from globalupdates.pagecache import takes_gzip
 from tests.support.apps import CONTENT_DIR
@@ -166,3 +173,27 @@ def test_only_the_no_store_directive_keeps_a_response_out_of_the_kept_responses(
     assert is_keepable("200 OK", [("Cache-Control", 'private, community="no-store"')])
     assert not is_keepable("200 OK", [("Cache-Control", "private, No-Store")])
     assert not is_keepable("200 OK", [("Content-Type", "text/html")])
+
+
+@pytest.mark.parametrize(
+    "headers, unchanged",
+    [
+        ({}, False),
+        ({"HTTP_IF_NONE_MATCH": '"abc"'}, True),
+        ({"HTTP_IF_NONE_MATCH": 'W/"abc"'}, True),
+        ({"HTTP_IF_NONE_MATCH": "*"}, True),
+        ({"HTTP_IF_NONE_MATCH": '"ab", "abcd"'}, False),
+        ({"HTTP_IF_NONE_MATCH": '"abc"', "HTTP_IF_MATCH": '"other"'}, True),
+        ({"HTTP_IF_MODIFIED_SINCE": "Thu, 01 Jan 2099 00:00:00 GMT"}, False),
+    ],
+)
+def test_a_304_is_what_werkzeug_decides(headers, unchanged):
+    environ = {"REQUEST_METHOD": "GET", **headers}
+    assert not_modified(environ, "abc") is unchanged
+    assert unchanged is not is_resource_modified(environ, etag="abc", ignore_if_range=True)
+
+
+def test_the_validator_memo_keeps_a_bounded_number_of_answers():
+    for number in range(DISTINCT_VALIDATORS + 50):
+        not_modified({"HTTP_IF_NONE_MATCH": f'"{number}"'}, "abc")
+    assert validator_matches.cache_info().currsize == DISTINCT_VALIDATORS
