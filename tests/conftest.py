@@ -31,6 +31,10 @@ from tests.support.databases import PostgresTestDatabase, backend_names, configu
 if static_manifest_is_stale(STATIC_DIR):
     compile_static(STATIC_DIR)
 
+# Counts the PostgreSQL cases, says at the end how many did not run, and with
+# --require-postgresql (CI) fails the run when any did not.
+pytest_plugins = ["pytester", "tests.support.postgresql_cases"]
+
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.support.databases import PostgresTestDatabase, configured_postgres_url, libpq_conninfo
+from tests.support.databases import PostgresTestDatabase, libpq_conninfo
 from tests.support.gunicorn_server import Server, running_gunicorn
 from tests.support.pages import ARTICLE
 from tests.support.tcp_proxy import CuttableRelay
@@ -62,7 +62,7 @@ def postgres_behind_relay(database_uri: str, relay: CuttableRelay) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not configured_postgres_url(), reason="needs TEST_DATABASE_URL (CI sets it)")
+@pytest.mark.postgresql
 def test_postgresql_unreachable_gives_503_then_recovers(
     migrated_postgres: PostgresTestDatabase, tmp_path: Path
 ):

@@ -21,12 +21,9 @@ from globalupdates.consent import proofkeys
 from globalupdates.extensions import db
 from tests.serving.test_database_outages import assert_clear_503, healthz, stored_choices
 from tests.support.consent import choose
-from tests.support.databases import PostgresTestDatabase, configured_postgres_url
+from tests.support.databases import PostgresTestDatabase
 from tests.support.pages import ARTICLE
 
-needs_postgres = pytest.mark.skipif(
-    not configured_postgres_url(), reason="needs TEST_DATABASE_URL (CI sets it)"
-)
 PROBE_SECONDS = 1.0
 
 
@@ -124,7 +121,7 @@ def change_privilege(admin: psycopg.Connection, statement: str, table: str, role
     admin.execute(sql.SQL(statement).format(sql.Identifier(table), sql.Identifier(role)))
 
 
-@needs_postgres
+@pytest.mark.postgresql
 def test_a_revoked_insert_on_the_records_is_an_outage_until_granted_again(sites, site_role):
     role_uri, admin = site_role
     app = sites(role_uri)
@@ -143,7 +140,7 @@ def test_a_revoked_insert_on_the_records_is_an_outage_until_granted_again(sites,
     assert choose(client, "reject_all").status_code == 303
 
 
-@needs_postgres
+@pytest.mark.postgresql
 def test_a_revoked_select_on_articles_is_an_outage_until_granted_again(sites, site_role):
     role_uri, admin = site_role
     app = sites(role_uri)

@@ -369,13 +369,14 @@ def test_after_a_registry_revision_every_reader_is_asked_again_within_the_pages_
     settings = {"WEB_CONCURRENCY": "1", **PROXY_FIX, **RAISED_LIMITS}
     settings["FLASK_SHARED_PAGE_MAX_AGE"] = "1"
     url = fresh(ARTICLE, "revision")
-    with running_gunicorn(f"sqlite:///{database}", tmp_path / "before", settings, port=port):
+    instance = tmp_path / "site"  # one instance folder, its proof keys kept across the restart
+    with running_gunicorn(f"sqlite:///{database}", instance, settings, port=port):
         accepted = reader(site, "accept_all")
         assert_page_of(visit(site, url, accepted), ALL)
         assert visit(site, url, accepted).cache_status == "HIT"
     raised = operator_registry(tmp_path, revision=load_registry(None).revision + 1)
     settings["FLASK_CONSENT_REGISTRY"] = str(raised)
-    with running_gunicorn(f"sqlite:///{database}", tmp_path / "after", settings, port=port):
+    with running_gunicorn(f"sqlite:///{database}", instance, settings, port=port):
         time.sleep(1.2)
         for _ in range(2):
             answer = visit(site, url, accepted)

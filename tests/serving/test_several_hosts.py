@@ -42,7 +42,7 @@ from globalupdates.consent.proofkeys import KEY_FILE_HEADER, KEY_FILE_NAME, key_
 from tests.serving.test_load import stored_consents
 from tests.support.articles import article_markdown
 from tests.support.consent import SAME_ORIGIN, checked_boxes
-from tests.support.databases import PostgresTestDatabase, configured_postgres_url
+from tests.support.databases import PostgresTestDatabase
 from tests.support.gunicorn_server import SECRET_KEY, Server, running_gunicorn, server_environment
 from tests.support.load_client import consent_id_in
 from tests.support.nginx_hosts import HOSTS_CONF, hosts_conf_for, hosts_nginx, several_hosts_conf
@@ -60,9 +60,6 @@ from tests.support.proxied_site import (
 from tests.support.servers import free_port, silent_port
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
-NEEDS_POSTGRES = pytest.mark.skipif(
-    not configured_postgres_url(), reason="needs TEST_DATABASE_URL (CI sets it)"
-)
 # Shorter than the defaults (10 s and 30 s), so that the documented bound on an edit, the
 # content check plus the time nginx keeps a page, is seconds here.
 CONTENT_CHECK_SECONDS = 2
@@ -314,7 +311,7 @@ def recorded_choices(database_uri: str) -> int:
     return sum(stored_consents(database_uri).values())
 
 
-@NEEDS_POSTGRES
+@pytest.mark.postgresql
 @pytest.mark.slow
 def test_readers_see_one_site_through_either_host(two_hosts: TwoHosts):
     host_a, host_b = two_hosts.hosts
@@ -485,7 +482,7 @@ def refuses_connections(port: int) -> bool:
     return False
 
 
-@NEEDS_POSTGRES
+@pytest.mark.postgresql
 @pytest.mark.slow
 def test_a_host_killed_under_load_loses_no_get_and_no_answered_choice(two_hosts: TwoHosts):
     host_a, host_b = two_hosts.hosts

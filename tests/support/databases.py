@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import secrets
+from typing import Any
 
 import psycopg
+import pytest
 from psycopg import sql
 from sqlalchemy.engine import URL, make_url
 
@@ -23,9 +25,11 @@ def configured_postgres_url() -> str | None:
     return os.environ.get(TEST_DATABASE_URL) or None
 
 
-def backend_names() -> list[str]:
-    """SQLite always; PostgreSQL as well whenever a server is configured."""
-    return ["sqlite", "postgresql"] if configured_postgres_url() else ["sqlite"]
+def backend_names() -> list[Any]:
+    """The parameters of a fixture that gives a test once per database: SQLite, and PostgreSQL
+    marked as a PostgreSQL case (``tests/support/postgresql_cases.py`` runs it only when
+    ``TEST_DATABASE_URL`` names a server, and says how many did not run)."""
+    return ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
 
 
 def libpq_conninfo(url: URL) -> str:
