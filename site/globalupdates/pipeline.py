@@ -77,7 +77,7 @@ def register(app: Flask) -> None:
 
 
 def take_until(steps: list[Step], extension: ExtensionHooks) -> list[Step]:
-    """Remove and return the steps ahead of ``extension``, and the extension itself."""
+    """The steps ahead of ``extension``, taken out of ``steps`` with the extension itself."""
     index = steps.index(extension)
     taken = steps[:index]
     del steps[: index + 1]

@@ -213,8 +213,9 @@ class WorkerMemoryStorage(Storage):
 @limiter.request_filter
 def a_safe_request() -> bool:
     """Every limit here is on POST, so a GET or HEAD skips Flask-Limiter's per-request
-    resolution of limits, which cost as much as serving a cached page. Flask-Limiter asks its
-    request filters before it resolves any limit."""
+    resolution of limits, which cost as much as serving a cached page: Flask-Limiter asks its
+    request filters before it resolves any limit (what is left of its hook on a GET is a
+    look-up of exemptions, about 20 µs)."""
     return request.method in SAFE_METHODS
 
 
