@@ -24,10 +24,10 @@ from . import (
     i18n,
     keptresponses,
     pagecache,
+    pipeline,
     prepare,
     proxy,
     ratelimits,
-    security,
     sharedcache,
 )
 from .config import PROJECT_ROOT, Defaults
@@ -56,6 +56,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.session_interface = HttpsSecureSessionInterface()
     register_extensions(app)
     register_features(app)
+    pipeline.register(app)
     register_page_cache(app)
     register_template_globals(app)
     editions.add_edition_rules(app)
@@ -135,23 +136,14 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_features(app: Flask) -> None:
-    """Register the packages; their request hooks run in this order, whatever the order here.
-
-    Before the view: the forgery check (``forgery``: it puts itself first, so a refused
-    request reaches nothing that writes), the reader's consent (``consent.web.request_hooks``),
-    then the rate limits of unsafe requests (``ratelimits``, keyed by the reader the consent
-    names). After the view: Flask-Limiter's headers, the security headers (``security``), the
-    cache policy of fingerprinted files (``assets``), and last the consent step (cookie
-    firewall, Content-Security-Policy, cache policy), which puts itself at the end. A test
-    holds them to this order.
-    """
+    """Register the packages. None of them adds a request hook: the steps before and after
+    the view are listed, in the order they run, in ``pipeline``."""
     forgery.init_app(app)
     consent.init_app(app)
     articles.init_app(app)
     features.init_app(app)
     health.init_app(app)
     errors.init_app(app)
-    security.init_app(app)
     ratelimits.init_app(app)
     prepare.init_app(app)
 

@@ -33,7 +33,6 @@ DIGESTED_NAME = re.compile(r"-[0-9a-f]{32}(\.[\w.]+)?$")
 def init_app(app: Flask) -> None:
     static_digest.init_app(app)
     app.add_template_global(static_url)
-    app.after_request(cache_digested_files_for_good)
 
 
 def static_url(filename: str) -> str:

@@ -84,12 +84,10 @@ def declare_edition_endpoint(app: Flask, endpoint: str, *, every_edition: bool =
 
 
 def add_edition_rules(app: Flask) -> None:
-    """Give each edition endpoint its rules under every other language's prefix, and send the
-    bare ``/`` to the preferred edition. Called once every package is registered, so the
-    redirect runs after the forgery check, the consent and the rate limits."""
+    """Give each edition endpoint its rules under every other language's prefix. Called once
+    every package is registered. The redirect of the bare ``/`` and the ``Content-Language``
+    are steps of ``pipeline``."""
     editions_state = state(app)
-    app.before_request(send_to_preferred_edition)
-    app.after_request(say_the_language_and_vary_the_negotiated_front_page)
     if not editions_state.prefixed:
         return
     prefix = f"/<any({', '.join(editions_state.prefixed)}):lang>"

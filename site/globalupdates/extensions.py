@@ -32,4 +32,7 @@ def _remote_address() -> str:
     return request.remote_addr or "unknown"
 
 
-limiter = Limiter(key_func=_remote_address)
+# One prefix for the limiter, so that Flask-Limiter does not take the first app's
+# RATELIMIT_KEY_PREFIX for every app of a process: the site's key functions carry each app's
+# own (ratelimits.key_prefix).
+limiter = Limiter(key_func=_remote_address, key_prefix="globalupdates")

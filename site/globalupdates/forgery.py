@@ -147,8 +147,8 @@ def was_refused() -> bool:
 
 
 def init_app(app: Flask) -> None:
-    """Registered before every other request hook, so a refused request reaches nothing that
-    writes: no rate-limit counter, no consent record, no session."""
+    """``refuse_cross_origin_requests`` is the first step of ``pipeline.BEFORE_VIEW``, so a
+    refused request reaches nothing that writes: no rate-limit counter, no consent record, no
+    session."""
     app.extensions["trusted_origins"] = trusted_origins(app.config.get("TRUSTED_ORIGINS"))
     app.extensions.setdefault("forgery_exempt", set())
-    app.before_request_funcs.setdefault(None, []).insert(0, refuse_cross_origin_requests)

@@ -30,11 +30,12 @@ from typing import Any
 from cachetools import TTLCache
 from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.http import is_resource_modified, unquote_etag
+from werkzeug.http import unquote_etag
 
 from .consent.model.choice import ConsentState, gpc_signal, resolve
 from .consent.model.variant_cookie import is_settled
 from .cookies import request_cookies
+from .httpheaders import forbids_storing, not_modified
 from .pagecache import KEPT_KEY, kept_key
 from .sessions import session_contents
 
@@ -63,7 +64,7 @@ class KeptResponse:
 
     def answer(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         etag = self.etag() if "HTTP_IF_NONE_MATCH" in environ else None
-        if etag is not None and not is_resource_modified(environ, etag=etag, ignore_if_range=True):
+        if etag is not None and not_modified(environ, etag):
             start_response("304 NOT MODIFIED", not_modified_headers(self.headers))
             return []
         start_response(self.status, list(self.headers))
@@ -77,10 +78,12 @@ def not_modified_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]
 def is_keepable(status: str, headers: list[tuple[str, str]]) -> bool:
     """A whole page that sets no cookie and that some cache may keep."""
     names = {name.lower(): value for name, value in headers}
+    control = names.get("cache-control")
     return (
         status.startswith("200 ")
         and "set-cookie" not in names
-        and "no-store" not in names.get("cache-control", "no-store")
+        and control is not None
+        and not forbids_storing(control)
     )
 
 

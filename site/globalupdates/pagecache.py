@@ -40,7 +40,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, has_app_context, make_response, request
 from werkzeug.datastructures import Headers
-from werkzeug.http import is_resource_modified, parse_accept_header
+from werkzeug.http import parse_accept_header
 from werkzeug.wsgi import get_host
 
 from . import redisoptions, sharedcache
@@ -50,6 +50,7 @@ from .consent.web.engine import current_consent
 from .consent.web.request_hooks import share_page
 from .cookies import request_cookies
 from .extensions import page_cache
+from .httpheaders import forbids_storing, not_modified
 
 Environ = dict[str, Any]
 Cookies = Mapping[str, str]
@@ -243,14 +244,13 @@ def accepts_gzip(environ: Environ) -> bool:
 
 @lru_cache(maxsize=256)
 def takes_gzip(accept_encoding: str) -> bool:
-    """Whether ``Accept-Encoding`` takes gzip: its own entry decides, else ``*``; a quality
-    of zero refuses. Browsers send a handful of spellings, so each is read once."""
+    """Whether ``Accept-Encoding`` takes gzip, as Werkzeug reads it: gzip's own entry decides
+    (or ``x-gzip``'s, its old name, when only that is named), else ``*``; a quality of zero
+    refuses. Browsers send a handful of spellings, so each is read once."""
     accepted = parse_accept_header(accept_encoding)
-    for coding in ("gzip", "x-gzip", "*"):
-        for value, quality in accepted:
-            if value.lower() == coding:
-                return quality > 0
-    return False
+    named = {value.lower() for value in accepted.values()}
+    spelling = "x-gzip" if "x-gzip" in named and "gzip" not in named else "gzip"
+    return accepted.quality(spelling) > 0
 
 
 def kept_key(
@@ -346,7 +346,7 @@ def is_cacheable_page(response: Response) -> bool:
     return (
         response.status_code == 200
         and response.mimetype == "text/html"
-        and "no-store" not in response.headers.get("Cache-Control", "")
+        and not forbids_storing(response.headers.get("Cache-Control"))
         and not allowed_once_providers()
     )
 
@@ -357,7 +357,7 @@ def respond(entry: CachedPage) -> Response:
     gzipped = accepts_gzip(environ)
     etag = f"{entry.etag}-gzip" if gzipped else entry.etag
     headers = Headers([("ETag", f'"{etag}"'), ("Vary", PAGE_VARY)])
-    if not is_resource_modified(environ, etag=etag, ignore_if_range=True):
+    if not_modified(environ, etag):
         return Response(status=304, headers=headers)
     if gzipped:
         headers.add("Content-Encoding", "gzip")

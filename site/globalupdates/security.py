@@ -6,7 +6,7 @@ this module adds the rest.
 
 from __future__ import annotations
 
-from flask import Flask, Response, current_app, request
+from flask import Response, current_app, request
 
 PERMISSIONS_POLICY = ", ".join(
     f"{feature}=()"
@@ -42,7 +42,3 @@ def add_security_headers(response: Response) -> Response:
         max_age = int(current_app.config["HSTS_MAX_AGE"])
         response.headers["Strict-Transport-Security"] = f"max-age={max_age}; includeSubDomains"
     return response
-
-
-def init_app(app: Flask) -> None:
-    app.after_request(add_security_headers)

@@ -27,6 +27,7 @@ from globalupdates.consent.web.engine import POLICY_MEMO_BYTES, PolicyMemo
 from globalupdates.consent.web.gpc import RECORDED_MEMORY, RecordedRevisions
 from globalupdates.editions import endonym
 from globalupdates.features.pageviews import STORED_COUNT_PATHS, PageViewBuffer
+from globalupdates.httpheaders import DISTINCT_VALUES, forbids_storing, varies_on
 from globalupdates.i18n import FORMATTED_DATES_KEPT, formatted
 from globalupdates.pagecache import ContentVersion, takes_gzip
 from globalupdates.pages import PAGE_MEMO_SIZE, page_exists
@@ -58,6 +59,10 @@ BOUND_TESTS = {
     "search stems": "test_search_stems_stay_within_their_number",
     "formatted dates": "test_formatted_dates_stay_within_their_number",
     "`Accept-Encoding` readings": "test_accept_encoding_readings_stay_within_their_number",
+    "response header readings": "test_response_header_readings_stay_within_their_number",
+    "conditional-request answers": (
+        "test_negotiation.py::test_the_validator_memo_keeps_a_bounded_number_of_answers"
+    ),
     "edition names": "test_edition_names_stay_within_their_number",
     "sections": "test_sections_and_stemmers_are_kept_for_the_sites_languages_only",
     "stemmers": "test_sections_and_stemmers_are_kept_for_the_sites_languages_only",
@@ -279,6 +284,16 @@ def test_accept_encoding_readings_stay_within_their_number(emptied_memos):
     for number in range(300):
         assert takes_gzip(f"gzip, x-coding-{number}")
     assert takes_gzip.cache_info().currsize == takes_gzip.cache_info().maxsize == 256
+
+
+def test_response_header_readings_stay_within_their_number():
+    forbids_storing.cache_clear()
+    varies_on.cache_clear()
+    for number in range(DISTINCT_VALUES + 50):
+        assert not forbids_storing(f"private, max-age={number}")
+        assert varies_on(f"Cookie, X-Header-{number}", ("Cookie",))
+    for memo in (forbids_storing, varies_on):
+        assert memo.cache_info().currsize == memo.cache_info().maxsize == DISTINCT_VALUES
 
 
 def test_edition_names_stay_within_their_number(app, emptied_memos):

@@ -1,35 +1,219 @@
-"""The order of the request hooks, and a package that imports without a cycle."""
+"""The order of the request hooks (``pipeline``), and a package that imports without a cycle."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
+import pytest
+from flask import Flask
+
 import globalupdates.consent as consent_engine
-from globalupdates import editions, forgery, ratelimits, security
+from globalupdates import pipeline
 from globalupdates.config import PROJECT_ROOT
 from globalupdates.consent.web import request_hooks as gate
+from tests.test_docs import HEADING, prose_lines_keeping_code
+
+ARCHITECTURE = PROJECT_ROOT / "docs" / "architecture.md"
+
+# Every function Flask calls around a view, in the order Flask keeps them. Flask runs the
+# after-request list from its end, so its first entry runs last.
+BEFORE_REQUEST = [
+    "globalupdates.forgery.refuse_cross_origin_requests",
+    "globalupdates.consent.web.request_hooks.resolve_consent",
+    "flask_limiter._extension.Limiter._check_request_limit",
+    "globalupdates.editions.send_to_preferred_edition",
+]
+AFTER_REQUEST = [
+    "globalupdates.consent.web.request_hooks.apply_consent_to_response",
+    "globalupdates.assets.cache_digested_files_for_good",
+    "globalupdates.security.add_security_headers",
+    "flask_limiter._extension.Limiter.__inject_headers",
+    "globalupdates.editions.say_the_language_and_vary_the_negotiated_front_page",
+]
+TEARDOWN_REQUEST = ["flask_limiter._extension.Limiter.__release_context"]
+TEARDOWN_APPCONTEXT = ["flask_sqlalchemy.extension.SQLAlchemy._teardown_session"]
+URL_VALUE_PREPROCESSORS = ["globalupdates.editions.take_edition_from_url"]
+LIMITER_HOOKS = {
+    "before": "flask_limiter._extension.Limiter._check_request_limit",
+    "after": "flask_limiter._extension.Limiter.__inject_headers",
+}
 
 
 def hook_name(hook: object) -> str:
-    return getattr(hook, "__qualname__", None) or repr(hook)
+    """Module and qualified name of a hook: a bound method's function, a partial's function."""
+    function = getattr(hook, "func", None) or getattr(hook, "__func__", None) or hook
+    return f"{function.__module__}.{function.__qualname__}"
 
 
-def test_the_forgery_check_runs_first_then_the_consent_then_the_rate_limits(app):
-    assert app.before_request_funcs[None] == [
-        forgery.refuse_cross_origin_requests,
-        gate.resolve_consent,
-        ratelimits.check_limits_of_unsafe_requests,
-        editions.send_to_preferred_edition,
+def hook_names(hooks: dict | list) -> list[str] | dict[object, list[str]]:
+    if isinstance(hooks, dict):
+        return {key: [hook_name(hook) for hook in value] for key, value in hooks.items()}
+    return [hook_name(hook) for hook in hooks]
+
+
+def test_every_request_hook_runs_in_the_pinned_order(app):
+    """The whole of what Flask will call, before, after and at the end of a request: moving,
+    adding or dropping any hook fails here."""
+    assert hook_names(app.url_value_preprocessors) == {None: URL_VALUE_PREPROCESSORS}
+    assert hook_names(app.before_request_funcs) == {None: BEFORE_REQUEST}
+    assert hook_names(app.after_request_funcs) == {None: AFTER_REQUEST}
+    assert hook_names(app.teardown_request_funcs) == {None: TEARDOWN_REQUEST}
+    assert hook_names(app.teardown_appcontext_funcs) == TEARDOWN_APPCONTEXT
+
+
+def expected_hooks(steps: tuple[pipeline.Step, ...], place: str) -> list[str]:
+    return [
+        LIMITER_HOOKS[place] if step is pipeline.FLASK_LIMITER else hook_name(step)
+        for step in steps
     ]
 
 
-def test_the_consent_step_runs_after_every_other_after_request_hook(app):
-    """Flask runs the list from its end: the first entry runs last."""
-    hooks = app.after_request_funcs[None]
-    assert hooks[0] is gate.apply_consent_to_response, [hook_name(h) for h in hooks]
-    assert security.add_security_headers in hooks[1:]
-    assert sum(hook is gate.apply_consent_to_response for hook in hooks) == 1
+def test_the_pipeline_lists_are_the_order_flask_runs(app):
+    """``pipeline.BEFORE_VIEW`` and ``AFTER_VIEW`` read top to bottom are the order of a
+    request; Flask keeps the after-request hooks the other way round."""
+    assert hook_names(app.before_request_funcs[None]) == expected_hooks(
+        pipeline.BEFORE_VIEW, "before"
+    )
+    assert hook_names(app.after_request_funcs[None][::-1]) == expected_hooks(
+        pipeline.AFTER_VIEW, "after"
+    )
+
+
+def test_an_extension_whose_steps_cross_is_refused(monkeypatch):
+    """Two extensions that each add a before and an after hook can only be bound in one
+    order; a pipeline that asks for the other is an error at start-up, not a silent swap."""
+    first = pipeline.ExtensionHooks("first", lambda app: None)
+    second = pipeline.ExtensionHooks("second", lambda app: None)
+    monkeypatch.setattr(pipeline, "BEFORE_VIEW", (first, second))
+    monkeypatch.setattr(pipeline, "AFTER_VIEW", (first, second))
+    with pytest.raises(RuntimeError, match="cross"):
+        pipeline.register(Flask(__name__))
+
+
+def test_two_extensions_are_bound_where_both_their_places_are_reached(monkeypatch):
+    app = Flask(__name__)
+
+    def step(name: str):
+        def hook(*args: object) -> None:
+            return None
+
+        hook.__qualname__ = name
+        return hook
+
+    a, b, c, d = (step(name) for name in "abcd")
+
+    def binder(name: str):
+        def bind(bound: Flask) -> None:
+            bound.before_request(step(f"{name}-before"))
+            bound.after_request(step(f"{name}-after"))
+
+        return bind
+
+    first = pipeline.ExtensionHooks("first", binder("first"))
+    second = pipeline.ExtensionHooks("second", binder("second"))
+    monkeypatch.setattr(pipeline, "BEFORE_VIEW", (a, first, b, second))
+    monkeypatch.setattr(pipeline, "AFTER_VIEW", (c, second, d, first))
+    pipeline.register(app)
+    names = {
+        place: [hook.__qualname__ for hook in hooks[None]]
+        for place, hooks in (
+            ("before", app.before_request_funcs),
+            ("after", app.after_request_funcs),
+        )
+    }
+    assert names["before"] == ["a", "first-before", "b", "second-before"]
+    assert names["after"][::-1] == ["c", "second-after", "d", "first-after"]
+
+
+def documented_steps(heading: str, list_title: str) -> list[str]:
+    """The first code span of each numbered item after ``list_title`` in a section."""
+    steps: list[str] = []
+    in_section = in_list = False
+    for line in prose_lines_keeping_code(ARCHITECTURE.read_text(encoding="utf-8")):
+        found = HEADING.match(line)
+        if found:
+            in_section = found.group(2) == heading
+            in_list = False
+            continue
+        if not in_section:
+            continue
+        if line.startswith(list_title):
+            in_list = True
+            continue
+        item = re.match(r"\d+\. `([^`]+)`", line)
+        if in_list and item:
+            steps.append(item.group(1))
+        elif in_list and steps and line and not line.startswith(" "):
+            break
+    return steps
+
+
+def test_the_architecture_guide_lists_the_steps_in_the_order_they_run():
+    before = documented_steps("Request hooks, in order", "Before the view")
+    after = documented_steps("Request hooks, in order", "After the view")
+    assert before == [pipeline.step_name(step) for step in pipeline.BEFORE_VIEW]
+    assert after == [pipeline.step_name(step) for step in pipeline.AFTER_VIEW]
+
+
+EXTENSION_INSTANCES = {"db", "babel", "page_cache", "static_digest", "limiter"}
+HOOK_LISTS = re.compile(r"^(before|after|teardown)_(request|appcontext)_funcs$")
+# Flask-Limiter 4 has no public way to choose the store it falls back to while the configured
+# one is down; its own (limits' memory://) starts a timer thread for most requests it counts,
+# so ratelimits.fall_back_to_worker_memory replaces it. Nothing else may reach inside.
+KNOWN_PRIVATE_ACCESS = {
+    ("globalupdates.ratelimits", "fall_back_to_worker_memory", "limiter._fallback_limiter"),
+    ("globalupdates.ratelimits", "fall_back_to_worker_memory", "limiter._strategy"),
+    ("globalupdates.ratelimits", "fall_back_to_worker_memory", "limiter._fallback_storage"),
+}
+
+
+def reaching_in(name: str, path: Path) -> set[tuple[str, str, str]]:
+    """Where a module reaches into an extension or reorders Flask's hook lists: a private
+    attribute of an extension instance, an import from an extension's private module, and any
+    use of Flask's hook lists other than reading them."""
+    found: set[tuple[str, str, str]] = set()
+
+    def visit(node: ast.AST, function: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            inner = child.name if isinstance(child, ast.FunctionDef) else function
+            if isinstance(child, ast.Attribute) and isinstance(child.value, ast.Name):
+                private = child.attr.startswith("_") and not child.attr.startswith("__")
+                if private and child.value.id in EXTENSION_INSTANCES:
+                    found.add((name, function, f"{child.value.id}.{child.attr}"))
+            if isinstance(child, ast.Attribute) and HOOK_LISTS.match(child.attr):
+                found.add((name, function, child.attr))
+            if isinstance(child, ast.ImportFrom) and child.module and not child.level:
+                parts = child.module.split(".")
+                if parts[0].startswith("flask_") and any(p.startswith("_") for p in parts[1:]):
+                    found.add((name, function, f"import {child.module}"))
+            visit(child, inner)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")), "<module>")
+    return found
+
+
+def test_no_module_reorders_flask_hooks_or_reaches_into_an_extension():
+    paths = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    found = set().union(*(reaching_in(name, path) for name, path in paths.items()))
+    assert found == KNOWN_PRIVATE_ACCESS
+
+
+def test_the_source_check_finds_an_insert_at_the_front_and_a_private_attribute(tmp_path):
+    module = tmp_path / "hooks.py"
+    module.write_text(
+        "from flask_limiter._limits import RuntimeLimit\n"
+        "def init_app(app):\n"
+        "    app.before_request_funcs.setdefault(None, []).insert(0, check)\n"
+        "    limiter._key_prefix = 'a'\n",
+        encoding="utf-8",
+    )
+    assert reaching_in("hooks", module) == {
+        ("hooks", "<module>", "import flask_limiter._limits"),
+        ("hooks", "init_app", "before_request_funcs"),
+        ("hooks", "init_app", "limiter._key_prefix"),
+    }
 
 
 def test_a_hook_registered_ahead_of_the_consent_step_still_meets_the_firewall(app, client):
@@ -41,6 +225,7 @@ def test_a_hook_registered_ahead_of_the_consent_step_still_meets_the_firewall(ap
         response.headers["Content-Security-Policy"] = "default-src *"
         return response
 
+    assert app.after_request_funcs[None][0] is gate.apply_consent_to_response
     app.after_request_funcs[None].insert(1, set_an_analytics_cookie)
     response = client.get("/cookie-policy")
     assert "_ga=" not in " ".join(response.headers.getlist("Set-Cookie"))

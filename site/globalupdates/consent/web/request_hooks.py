@@ -18,6 +18,7 @@ from markupsafe import Markup
 from ... import forgery, sharedcache
 from ...assets import static_url
 from ...cookies import request_cookies
+from ...httpheaders import forbids_storing, varies_on
 from ..model.choice import ConsentState
 from ..model.google_consent_mode import consent_mode, consent_mode_script, policy_origins
 from ..model.registry import Script
@@ -29,16 +30,16 @@ from .engine import build_engine, current_consent, engine, shown_registry
 from .gpc import record_gpc_opt_out_once
 
 CONSENT_SCRIPT = "js/consent.js"
+CONSENT_VARY = ("Cookie", "Sec-GPC")
 
 
 def init_gate(app: Flask) -> None:
-    """Flask runs after-request hooks last-registered first, so the consent step is put at
-    the front of the list: it runs after every other hook, and none of them can add a
+    """Build the engine and give templates the reader's state. The request steps,
+    ``resolve_consent`` and ``apply_consent_to_response``, are registered by ``pipeline``:
+    the consent step runs after every other after-request hook, so none of them can add a
     cookie past the firewall or replace the policy it sets."""
     build_engine(app)
-    app.before_request(resolve_consent)
     app.context_processor(consent_context)
-    app.after_request_funcs.setdefault(None, []).insert(0, apply_consent_to_response)
 
 
 def resolve_consent() -> None:
@@ -126,9 +127,9 @@ def set_cache_policy(response: Response) -> None:
     a shared cache may still be told to store it when the site verified its key
     (``sharedcache``).
     """
-    if "Sec-GPC" not in response.headers.get("Vary", ""):
-        response.vary.update(("Cookie", "Sec-GPC"))
-    if "no-store" in response.headers.get("Cache-Control", ""):
+    if not varies_on(response.headers.get("Vary"), CONSENT_VARY):
+        response.vary.update(CONSENT_VARY)
+    if forbids_storing(response.headers.get("Cache-Control")):
         return
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     sets_cookie = session.modified or "Set-Cookie" in response.headers
