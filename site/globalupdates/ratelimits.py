@@ -16,13 +16,19 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, current_app, request
 from flask_babel import lazy_gettext
 from flask_limiter import RouteLimit
-from limits.storage import Storage
-from limits.strategies import FixedWindowRateLimiter
+from limits.storage import (
+    RedisClusterStorage,
+    RedisSentinelStorage,
+    RedisStorage,
+    Storage,
+    storage_from_string,
+)
 
 from . import redisoptions
 from .consent import current_consent
@@ -142,6 +148,7 @@ def limit_posts(
 
 
 SWEEP_SECONDS = 60.0
+_T = TypeVar("_T")
 
 
 class WorkerMemoryStorage(Storage):
@@ -219,18 +226,140 @@ def a_safe_request() -> bool:
     return request.method in SAFE_METHODS
 
 
-def fall_back_to_worker_memory(app: Flask) -> None:
-    """While the configured store is down (``RATELIMIT_IN_MEMORY_FALLBACK_ENABLED``), count in
-    ``WorkerMemoryStorage`` rather than in the ``memory://`` store Flask-Limiter falls back to,
-    which starts a thread for most requests it counts. Flask-Limiter logs the switch to the
-    fallback and back, once each, and tries the store again at growing intervals (1 s, 2 s,
-    4 s ... 32 s), each try bounded by the Redis timeouts. Only for the fixed-window strategy,
-    the one ``WorkerMemoryStorage`` counts for."""
-    if limiter._fallback_limiter is None or limiter._strategy != "fixed-window":
-        return
-    storage = WorkerMemoryStorage()
-    limiter._fallback_storage = storage  # type: ignore[assignment]  # any Storage serves
-    limiter._fallback_limiter = FixedWindowRateLimiter(storage)
+FAILSOFT = "failsoft+"
+
+
+class FailSoftRedisStorage(Storage):
+    """Rate-limit counters in Redis that go on in the worker's memory while Redis fails.
+
+    ``failsoft+redis://host:6379/0`` (and ``failsoft+`` before any other Redis scheme of
+    ``limits``): counts in the Redis store of ``limits`` for the URI without its prefix. When
+    Redis raises (refused, or no answer within the Redis timeouts), the count is made in a
+    ``WorkerMemoryStorage`` instead, and Redis is left alone for
+    ``RATELIMIT_STORAGE_RETRY_SECONDS`` so readers do not each wait for the timeout; then it
+    is tried again. The failure is logged once per such interval, and the return once.
+
+    This store never reports Redis down, so Flask-Limiter's own fallback (limits'
+    ``memory://``, which starts timer threads) is never used. Fixed-window strategy only, the
+    one ``WorkerMemoryStorage`` counts for.
+    """
+
+    STORAGE_SCHEME = [
+        FAILSOFT + scheme
+        for store in (RedisStorage, RedisClusterStorage, RedisSentinelStorage)
+        for scheme in store.STORAGE_SCHEME or ()
+    ]
+
+    def __init__(
+        self, uri: str, wrap_exceptions: bool = False, **options: float | str | bool
+    ) -> None:
+        super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+        self.redis = cast(Storage, storage_from_string(uri.removeprefix(FAILSOFT), **options))
+        self.memory = WorkerMemoryStorage()
+        self.resting_until = float("-inf")
+        self.failed_since_report = False
+        self.failures = 0
+        self.counted_in_memory = 0
+        self.lock = threading.Lock()
+
+    @property
+    def base_exceptions(self) -> type[Exception]:
+        return ValueError
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        if not self.resting():
+            try:
+                return self.answered(self.redis.incr(key, expiry, amount))
+            except self.redis.base_exceptions as error:
+                self.failed(error)
+        return self.memory.incr(key, expiry, amount)
+
+    def get(self, key: str) -> int:
+        if not self.resting():
+            try:
+                return self.answered(self.redis.get(key))
+            except self.redis.base_exceptions as error:
+                self.failed(error)
+        return self.memory.get(key)
+
+    def get_expiry(self, key: str) -> float:
+        if not self.resting():
+            try:
+                return self.answered(self.redis.get_expiry(key))
+            except self.redis.base_exceptions as error:
+                self.failed(error)
+        return self.memory.get_expiry(key)
+
+    def check(self) -> bool:
+        return self.redis.check()
+
+    def reset(self) -> int | None:
+        cleared = self.memory.reset()
+        if not self.resting():
+            try:
+                cleared = self.answered(self.redis.reset())
+            except self.redis.base_exceptions as error:
+                self.failed(error)
+        return cleared
+
+    def clear(self, key: str) -> None:
+        self.memory.clear(key)
+        if not self.resting():
+            try:
+                self.answered(self.redis.clear(key))
+            except self.redis.base_exceptions as error:
+                self.failed(error)
+
+    def resting(self) -> bool:
+        """Whether Redis is being left alone after a failure (the count goes to memory)."""
+        if time.monotonic() >= self.resting_until:
+            return False
+        with self.lock:
+            self.counted_in_memory += 1
+        return True
+
+    def answered(self, value: _T) -> _T:
+        if self.failed_since_report:
+            self.back_in_redis()
+        return value
+
+    def back_in_redis(self) -> None:
+        """Redis answered after failing: said once per outage."""
+        with self.lock:
+            if not self.failed_since_report:
+                return
+            self.failed_since_report = False
+        current_app.logger.warning("rate-limit counters are in Redis again")
+
+    def failed(self, error: Exception) -> None:
+        retry_seconds = float(current_app.config["RATELIMIT_STORAGE_RETRY_SECONDS"])
+        with self.lock:
+            self.failures += 1
+            self.failed_since_report = True
+            now = time.monotonic()
+            if now < self.resting_until:
+                return
+            self.resting_until = now + retry_seconds
+            failures, counted = self.failures, self.counted_in_memory
+            self.failures = self.counted_in_memory = 0
+        current_app.logger.warning(
+            "rate-limit counters unavailable in Redis, counted in each worker for the next "
+            "%g s: %s: %s (%d failure(s) and %d count(s) in the worker since the last report)",
+            retry_seconds,
+            type(error).__name__,
+            str(error).splitlines()[0] if str(error) else "",
+            failures,
+            counted,
+        )
+
+
+def fail_soft(uri: str) -> str:
+    """The operator's Redis URI as this site's fail-soft store's (``redis://...`` becomes
+    ``failsoft+redis://...``); any other store's URI as it is."""
+    scheme = urlsplit(uri).scheme
+    if FAILSOFT + scheme in FailSoftRedisStorage.STORAGE_SCHEME:
+        return FAILSOFT + uri
+    return uri
 
 
 def bind_limiter(app: Flask) -> None:
@@ -240,8 +369,8 @@ def bind_limiter(app: Flask) -> None:
         app.config["RATELIMIT_STORAGE_OPTIONS"] = redisoptions.client_options(
             app, app.config.get("RATELIMIT_STORAGE_OPTIONS")
         )
+    app.config["RATELIMIT_STORAGE_URI"] = fail_soft(app.config["RATELIMIT_STORAGE_URI"])
     limiter.init_app(app)
-    fall_back_to_worker_memory(app)
 
 
 def init_app(app: Flask) -> None:
