@@ -6,7 +6,8 @@ generous ceiling per network address. Limits come from config, so load tests can
 
 Two things Flask-Limiter and ``limits`` would do on every limited request are done once
 instead: each limit's text is parsed once per value (``ConfiguredLimit``), and the counters
-of the default store expire without a thread (``WorkerMemoryStorage``).
+of the default store expire without a thread (``WorkerMemoryStorage``). Counters in Redis go
+on in the worker's memory while Redis fails (``FailSoftRedisStorage``).
 """
 
 from __future__ import annotations
@@ -267,61 +268,41 @@ class FailSoftRedisStorage(Storage):
         return ValueError
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
-        if not self.resting():
-            try:
-                return self.answered(self.redis.incr(key, expiry, amount))
-            except self.redis.base_exceptions as error:
-                self.failed(error)
-        return self.memory.incr(key, expiry, amount)
+        return self.answer(lambda store: store.incr(key, expiry, amount), counts=True)
 
     def get(self, key: str) -> int:
-        if not self.resting():
-            try:
-                return self.answered(self.redis.get(key))
-            except self.redis.base_exceptions as error:
-                self.failed(error)
-        return self.memory.get(key)
+        return self.answer(lambda store: store.get(key))
 
     def get_expiry(self, key: str) -> float:
-        if not self.resting():
-            try:
-                return self.answered(self.redis.get_expiry(key))
-            except self.redis.base_exceptions as error:
-                self.failed(error)
-        return self.memory.get_expiry(key)
+        return self.answer(lambda store: store.get_expiry(key))
 
     def check(self) -> bool:
         return self.redis.check()
 
     def reset(self) -> int | None:
-        cleared = self.memory.reset()
-        if not self.resting():
-            try:
-                cleared = self.answered(self.redis.reset())
-            except self.redis.base_exceptions as error:
-                self.failed(error)
-        return cleared
+        self.memory.reset()
+        return self.answer(lambda store: store.reset())
 
     def clear(self, key: str) -> None:
         self.memory.clear(key)
-        if not self.resting():
+        self.answer(lambda store: store.clear(key))
+
+    def answer(self, ask: Callable[[Storage], _T], counts: bool = False) -> _T:
+        """What ``ask`` gets from Redis or, while Redis fails or is left alone after failing,
+        from the worker's memory (``counts``: it is a count, reported with the failures)."""
+        if time.monotonic() >= self.resting_until:
             try:
-                self.answered(self.redis.clear(key))
+                value = ask(self.redis)
             except self.redis.base_exceptions as error:
                 self.failed(error)
-
-    def resting(self) -> bool:
-        """Whether Redis is being left alone after a failure (the count goes to memory)."""
-        if time.monotonic() >= self.resting_until:
-            return False
-        with self.lock:
-            self.counted_in_memory += 1
-        return True
-
-    def answered(self, value: _T) -> _T:
-        if self.failed_since_report:
-            self.back_in_redis()
-        return value
+            else:
+                if self.failed_since_report:
+                    self.back_in_redis()
+                return value
+        if counts:
+            with self.lock:
+                self.counted_in_memory += 1
+        return ask(self.memory)
 
     def back_in_redis(self) -> None:
         """Redis answered after failing: said once per outage."""
@@ -343,7 +324,7 @@ class FailSoftRedisStorage(Storage):
             failures, counted = self.failures, self.counted_in_memory
             self.failures = self.counted_in_memory = 0
         current_app.logger.warning(
-            "rate-limit counters unavailable in Redis, counted in each worker for the next "
+            "rate-limit counters unavailable in Redis, counted in this worker for the next "
             "%g s: %s: %s (%d failure(s) and %d count(s) in the worker since the last report)",
             retry_seconds,
             type(error).__name__,

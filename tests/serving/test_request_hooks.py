@@ -159,6 +159,8 @@ def test_the_architecture_guide_lists_the_steps_in_the_order_they_run():
 
 EXTENSION_INSTANCES = {"db", "babel", "page_cache", "static_digest", "limiter"}
 HOOK_LISTS = re.compile(r"^(before|after|teardown)_(request|appcontext)_funcs$")
+
+
 def reaching_in(name: str, path: Path) -> set[tuple[str, str, str]]:
     """Where a module reaches into an extension or reorders Flask's hook lists: a private
     attribute of an extension instance, an import from an extension's private module, and any
