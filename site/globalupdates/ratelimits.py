@@ -345,12 +345,16 @@ def fail_soft(uri: str) -> str:
 
 def bind_limiter(app: Flask) -> None:
     """Bind Flask-Limiter to the app, which adds its own request hooks (its check, its
-    headers, its clean-up): ``pipeline`` calls this where those hooks belong."""
-    if redisoptions.names_redis(app.config["RATELIMIT_STORAGE_URI"]):
+    headers, its clean-up): ``pipeline`` calls this where those hooks belong.
+
+    The operator names Redis by its plain URI (the one every Redis tool and
+    ``CACHE_REDIS_URL`` use); the site counts there through ``FailSoftRedisStorage``, with
+    the Redis timeouts on its client."""
+    uri = app.config["RATELIMIT_STORAGE_URI"] = fail_soft(app.config["RATELIMIT_STORAGE_URI"])
+    if uri.startswith(FAILSOFT):
         app.config["RATELIMIT_STORAGE_OPTIONS"] = redisoptions.client_options(
             app, app.config.get("RATELIMIT_STORAGE_OPTIONS")
         )
-    app.config["RATELIMIT_STORAGE_URI"] = fail_soft(app.config["RATELIMIT_STORAGE_URI"])
     limiter.init_app(app)
 
 
