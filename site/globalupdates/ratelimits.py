@@ -149,7 +149,6 @@ def limit_posts(
 
 
 SWEEP_SECONDS = 60.0
-_T = TypeVar("_T")
 
 
 class WorkerMemoryStorage(Storage):
@@ -228,6 +227,7 @@ def a_safe_request() -> bool:
 
 
 FAILSOFT = "failsoft+"
+_T = TypeVar("_T")
 
 
 class FailSoftRedisStorage(Storage):
