@@ -102,11 +102,16 @@ class Defaults:
     # only a ceiling against floods. Load tests raise them through FLASK_RATELIMIT_*.
     RATELIMIT_ENABLED = True
     # Counters in each worker's memory (globalupdates.ratelimits.WorkerMemoryStorage), or
-    # e.g. redis://host:6379/0 when several hosts serve.
+    # e.g. redis://host:6379/0 when several hosts serve: the site then counts through its
+    # fail-soft Redis store (ratelimits.FailSoftRedisStorage), which counts in the worker's
+    # memory while Redis fails and leaves Redis alone for RATELIMIT_STORAGE_RETRY_SECONDS.
     RATELIMIT_STORAGE_URI = "worker-memory://"
+    RATELIMIT_STORAGE_RETRY_SECONDS = 5.0
     RATELIMIT_HEADERS_ENABLED = True
     RATELIMIT_SWALLOW_ERRORS = True  # a storage outage must not turn a choice into a 500
-    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True  # and limits go on per worker meanwhile
+    # Flask-Limiter's own fallback (limits' memory://, which starts timer threads) stays off:
+    # the fail-soft Redis store goes on in the worker's memory itself.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = False
     RATELIMIT_CONSENT_PER_READER = "10 per minute"
     RATELIMIT_CONSENT_PER_ADDRESS = "600 per minute"
     RATELIMIT_BEACON_PER_READER = "60 per minute"

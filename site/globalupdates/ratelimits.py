@@ -6,7 +6,8 @@ generous ceiling per network address. Limits come from config, so load tests can
 
 Two things Flask-Limiter and ``limits`` would do on every limited request are done once
 instead: each limit's text is parsed once per value (``ConfiguredLimit``), and the counters
-of the default store expire without a thread (``WorkerMemoryStorage``).
+of the default store expire without a thread (``WorkerMemoryStorage``). Counters in Redis go
+on in the worker's memory while Redis fails (``FailSoftRedisStorage``).
 """
 
 from __future__ import annotations
@@ -16,13 +17,19 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, current_app, request
 from flask_babel import lazy_gettext
 from flask_limiter import RouteLimit
-from limits.storage import Storage
-from limits.strategies import FixedWindowRateLimiter
+from limits.storage import (
+    RedisClusterStorage,
+    RedisSentinelStorage,
+    RedisStorage,
+    Storage,
+    storage_from_string,
+)
 
 from . import redisoptions
 from .consent import current_consent
@@ -219,29 +226,136 @@ def a_safe_request() -> bool:
     return request.method in SAFE_METHODS
 
 
-def fall_back_to_worker_memory(app: Flask) -> None:
-    """While the configured store is down (``RATELIMIT_IN_MEMORY_FALLBACK_ENABLED``), count in
-    ``WorkerMemoryStorage`` rather than in the ``memory://`` store Flask-Limiter falls back to,
-    which starts a thread for most requests it counts. Flask-Limiter logs the switch to the
-    fallback and back, once each, and tries the store again at growing intervals (1 s, 2 s,
-    4 s ... 32 s), each try bounded by the Redis timeouts. Only for the fixed-window strategy,
-    the one ``WorkerMemoryStorage`` counts for."""
-    if limiter._fallback_limiter is None or limiter._strategy != "fixed-window":
-        return
-    storage = WorkerMemoryStorage()
-    limiter._fallback_storage = storage  # type: ignore[assignment]  # any Storage serves
-    limiter._fallback_limiter = FixedWindowRateLimiter(storage)
+FAILSOFT = "failsoft+"
+_T = TypeVar("_T")
+
+
+class FailSoftRedisStorage(Storage):
+    """Rate-limit counters in Redis that go on in the worker's memory while Redis fails.
+
+    ``failsoft+redis://host:6379/0`` (and ``failsoft+`` before any other Redis scheme of
+    ``limits``): counts in the Redis store of ``limits`` for the URI without its prefix. When
+    Redis raises (refused, or no answer within the Redis timeouts), the count is made in a
+    ``WorkerMemoryStorage`` instead, and Redis is left alone for
+    ``RATELIMIT_STORAGE_RETRY_SECONDS`` so readers do not each wait for the timeout; then it
+    is tried again. The failure is logged once per such interval, and the return once.
+
+    This store never reports Redis down, so Flask-Limiter's own fallback (limits'
+    ``memory://``, which starts timer threads) is never used. Fixed-window strategy only, the
+    one ``WorkerMemoryStorage`` counts for.
+    """
+
+    STORAGE_SCHEME = [
+        FAILSOFT + scheme
+        for store in (RedisStorage, RedisClusterStorage, RedisSentinelStorage)
+        for scheme in store.STORAGE_SCHEME or ()
+    ]
+
+    def __init__(
+        self, uri: str, wrap_exceptions: bool = False, **options: float | str | bool
+    ) -> None:
+        super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+        self.redis = cast(Storage, storage_from_string(uri.removeprefix(FAILSOFT), **options))
+        self.memory = WorkerMemoryStorage()
+        self.resting_until = float("-inf")
+        self.failed_since_report = False
+        self.failures = 0
+        self.counted_in_memory = 0
+        self.lock = threading.Lock()
+
+    @property
+    def base_exceptions(self) -> type[Exception]:
+        return ValueError
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        return self.answer(lambda store: store.incr(key, expiry, amount), counts=True)
+
+    def get(self, key: str) -> int:
+        return self.answer(lambda store: store.get(key))
+
+    def get_expiry(self, key: str) -> float:
+        return self.answer(lambda store: store.get_expiry(key))
+
+    def check(self) -> bool:
+        return self.redis.check()
+
+    def reset(self) -> int | None:
+        self.memory.reset()
+        return self.answer(lambda store: store.reset())
+
+    def clear(self, key: str) -> None:
+        self.memory.clear(key)
+        self.answer(lambda store: store.clear(key))
+
+    def answer(self, ask: Callable[[Storage], _T], counts: bool = False) -> _T:
+        """What ``ask`` gets from Redis or, while Redis fails or is left alone after failing,
+        from the worker's memory (``counts``: it is a count, reported with the failures)."""
+        if time.monotonic() >= self.resting_until:
+            try:
+                value = ask(self.redis)
+            except self.redis.base_exceptions as error:
+                self.failed(error)
+            else:
+                if self.failed_since_report:
+                    self.back_in_redis()
+                return value
+        if counts:
+            with self.lock:
+                self.counted_in_memory += 1
+        return ask(self.memory)
+
+    def back_in_redis(self) -> None:
+        """Redis answered after failing: said once per outage."""
+        with self.lock:
+            if not self.failed_since_report:
+                return
+            self.failed_since_report = False
+        current_app.logger.warning("rate-limit counters are in Redis again")
+
+    def failed(self, error: Exception) -> None:
+        retry_seconds = float(current_app.config["RATELIMIT_STORAGE_RETRY_SECONDS"])
+        with self.lock:
+            self.failures += 1
+            self.failed_since_report = True
+            now = time.monotonic()
+            if now < self.resting_until:
+                return
+            self.resting_until = now + retry_seconds
+            failures, counted = self.failures, self.counted_in_memory
+            self.failures = self.counted_in_memory = 0
+        current_app.logger.warning(
+            "rate-limit counters unavailable in Redis, counted in this worker for the next "
+            "%g s: %s: %s (%d failure(s) and %d count(s) in the worker since the last report)",
+            retry_seconds,
+            type(error).__name__,
+            str(error).splitlines()[0] if str(error) else "",
+            failures,
+            counted,
+        )
+
+
+def fail_soft(uri: str) -> str:
+    """The operator's Redis URI as this site's fail-soft store's (``redis://...`` becomes
+    ``failsoft+redis://...``); any other store's URI as it is."""
+    scheme = urlsplit(uri).scheme
+    if FAILSOFT + scheme in FailSoftRedisStorage.STORAGE_SCHEME:
+        return FAILSOFT + uri
+    return uri
 
 
 def bind_limiter(app: Flask) -> None:
     """Bind Flask-Limiter to the app, which adds its own request hooks (its check, its
-    headers, its clean-up): ``pipeline`` calls this where those hooks belong."""
-    if redisoptions.names_redis(app.config["RATELIMIT_STORAGE_URI"]):
+    headers, its clean-up): ``pipeline`` calls this where those hooks belong.
+
+    The operator names Redis by its plain URI (the one every Redis tool and
+    ``CACHE_REDIS_URL`` use); the site counts there through ``FailSoftRedisStorage``, with
+    the Redis timeouts on its client."""
+    uri = app.config["RATELIMIT_STORAGE_URI"] = fail_soft(app.config["RATELIMIT_STORAGE_URI"])
+    if uri.startswith(FAILSOFT):
         app.config["RATELIMIT_STORAGE_OPTIONS"] = redisoptions.client_options(
             app, app.config.get("RATELIMIT_STORAGE_OPTIONS")
         )
     limiter.init_app(app)
-    fall_back_to_worker_memory(app)
 
 
 def init_app(app: Flask) -> None:

@@ -29,6 +29,8 @@ RETRY_SECONDS = 1.0
 # attempt (connect, answer: a quarter of a second each by default), and the render.
 SLOWEST_ANSWER = 1.0
 CACHE_FAILURE = "page cache unavailable"
+LIMITS_FAILURE = "rate-limit counters unavailable in Redis"
+LIMITS_BACK = "rate-limit counters are in Redis again"
 
 
 @pytest.fixture
@@ -46,6 +48,7 @@ def site_on_redis(app_on, migrated_sqlite: Path, tmp_path: Path):
             RATELIMIT_STORAGE_URI=server.url,
             KEPT_RESPONSE_BYTES=0,
             PAGE_CACHE_RETRY_SECONDS=RETRY_SECONDS,
+            RATELIMIT_STORAGE_RETRY_SECONDS=RETRY_SECONDS,
         )
         with app.app_context():
             import_paths([CONTENT_DIR])
@@ -89,7 +92,20 @@ def assert_choice_stored_in_time(app: Flask) -> None:
 
 
 def cache_failures_logged(caplog: pytest.LogCaptureFixture) -> int:
-    return sum(CACHE_FAILURE in record.getMessage() for record in caplog.records)
+    return logged(caplog, CACHE_FAILURE)
+
+
+def logged(caplog: pytest.LogCaptureFixture, message: str) -> int:
+    return sum(message in record.getMessage() for record in caplog.records)
+
+
+def reader_counts(server: RedisServer) -> list[int]:
+    """The per-reader counters Flask-Limiter keeps in ``server``."""
+    client = redis.Redis(host="127.0.0.1", port=server.port, socket_timeout=2)
+    try:
+        return [int(client.get(key) or 0) for key in client.scan_iter("*reader:*")]
+    finally:
+        client.close()
 
 
 @pytest.mark.slow
@@ -148,3 +164,35 @@ def test_with_redis_gone_limits_go_on_in_worker_memory_without_threads(
         answers = [choose(client, "accept_all").status_code for _ in range(5)]
         assert answers == [303, 303, 303, 429, 429], "the reader's limit lapsed with Redis"
         assert threading.active_count() == threads, "the fallback counter started threads"
+
+
+@pytest.mark.slow
+def test_limits_count_in_the_worker_while_redis_hangs_then_in_redis_again(
+    site_on_redis, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.WARNING)
+    with running_redis(tmp_path / "redis") as server:
+        app = site_on_redis(server)
+        app.config["RATELIMIT_CONSENT_PER_READER"] = "3 per minute"
+        client = app.test_client()
+        assert choose(client, "accept_all").status_code == 303  # no consent id yet: uncounted
+        assert choose(client, "accept_all").status_code == 303
+        assert reader_counts(server) == [1]
+
+        server.freeze()
+        answers, seconds = timed(lambda: [choose(client, "accept_all").status_code for _ in "1234"])
+        assert answers == [303, 303, 303, 429], "the reader's limit lapsed with Redis"
+        assert seconds < SLOWEST_ANSWER, "Redis was waited for again within the interval"
+        assert logged(caplog, LIMITS_FAILURE) == 1, "logged once per interval, not per choice"
+
+        server.thaw()
+        time.sleep(RETRY_SECONDS)
+        # Counted in Redis again: the reader has what Redis's count leaves them (the one
+        # choice tried there while it hung may have been counted when it woke up).
+        [in_redis] = reader_counts(server)
+        assert in_redis in (1, 2)
+        allowed = 3 - in_redis
+        answers = [choose(client, "accept_all").status_code for _ in range(allowed + 1)]
+        assert answers == [303] * allowed + [429]
+        assert reader_counts(server) == [in_redis + allowed + 1]
+        assert logged(caplog, LIMITS_BACK) == 1
