@@ -24,10 +24,19 @@ from globalupdates.logs import (
     logging_config,
     truncated_address,
 )
+from tests.serving.test_kept_responses import kept_layer
 from tests.support.consent import SAME_ORIGIN
 from tests.support.gunicorn_server import Server, running_gunicorn
+from tests.support.nginx_server import deployed_nginx, nginx_binary
 from tests.support.pages import ARTICLE
-from tests.support.proxied_site import PROXY_FIX, RAISED_LIMITS, Answer, Site
+from tests.support.proxied_site import (
+    MISSING_NGINX,
+    PROXY_FIX,
+    RAISED_LIMITS,
+    Answer,
+    Site,
+    static_root_for_nginx,
+)
 
 # One worker: its kept responses answer the second request for a page.
 ACCESS_LOG_ON = {"GUNICORN_ACCESSLOG": "-", "WEB_CONCURRENCY": "1"}
@@ -127,8 +136,7 @@ def test_a_kept_response_is_kept_without_the_id_it_first_went_out_with(app: Flas
     answers = [client.get(ARTICLE) for _ in range(3)]
     ids = {answer.headers["X-Request-ID"] for answer in answers}
     assert len(ids) == 3
-    kept = app.wsgi_app.wsgi_app  # type: ignore[attr-defined]
-    entries = list(kept.kept.values())
+    entries = list(kept_layer(app).kept.values())
     assert entries, "the article was not kept: this test no longer tests the kept layer"
     for entry in entries:
         assert "x-request-id" not in {name.lower() for name, _ in entry.headers}
@@ -270,3 +278,35 @@ def test_the_logs_name_no_reader_after_a_run_of_choices(site_database: Path, tmp
         line for line in text.splitlines() if '"logger": "gunicorn.error"' not in line
     ]
     assert not [line for line in reader_lines if "127.0.0.1" in line]
+
+
+@pytest.mark.slow
+def test_behind_nginx_one_id_follows_a_request_and_a_cached_answer_gets_its_own(
+    site_database: Path, tmp_path: Path
+):
+    if nginx_binary() is None:
+        pytest.fail(MISSING_NGINX)
+    settings = {**ACCESS_LOG_ON, **PROXY_FIX, **RAISED_LIMITS}
+    with (
+        static_root_for_nginx() as site_root,
+        running_gunicorn(f"sqlite:///{site_database}", tmp_path, settings) as server,
+        deployed_nginx(server.port, site_root) as nginx,
+    ):
+        site = Site(port=nginx.port, app_port=server.port)
+        filled, cached = site.get(ARTICLE), site.get(ARTICLE)
+        static = site.get("/static/css/site.css")
+        hostile = site.get(ARTICLE, x_request_id="../../etc/passwd")
+        nginx.stop()
+        nginx_lines = nginx.access_log_lines()
+    assert (filled.cache_status, cached.cache_status) == ("MISS", "HIT")
+    ids = [request_id_of(answer) for answer in (filled, cached, static, hostile)]
+    assert len(set(ids)) == 4, ids
+    for request_id in ids:
+        logged = [line for line in nginx_lines if f" id={request_id} " in line]
+        assert len(logged) == 1, (request_id, nginx_lines)
+        assert logged[0].startswith("127.0.0.0 "), logged[0]
+    assert not [line for line in nginx_lines if "127.0.0.1" in line]
+    records = log_records(server)
+    assert access_line(records, ids[0])["status"] == 200
+    assert not lines_of(records, ids[1]), "a HIT reached the site"
+    assert "../../etc/passwd" not in server.log_text()
