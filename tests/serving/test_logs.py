@@ -153,7 +153,9 @@ def test_behind_a_trusted_proxy_its_id_is_taken(app_factory):
     assert answer.headers.getlist("X-Request-ID") == [NGINX_STYLE_ID]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     hostile=st.one_of(
         st.text(min_size=65, max_size=300, alphabet="abcdef0123456789"),
@@ -232,9 +234,7 @@ def test_a_refused_cross_origin_post_leaves_one_clear_line(logged_site: Server):
 
 
 @pytest.mark.slow
-def test_a_database_outage_leaves_one_clear_line(
-    logged_site: Server, site_database: Path
-):
+def test_a_database_outage_leaves_one_clear_line(logged_site: Server, site_database: Path):
     site_database.unlink()
     answer = direct(logged_site).choose("accept_all", **SAME_ORIGIN)
     assert answer.status == 503
@@ -274,9 +274,7 @@ def test_the_logs_name_no_reader_after_a_run_of_choices(site_database: Path, tmp
     assert len(made) >= 4
     assert not [consent_id for consent_id in made if consent_id in text]
     assert not [cookie for cookie in cookies if cookie in text]
-    reader_lines = [
-        line for line in text.splitlines() if '"logger": "gunicorn.error"' not in line
-    ]
+    reader_lines = [line for line in text.splitlines() if '"logger": "gunicorn.error"' not in line]
     assert not [line for line in reader_lines if "127.0.0.1" in line]
 
 
@@ -310,3 +308,23 @@ def test_behind_nginx_one_id_follows_a_request_and_a_cached_answer_gets_its_own(
     assert access_line(records, ids[0])["status"] == 200
     assert not lines_of(records, ids[1]), "a HIT reached the site"
     assert "../../etc/passwd" not in server.log_text()
+
+
+@pytest.mark.slow
+def test_an_operator_who_asks_for_text_gets_text_at_the_level_asked(
+    site_database: Path, tmp_path: Path
+):
+    settings = {**ACCESS_LOG_ON, "FLASK_LOG_FORMAT": "text", "FLASK_LOG_LEVEL": "WARNING"}
+    with running_gunicorn(f"sqlite:///{site_database}", tmp_path, settings) as server:
+        page = direct(server).get(ARTICLE)
+        refused = direct(server).choose("accept_all", sec_fetch_site="cross-site")
+    assert (page.status, refused.status) == (200, 403)
+    lines = server.log_text().splitlines()
+    assert lines and not [line for line in lines if line.startswith("{")]
+    page_lines = [line for line in lines if request_id_of(page) in line]
+    assert len(page_lines) == 1
+    assert f"GET {ARTICLE} 200 {len(page.body)}B" in page_lines[0]
+    assert "gunicorn.access" in page_lines[0]
+    refused_lines = [line for line in lines if request_id_of(refused) in line]
+    assert len(refused_lines) == 1, "the refusal's INFO line is below the level asked"
+    assert "POST /consent 403" in refused_lines[0]
