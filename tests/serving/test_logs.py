@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ from globalupdates.logs import (
 from tests.serving.test_kept_responses import kept_layer
 from tests.support.consent import SAME_ORIGIN
 from tests.support.gunicorn_server import Server, running_gunicorn
-from tests.support.nginx_server import deployed_nginx, nginx_binary
+from tests.support.nginx_server import DEPLOYED_CONF, deployed_nginx, nginx_binary
 from tests.support.pages import ARTICLE
 from tests.support.proxied_site import (
     MISSING_NGINX,
@@ -112,6 +113,38 @@ def test_no_address_survives_truncation(address: ipaddress.IPv4Address | ipaddre
     assert ipaddress.ip_network(f"{cut}/{prefix}").network_address == cut
     if address.version == cut.version:
         assert address in ipaddress.ip_network(f"{cut}/{prefix}")
+
+
+def nginx_client_network(address: str) -> str:
+    """What deploy/nginx.conf's ``$gu_client_network`` map makes of ``$remote_addr``: its
+    patterns tried in order, as nginx tries them."""
+    block = re.search(
+        r"map \$remote_addr \$gu_client_network \{(.*?)\n    \}", DEPLOYED_CONF.read_text(), re.S
+    )
+    assert block, "deploy/nginx.conf has no $gu_client_network map"
+    default = None
+    for line in block.group(1).strip().splitlines():
+        pattern, value = line.strip().rstrip(";").rsplit(None, 1)
+        if pattern == "default":
+            default = value
+            continue
+        match = re.search(pattern.strip('"')[1:].replace("(?<", "(?P<"), address)
+        if match:
+            return value.replace("$net", match.groupdict().get("net") or "")
+    assert default is not None
+    return default
+
+
+@given(st.ip_addresses())
+def test_nginx_cuts_an_address_to_the_network_the_site_logs(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+):
+    """nginx writes ``$remote_addr`` as Python does (RFC 5952: lower case, the longest run of
+    zero groups compressed), but an IPv4-mapped address with its IPv4 part dotted."""
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    written = f"::ffff:{mapped}" if mapped else str(address)
+    cut = nginx_client_network(written)
+    assert ipaddress.ip_address(cut) == ipaddress.ip_address(truncated_address(written))
 
 
 def test_a_log_format_or_level_that_does_not_exist_is_refused():
