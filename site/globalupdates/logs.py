@@ -205,9 +205,21 @@ def access_fields(
     }
 
 
+# gunicorn's warning for a request it cannot read names the client's full address.
+GUNICORN_INVALID_REQUEST = re.compile(r"^(Invalid request from ip=)(.*?)(: )")
+
+
 class GunicornLogger(Logger):
     """gunicorn's logger with an access line of the site's own (``access_fields``); an empty
-    ``accesslog`` (``GUNICORN_ACCESSLOG=""``) still turns the access line off."""
+    ``accesslog`` (``GUNICORN_ACCESSLOG=""``) still turns the access line off. gunicorn's
+    warning about a request it cannot read names the client's network, not its address."""
+
+    def warning(self, msg: Any, *args: Any, **kwargs: Any) -> None:
+        if isinstance(msg, str):
+            msg = GUNICORN_INVALID_REQUEST.sub(
+                lambda found: found[1] + truncated_address(found[2]) + found[3], msg
+            )
+        super().warning(msg, *args, **kwargs)
 
     def access(self, resp: Any, req: Any, environ: Environ, request_time: Any) -> None:
         if self.cfg.accesslog is None:

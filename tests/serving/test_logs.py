@@ -26,6 +26,7 @@ from globalupdates.logs import (
     truncated_address,
 )
 from tests.serving.test_kept_responses import kept_layer
+from tests.serving.test_server_errors import raw_exchange
 from tests.support.consent import SAME_ORIGIN
 from tests.support.gunicorn_server import Server, running_gunicorn
 from tests.support.nginx_server import DEPLOYED_CONF, deployed_nginx, nginx_binary
@@ -304,14 +305,18 @@ def test_the_logs_name_no_reader_after_a_run_of_choices(site_database: Path, tmp
             site.count_view(cookie)
         statuses = [site.choose("accept_all", cookies[0], **SAME_ORIGIN).status for _ in range(5)]
         assert 429 in statuses, statuses
+        unreadable = b"GET / NOT-HTTP\r\nHost: localhost\r\n\r\n"
+        assert raw_exchange(server.port, unreadable)[0] == 400
     text = server.log_text()
-    log_records(server)
+    records = log_records(server)
     made = consent_ids(site_database)
     assert len(made) >= 4
     assert not [consent_id for consent_id in made if consent_id in text]
     assert not [cookie for cookie in cookies if cookie in text]
-    reader_lines = [line for line in text.splitlines() if '"logger": "gunicorn.error"' not in line]
-    assert not [line for line in reader_lines if "127.0.0.1" in line]
+    assert [r for r in records if r["message"].startswith("Invalid request from ip=127.0.0.0:")]
+    # The site's own address, in gunicorn's start-up lines and its control socket's name.
+    bound = re.compile(rf"127\.0\.0\.1[:-]{server.port}")
+    assert not [line for line in text.splitlines() if "127.0.0.1" in bound.sub("", line)]
 
 
 @pytest.mark.slow
