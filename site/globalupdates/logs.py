@@ -2,9 +2,9 @@
 
 Every line goes to stderr (or a file an operator names for gunicorn), one JSON object per line
 by default (``LOG_FORMAT=json``), or plain text when an operator asks (``LOG_FORMAT=text``), at
-``LOG_LEVEL``. The app (``configure_logging``) and gunicorn (``gunicorn_logging``, its
-``logconfig_dict``) build their set-up here, so the site's lines and gunicorn's share one
-format.
+``LOG_LEVEL``. The app (``configure_logging``) and gunicorn.conf.py (its ``logconfig_dict``
+and ``GunicornLogger``) build their set-up with ``logging_config``, so the site's lines and
+gunicorn's share one format.
 
 Each request gets an id (``RequestIds``, the outermost WSGI layer, so also the kept responses
 answered in front of Flask): taken from ``X-Request-ID`` when the site is behind a proxy (the
@@ -14,9 +14,10 @@ written while the request runs, and in the response's ``X-Request-ID`` header. T
 added to the headers as they leave, never to the list a cache keeps, so one reader's id is
 never served to another.
 
-No line names a reader: addresses are cut to their network (``truncated_address``), consent
-ids and cookie values are never logged (Flask-Limiter's info line, which names the key of a
-refused request, stays off).
+No line names a reader: addresses are cut to their network (``truncated_address``), also in
+gunicorn's warning about a request it cannot read; consent ids and cookie values are never
+logged (Flask-Limiter's info line, which names the key of a refused request, and SQLAlchemy's
+statement echo stay off).
 """
 
 from __future__ import annotations
@@ -54,12 +55,27 @@ current_request_id: ContextVar[str | None] = ContextVar("current_request_id", de
 
 
 class RequestIdFilter(logging.Filter):
-    """Adds the running request's id to each record that has none of its own."""
+    """Adds the running request's id to each record that has none of its own (outside a
+    request, the JSON line says ``null`` and the text line ``-``)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "request_id", None) is None:
-            record.request_id = current_request_id.get()
+        request_id = current_request_id.get()
+        if request_id is not None and getattr(record, "request_id", None) is None:
+            record.request_id = request_id
         return True
+
+
+class OneLineFormatter(logging.Formatter):
+    """Plain text, one line per record: a line break or other control character in the message
+    (a path sent as ``/a%0Afake``) is written escaped, so no request can forge a line. A
+    traceback still follows on the lines after."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        if not record.message.isprintable():
+            record.message = "".join(
+                char if char.isprintable() else repr(char)[1:-1] for char in record.message
+            )
+        return super().formatMessage(record)
 
 
 def logging_config(
@@ -93,7 +109,7 @@ def logging_config(
                 "rename_fields": {"levelname": "level", "name": "logger"},
                 "timestamp": "time",
             },
-            "text": {"()": logging.Formatter, "fmt": TEXT_FORMAT, "defaults": {"request_id": "-"}},
+            "text": {"()": OneLineFormatter, "fmt": TEXT_FORMAT, "defaults": {"request_id": "-"}},
         },
         "handlers": {"site": handler(log_format, "-")},
         "root": {"level": level, "handlers": ["site"]},

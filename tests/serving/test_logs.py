@@ -359,9 +359,12 @@ def test_an_operator_who_asks_for_text_gets_text_at_the_level_asked(
     with running_gunicorn(f"sqlite:///{site_database}", tmp_path, settings) as server:
         page = direct(server).get(ARTICLE)
         refused = direct(server).choose("accept_all", sec_fetch_site="cross-site")
-    assert (page.status, refused.status) == (200, 403)
+        forging = direct(server).get("/no-such-page%0Aforged%20line")
+    assert (page.status, refused.status, forging.status) == (200, 403, 404)
     lines = server.log_text().splitlines()
     assert lines and not [line for line in lines if line.startswith("{")]
+    assert not [line for line in lines if line.startswith("forged")]
+    assert "/no-such-page\\nforged line 404" in server.log_text()
     page_lines = [line for line in lines if request_id_of(page) in line]
     assert len(page_lines) == 1
     assert f"GET {ARTICLE} 200 {len(page.body)}B" in page_lines[0]
