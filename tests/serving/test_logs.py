@@ -17,7 +17,11 @@ import pytest
 from flask import Flask
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
+from globalupdates.database import error_summary
+from globalupdates.extensions import db
 from globalupdates.logs import (
     REQUEST_ID_SHAPE,
     has_request_id_shape,
@@ -145,6 +149,22 @@ def test_a_log_format_or_level_that_does_not_exist_is_refused():
         logging_config("xml", "INFO")
     with pytest.raises(ValueError, match="LOG_LEVEL"):
         logging_config("json", "LOUD")
+
+
+def test_a_database_error_names_the_statement_without_its_values(app: Flask):
+    """What the site logs of a failed statement holds no value, so no consent id: neither the
+    driver's first line (``error_summary``, what the outage lines give) nor the statement
+    SQLAlchemy adds to its message (in the traceback of an error nothing expected)."""
+    marker = "5f0c3c1e-6d4b-4b8e-9a57-logged-never"
+    with app.app_context(), pytest.raises(DBAPIError) as failed:
+        db.session.execute(
+            text("INSERT INTO consent_record (consent_id) VALUES (:consent_id)"),
+            {"consent_id": marker},
+        )
+    statement = str(failed.value).partition("[SQL:")[2]
+    assert "consent_record" in statement
+    assert marker not in statement
+    assert marker not in error_summary(failed.value)
 
 
 def test_each_answer_carries_a_request_id_of_its_own(app: Flask):
