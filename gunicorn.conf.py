@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from globalupdates import server_errors
+from globalupdates import logs, server_errors
 
 UNIX_SOCKET_PATH_LIMIT = 100  # sun_path holds 108 bytes on Linux; keep a margin
 
@@ -62,6 +62,17 @@ worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR") or (
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None
 errorlog = os.environ.get("GUNICORN_ERRORLOG", "-")
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+# gunicorn's lines in the site's format (JSON unless FLASK_LOG_FORMAT=text), and an access
+# line with the request id, status, bytes, duration and the layer that answered.
+logger_class = "globalupdates.logs.GunicornLogger"
+logconfig_dict = logs.logging_config(
+    os.environ.get("FLASK_LOG_FORMAT") or "json",
+    os.environ.get("FLASK_LOG_LEVEL") or "INFO",
+    gunicorn=True,
+    gunicorn_level=loglevel,
+    error_log=errorlog,
+    access_log=accesslog or "-",
+)
 wsgi_app = "wsgi:app"
 # The master imports and builds the app once; workers share its memory copy-on-write.
 preload_app = os.environ.get("GUNICORN_PRELOAD", "1") != "0"

@@ -74,10 +74,11 @@ RAISED_LIMITS = (
 PROXY_FIX = {f"FLASK_PROXY_FIX_X_{name}": "1" for name in ("FOR", "PROTO", "HOST", "PORT")}
 BARE_APP = "bench.bare_app:create_app()"
 BARE_SECRET_KEY = "bench-bare-secret-not-for-production"
-# The warm passes through nginx come from another loopback address, so that the counts read
-# from nginx's access log are those of the measured part alone (wrk connects from 127.0.0.1).
-WARM_ADDRESS = "127.0.0.2"
-MEASURED_ADDRESS = "127.0.0.1"
+# The warm passes through nginx come from another loopback network, so that the counts read
+# from nginx's access log are those of the measured part alone (wrk connects from 127.0.0.1;
+# nginx logs each address cut to its /24).
+WARM_ADDRESS = "127.0.1.2"
+MEASURED_NETWORK = "127.0.0.0"
 TIMED_LINES = 20_000
 SOAK_CONNECTIONS = 128
 SOAK_SECONDS = 30
@@ -482,7 +483,7 @@ def through_nginx(
         warmed = warm_pass(proxy.port, bench.site, cookies)
         site = bench.measure(proxy.port, key, "site", run, once=False)
         proxy.stop()
-        statuses = proxy.cache_statuses(MEASURED_ADDRESS)
+        statuses = proxy.cache_statuses(MEASURED_NETWORK)
     site.extra["cache"] = dict(statuses.most_common())
     site.extra["warm_requests"] = sum(len(pages) for pages in warmed.values())
     site.memory = gunicorn_memory(site_server)

@@ -23,6 +23,7 @@ from . import (
     health,
     i18n,
     keptresponses,
+    logs,
     pagecache,
     pipeline,
     prepare,
@@ -52,6 +53,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     complete_config(app)
+    logs.configure_logging(app)
     app.request_class = SiteRequest
     app.session_interface = HttpsSecureSessionInterface()
     register_extensions(app)
@@ -61,6 +63,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     register_template_globals(app)
     editions.add_edition_rules(app)
     proxy.init_app(app)
+    logs.add_request_ids(app)
     return app
 
 

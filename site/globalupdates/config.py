@@ -8,6 +8,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 class Defaults:
     SITE_NAME = "Global Updates"
+    # One JSON object per line on stderr ("json"), or plain text ("text"), at this level
+    # (globalupdates.logs); gunicorn.conf.py reads the same FLASK_LOG_* variables.
+    LOG_FORMAT = "json"
+    LOG_LEVEL = "INFO"
     # The languages the site has catalogues for, and the one it is served in (globalupdates.i18n).
     BABEL_DEFAULT_LOCALE = "en"
     LANGUAGES = ("en", "de", "fr")

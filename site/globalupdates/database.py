@@ -35,6 +35,9 @@ def engine_options(database_uri: str, configured: dict[str, Any]) -> dict[str, A
     ``DatabaseFile``, and a ping would pass on a connection to a deleted file anyway.
     """
     options = dict(configured)
+    # An error's message then names the statement without its values (a consent id among
+    # them), so a logged error never names a reader.
+    options.setdefault("hide_parameters", True)
     options.setdefault("pool_pre_ping", not database_uri.startswith("sqlite"))
     return options
 

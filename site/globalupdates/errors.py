@@ -112,8 +112,9 @@ def database_unavailable(error: DBAPIError) -> ResponseReturnValue:
 
 def batch_not_stored(error: WriteBatchFailed) -> ResponseReturnValue:
     """A choice whose batch could not be committed: nothing of the batch was stored, and its
-    cause is logged once by whoever committed it (``consent.proof.chain.ChainWriter``)."""
-    current_app.logger.info("a choice was not stored: its batch failed")
+    cause is logged once by whoever committed it (``consent.proof.chain.ChainWriter``), so
+    an outage leaves one clear line, not one more per choice (the access line has the 503)."""
+    current_app.logger.debug("a choice was not stored: its batch failed")
     return render_error(
         ServiceUnavailable(gettext("The database is not answering. Please try again shortly."))
     )

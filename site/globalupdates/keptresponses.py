@@ -108,6 +108,7 @@ class KeptResponses:
             with self.lock:
                 kept = self.kept.get(key)
             if kept is not None:
+                environ["globalupdates.layer"] = "kept"
                 return kept.answer(environ, start_response)
         return self.through_flask(environ, start_response, key)
 

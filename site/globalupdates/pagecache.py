@@ -329,6 +329,8 @@ def cached_page(view: Callable[..., Any]) -> Callable[..., Any]:
                 return response
             entry = cache_entry(response)
             store.set(key, entry)
+        else:
+            request.environ["globalupdates.layer"] = "page_cache"
         return respond(entry)
 
     return wrapper

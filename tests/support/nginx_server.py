@@ -82,16 +82,21 @@ class Nginx:
         logs = [self.prefix / "logs" / name for name in ("stderr.log", "error.log")]
         return "".join(path.read_text(errors="replace") for path in logs if path.exists())
 
+    def access_log_lines(self) -> list[str]:
+        """The access log's lines. It is buffered: read it after nginx has stopped, or expect
+        it to lag."""
+        path = self.prefix / "logs" / "access.log"
+        return path.read_text(errors="replace").splitlines() if path.exists() else []
+
     def cache_statuses(self, client: str | None = None) -> Counter[str]:
         """How often each $upstream_cache_status was logged ("-" when there was none), for
-        every request or only for those from the address ``client`` (each line of
-        deploy/nginx.conf's log opens with the client's address).
+        every request or only for those from the network ``client`` (each line of
+        deploy/nginx.conf's log opens with the client's address cut to its network, e.g.
+        127.0.0.0 for 127.0.0.1).
 
         The access log is buffered: read it after nginx has stopped, or expect it to lag.
         """
-        path = self.prefix / "logs" / "access.log"
-        text = path.read_text(errors="replace") if path.exists() else ""
-        lines = text.splitlines()
+        lines = self.access_log_lines()
         if client is not None:
             lines = [line for line in lines if line.split(" ", 1)[0] == client]
         return Counter(
