@@ -1,14 +1,14 @@
 """The file system view the service unit gives gunicorn, made without systemd as PID 1.
 
 ``sandboxed_command`` wraps a unit's ``ExecStart`` so that, in a mount namespace of its own,
-it sees what ``deploy/globalupdates.service`` gives it: every mount read-only
+it sees what the service unit in deploy/ gives it: every mount read-only
 (``ProtectSystem=strict``) but the API file systems (``/proc``, ``/sys``, ``/dev``, so also
 ``/dev/shm``), the state folder (``StateDirectory=``, at ``/var/lib``) and fresh ``/tmp`` and
 ``/var/tmp`` (``PrivateTmp=``); empty home folders (``ProtectHome=``); the checkout at the
 unit's ``WorkingDirectory``; a user other than root with no new privileges (``User=``,
 ``NoNewPrivileges=``); and the listening socket
 as systemd passes it (fd 3, ``LISTEN_FDS``/``LISTEN_PID``), so the socket outlives gunicorn
-as it does under ``deploy/globalupdates.socket``.
+as it does under the socket unit.
 
 Run as ``python -m tests.support.systemd_sandbox SPEC_JSON`` under
 ``unshare --mount --propagation private``: it sets the mounts up and then becomes (exec)
