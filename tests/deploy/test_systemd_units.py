@@ -3,8 +3,11 @@
 systemd is not PID 1 here, so the units cannot be started as such. ``systemd-analyze verify``
 checks them as systemd would load them; the site then runs with the service's own command
 line, environment and settings file, in the file system view its sandbox gives it
-(tests/support/systemd_sandbox.py: read-only but for its state folder, private /tmp, a user
-other than root, no new privileges, the listening socket passed as the socket unit passes it).
+(tests/support/systemd_sandbox.py: read-only but for its state folder, private /tmp, hidden
+home folders, a user other than root, no new privileges, the listening socket passed as the
+socket unit passes it), behind nginx run as the nginx unit runs it, in its own sandbox.
+What is not reproduced: the seccomp filter, the capability bounding set and the other
+kernel-level settings, which only ``verify`` checks.
 """
 
 from __future__ import annotations
@@ -27,12 +30,15 @@ from urllib.parse import urlencode
 import pytest
 
 from globalupdates.config import PROJECT_ROOT
-from tests.support.servers import stop_process_group
+from tests.support.nginx_server import nginx_conf_for
+from tests.support.servers import free_port, stop_process_group
 from tests.support.systemd_sandbox import STATE_ROOT, sandboxed_command
 
 DEPLOY = PROJECT_ROOT / "deploy"
 SERVICE = DEPLOY / "globalupdates.service"
 SOCKET = DEPLOY / "globalupdates.socket"
+NGINX_SERVICE = DEPLOY / "globalupdates-nginx.service"
+NGINX_CONF_INSTALLED = "/etc/globalupdates/nginx.conf"  # where the operator's copy goes
 ENVIRONMENT_EXAMPLE = DEPLOY / "globalupdates.env.example"
 SERVICE_USER = (65534, 65534)  # nobody: any user but root, as User=globalupdates is
 READY_SECONDS = 90
@@ -99,7 +105,9 @@ def this_gunicorn() -> str:
 
 def test_systemd_analyze_verify_accepts_the_units(tmp_path):
     service, socket_unit = installed_copies(tmp_path, this_gunicorn())
-    result = verify(service, socket_unit)
+    nginx_unit = tmp_path / NGINX_SERVICE.name
+    shutil.copyfile(NGINX_SERVICE, nginx_unit)
+    result = verify(service, socket_unit, nginx_unit)
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == "", result.stderr
 
@@ -126,6 +134,12 @@ def test_the_service_sandboxes_and_reloads_as_documented():
     assert the(service, "Service.Type") == "notify"
     assert the(service, "Unit.Requires") == SOCKET.name
     assert the(unit_settings(SOCKET), "Socket.ListenStream") == "127.0.0.1:8000"
+    nginx = unit_settings(NGINX_SERVICE)
+    for key in ("NoNewPrivileges", "ProtectHome", "PrivateTmp"):
+        assert the(nginx, f"Service.{key}") == "yes", key
+    assert the(nginx, "Service.ProtectSystem") == "strict"
+    assert the(nginx, "Service.CapabilityBoundingSet") == "CAP_NET_BIND_SERVICE"
+    assert f"-c {NGINX_CONF_INSTALLED}" in the(nginx, "Service.ExecStart")
 
 
 def test_every_setting_of_the_environment_example_is_one_the_site_reads():
@@ -146,9 +160,9 @@ def test_every_setting_of_the_environment_example_is_one_the_site_reads():
             assert f'"{name}"' in gunicorn_settings, name
 
 
-def service_environment(service: dict[str, list[str]], overrides: dict[str, str]) -> dict[str, str]:
+def service_environment(service: dict[str, list[str]]) -> dict[str, str]:
     """What systemd gives the service: the settings file, then the unit's Environment=."""
-    environment = {**environment_file(ENVIRONMENT_EXAMPLE), **overrides}
+    environment = environment_file(ENVIRONMENT_EXAMPLE)
     for assignment in service["Service.Environment"]:
         name, _, value = assignment.partition("=")
         environment[name] = value.replace("%S", STATE_ROOT)
@@ -158,7 +172,8 @@ def service_environment(service: dict[str, list[str]], overrides: dict[str, str]
 def request(port: int, method: str, path: str, body: str = "", headers=None):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
-        conn.request(method, path, body=body or None, headers={"Host": HOST, **(headers or {})})
+        host = {"Host": f"{HOST}:{port}"}  # as a browser that reached this port sends it
+        conn.request(method, path, body=body or None, headers={**host, **(headers or {})})
         response = conn.getresponse()
         return response.status, response.read().decode(errors="replace")
     finally:
@@ -183,7 +198,7 @@ def wait_for_ready(notify: socket.socket, process: subprocess.Popen[bytes], log:
 
 @contextmanager
 def service_running(
-    listener: socket.socket, state_root: Path, log: Path, settings: dict[str, str]
+    listener: socket.socket, state_root: Path, log: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
     service = unit_settings(SERVICE)
     notify_name = f"@globalupdates-test-{os.getpid()}-{time.monotonic_ns()}"
@@ -194,12 +209,13 @@ def service_running(
             shlex.split(the(service, "Service.ExecStart")),
             state_root=state_root,
             checkout=PROJECT_ROOT,
+            checkout_at=the(service, "Service.WorkingDirectory"),
             working_directory=the(service, "Service.WorkingDirectory"),
             listen_fd=listener.fileno(),
             uid=SERVICE_USER[0],
             gid=SERVICE_USER[1],
         )
-        environment = {**service_environment(service, settings), "NOTIFY_SOCKET": notify_name}
+        environment = {**service_environment(service), "NOTIFY_SOCKET": notify_name}
         with open(log, "ab") as output:
             process = subprocess.Popen(
                 command,
@@ -217,9 +233,76 @@ def service_running(
             stop_process_group(process, signal.SIGTERM, STOP_SECONDS)
 
 
+def nginx_command_line(setting: str, conf: str) -> list[str]:
+    """One of the nginx unit's command lines, its state folder and configuration file where
+    the sandbox has them."""
+    line = the(unit_settings(NGINX_SERVICE), setting).replace("%S", STATE_ROOT)
+    return [conf if part == NGINX_CONF_INSTALLED else part for part in shlex.split(line)]
+
+
+def sandboxed_nginx(command: list[str], state_root: Path) -> list[str]:
+    checkout_at = the(unit_settings(SERVICE), "Service.WorkingDirectory")
+    return sandboxed_command(
+        command,
+        state_root=state_root,
+        checkout=PROJECT_ROOT,
+        checkout_at=checkout_at,
+        working_directory="/",
+        listen_fd=None,
+        uid=SERVICE_USER[0],
+        gid=SERVICE_USER[1],
+    )
+
+
+@contextmanager
+def nginx_running(state_root: Path, upstream_port: int, log: Path) -> Iterator[int]:
+    """The nginx unit in its sandbox, in front of gunicorn's socket; its port."""
+    port = free_port()
+    checkout_at = the(unit_settings(SERVICE), "Service.WorkingDirectory")
+    conf = state_root / "globalupdates-nginx.conf"
+    conf.write_text(nginx_conf_for(port, upstream_port, Path(checkout_at)))
+    prefix = state_root / "globalupdates-nginx"
+    for folder in (prefix, prefix / "logs"):  # StateDirectory=, owned by the unit's user
+        folder.mkdir(mode=0o750)
+        os.chown(folder, *SERVICE_USER)
+    sandbox_conf = f"{STATE_ROOT}/{conf.name}"
+    check = subprocess.run(
+        sandboxed_nginx(nginx_command_line("Service.ExecStartPre", sandbox_conf), state_root),
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    with open(log, "ab") as output:
+        process = subprocess.Popen(
+            sandboxed_nginx(nginx_command_line("Service.ExecStart", sandbox_conf), state_root),
+            cwd=PROJECT_ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, f"nginx exited:\n{log.read_text()}"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, f"nginx does not listen:\n{log.read_text()}"
+                time.sleep(0.1)
+        yield port
+    finally:
+        stop_process_group(process, signal.SIGQUIT, STOP_SECONDS)  # KillSignal=SIGQUIT
+
+
 def choose_accept_all(port: int) -> int:
     body = urlencode({"action": "accept_all", "next": "/"})
-    headers = {"Content-Type": "application/x-www-form-urlencoded", "Origin": f"http://{HOST}"}
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Origin": f"http://{HOST}:{port}",
+    }
     return request(port, "POST", "/consent", body, headers)[0]
 
 
@@ -229,7 +312,11 @@ def stored_choices(instance: Path) -> int:
 
 
 @pytest.mark.slow
-def test_the_site_runs_in_the_service_sandbox_and_a_restart_refuses_no_connection(tmp_path):
+def test_the_site_runs_in_the_units_sandboxes_behind_nginx_and_a_restart_refuses_no_connection(
+    tmp_path,
+):
+    """The service with the example's settings as they stand (an operator changes only the
+    values), nginx in front as its unit runs it, each in its sandbox."""
     assert os.geteuid() == 0, "making the sandbox's mount namespace takes root (as CI runs)"
     state_root = tmp_path / "var-lib"
     instance = state_root / "globalupdates"
@@ -237,29 +324,32 @@ def test_the_site_runs_in_the_service_sandbox_and_a_restart_refuses_no_connectio
     os.chown(instance, *SERVICE_USER)
     state_root.chmod(0o755)
     log = tmp_path / "service.log"
-    # No FLASK_PROXY_FIX_*: the test speaks to gunicorn directly, without nginx's headers.
-    settings = {f"FLASK_PROXY_FIX_X_{part}": "0" for part in ("FOR", "PROTO", "HOST", "PORT")}
+    nginx_log = tmp_path / "nginx.log"
     with socket.create_server(("127.0.0.1", 0), backlog=64) as listener:
         port = listener.getsockname()[1]
-        with service_running(listener, state_root, log, settings) as process:
+        with service_running(listener, state_root, log) as process:
             assert request(port, "GET", "/healthz")[0] == 200
-            assert request(port, "GET", "/")[0] == 200
-            assert choose_accept_all(port) == 303
-            workers = set(Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text())
+            with nginx_running(state_root, port, nginx_log) as front:
+                assert request(front, "GET", "/healthz")[0] == 200
+                assert request(front, "GET", "/")[0] == 200
+                assert choose_accept_all(front) == 303
+                stylesheet = (PROJECT_ROOT / "static" / "css" / "site.css").read_text()
+                assert request(front, "GET", "/static/css/site.css") == (200, stylesheet)
             os.kill(process.pid, signal.SIGHUP)  # ExecReload
             assert request(port, "GET", "/healthz")[0] == 200
             assert choose_accept_all(port) == 303
-            assert workers
         # Stopped, as during `systemctl restart`: the socket stays, so a reader's connection
         # is accepted and waits for the next master instead of being refused.
         waiting = http.client.HTTPConnection("127.0.0.1", port, timeout=READY_SECONDS)
-        waiting.request("GET", "/", headers={"Host": HOST})
-        with service_running(listener, state_root, log, settings):
+        waiting.request("GET", "/", headers={"Host": f"{HOST}:{port}"})
+        with service_running(listener, state_root, log):
             assert waiting.getresponse().status == 200
             waiting.close()
             assert choose_accept_all(port) == 303
-    text = log.read_text()
-    assert "Read-only file system" not in text, text
-    assert "Traceback" not in text, text
+    for text in (log.read_text(), nginx_log.read_text()):
+        assert "Read-only file system" not in text, text
+        assert "Permission denied" not in text, text
+        assert "Traceback" not in text, text
     assert stored_choices(instance) == 3
     assert (instance / "consent_proof_keys").is_file()
+    assert '"GET / HTTP/1.1"' in (state_root / "globalupdates-nginx/logs/access.log").read_text()

@@ -38,16 +38,20 @@ def sandboxed_command(
     *,
     state_root: Path,
     checkout: Path,
+    checkout_at: str,
     working_directory: str,
-    listen_fd: int,
+    listen_fd: int | None,
     uid: int,
     gid: int,
 ) -> list[str]:
-    """The command line that runs ``exec_start`` in the unit's view of the file system."""
+    """The command line that runs ``exec_start`` in the unit's view of the file system, with
+    ``checkout`` seen at ``checkout_at`` and, unless ``listen_fd`` is None, that listening
+    socket passed to it."""
     spec = {
         "exec_start": list(exec_start),
         "state_root": str(state_root),
         "checkout": str(checkout),
+        "checkout_at": checkout_at,
         "working_directory": working_directory,
         "listen_fd": listen_fd,
         "uid": uid,
@@ -106,12 +110,12 @@ def protect_home(interpreter: str) -> None:
 
 
 def build_view(spec: Mapping[str, object]) -> None:
-    working_directory = str(spec["working_directory"])
+    checkout_at = str(spec["checkout_at"])
     protect_home(str(spec["interpreter"]))
     mount("--bind", str(spec["state_root"]), STATE_ROOT)
-    mount("-t", "tmpfs", "-o", "mode=0755", "tmpfs", str(Path(working_directory).parent))
-    Path(working_directory).mkdir()
-    mount("--bind", str(spec["checkout"]), working_directory)
+    mount("-t", "tmpfs", "-o", "mode=0755", "tmpfs", str(Path(checkout_at).parent))
+    Path(checkout_at).mkdir()
+    mount("--bind", str(spec["checkout"]), checkout_at)
     protect_system(writable=[STATE_ROOT])
     for folder in PRIVATE_TMP:
         mount("-t", "tmpfs", "-o", "mode=1777", "tmpfs", folder)
@@ -120,11 +124,13 @@ def build_view(spec: Mapping[str, object]) -> None:
 def become_service(spec: Mapping[str, object]) -> None:
     """Hand the listening socket over as systemd does and exec the unit's command as its
     user, never to gain privileges again."""
-    listen_fd = int(str(spec["listen_fd"]))
-    if listen_fd != SD_LISTEN_FDS_START:
-        os.dup2(listen_fd, SD_LISTEN_FDS_START, inheritable=True)
-        os.close(listen_fd)
-    os.environ.update(LISTEN_FDS="1", LISTEN_PID=str(os.getpid()), PATH=SERVICE_PATH)
+    if spec["listen_fd"] is not None:
+        listen_fd = int(str(spec["listen_fd"]))
+        if listen_fd != SD_LISTEN_FDS_START:
+            os.dup2(listen_fd, SD_LISTEN_FDS_START, inheritable=True)
+            os.close(listen_fd)
+        os.environ.update(LISTEN_FDS="1", LISTEN_PID=str(os.getpid()))
+    os.environ["PATH"] = SERVICE_PATH
     os.chdir(str(spec["working_directory"]))
     exec_start = [str(part) for part in spec["exec_start"]]  # type: ignore[attr-defined]
     user = [f"--reuid={spec['uid']}", f"--regid={spec['gid']}", "--clear-groups"]
