@@ -130,9 +130,16 @@ def test_the_dashboard_shows_what_an_operator_looks_at_first():
         assert metric in names, metric
 
 
-def test_the_dashboard_names_only_metrics_the_site_exports(client):
+def test_the_dashboard_names_only_metrics_the_site_exports(app_factory, tmp_path):
+    """After a page and a choice, on a site whose operator keeps checkpoints (the checkpoint
+    age is exported only then), every series the dashboard asks for is in /metrics."""
+    checkpoints = tmp_path / "checkpoints.jsonl"
+    app = app_factory(CONSENT_CHECKPOINT_FILE=str(checkpoints))
+    client = app.test_client()
     assert client.get("/").status_code == 200
     assert choose(client, "accept_all").status_code == 303
+    result = app.test_cli_runner().invoke(args=["consent", "checkpoint", "-o", str(checkpoints)])
+    assert result.exit_code == 0, result.output
     response = client.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"})
     assert response.status_code == 200, "the site serves no /metrics to loopback"
     exported = exported_series(response.get_data(as_text=True))
