@@ -11,6 +11,7 @@ from globalupdates.config import PROJECT_ROOT
 from tests.support.consent import choose
 
 DASHBOARD = PROJECT_ROOT / "deploy" / "grafana-dashboard.json"
+GRID_COLUMNS = 24  # Grafana's dashboard grid
 STRING = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'')
 LABEL_MATCHERS = re.compile(r"\{[^}]*\}")
 RANGES = re.compile(r"\[[^\]]*\]")
@@ -104,8 +105,15 @@ def test_the_dashboard_is_importable():
     every_panel = list(panels(dashboard["panels"]))
     ids = [panel["id"] for panel in every_panel]
     assert len(ids) == len(set(ids)), "panel ids repeat"
+    cells: dict[tuple[int, int], str] = {}
     for panel in every_panel:
         assert panel["title"] and set(panel["gridPos"]) == {"h", "w", "x", "y"}
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= GRID_COLUMNS, f"{panel['title']} is wider than the grid"
+        for row in range(grid["y"], grid["y"] + grid["h"]):
+            for column in range(grid["x"], grid["x"] + grid["w"]):
+                other = cells.setdefault((row, column), panel["title"])
+                assert other == panel["title"], f"{panel['title']} covers {other}"
         if panel["type"] == "row":
             continue
         assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
