@@ -100,6 +100,8 @@ browser test-tools: ## Install Debian's chromium, nginx, redis-server and Java w
 				"install them, or run make as root" >&2; exit 1; }; \
 		echo "Installing Debian's" $$missing "for the tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; }
+# systemd-analyze checks deploy/'s units (tests/deploy/test_systemd_units.py).
+test-tools: DEBIAN_TOOLS += systemd-analyze:systemd
 
 screenshots: $(STAMP) browser ## Retake the README's pictures of the banner and the dialog
 	GU_SCREENSHOT_DIR=docs/screenshots $(BIN)/python -m pytest -q tests/browser/test_screenshots.py
