@@ -23,6 +23,7 @@ from . import (
     health,
     i18n,
     keptresponses,
+    metrics,
     pagecache,
     pipeline,
     prepare,
@@ -146,6 +147,7 @@ def register_features(app: Flask) -> None:
     errors.init_app(app)
     ratelimits.init_app(app)
     prepare.init_app(app)
+    metrics.init_app(app)
 
 
 def register_page_cache(app: Flask) -> None:

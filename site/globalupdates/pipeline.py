@@ -21,6 +21,7 @@ from typing import Any
 from flask import Flask
 
 from . import assets, editions, forgery, ratelimits, security
+from .metrics import requests as request_metrics
 from .consent.web.request_hooks import apply_consent_to_response, resolve_consent
 
 
@@ -37,6 +38,7 @@ Step = Callable[..., Any] | ExtensionHooks
 FLASK_LIMITER = ExtensionHooks("Flask-Limiter", ratelimits.bind_limiter)
 
 BEFORE_VIEW: tuple[Step, ...] = (
+    request_metrics.start_timing,
     forgery.refuse_cross_origin_requests,
     resolve_consent,
     FLASK_LIMITER,
@@ -49,6 +51,7 @@ AFTER_VIEW: tuple[Step, ...] = (
     security.add_security_headers,
     assets.cache_digested_files_for_good,
     apply_consent_to_response,
+    request_metrics.count_request,
 )
 
 
