@@ -21,8 +21,8 @@ from typing import Any
 from flask import Flask
 
 from . import assets, editions, forgery, ratelimits, security
-from .metrics import requests as request_metrics
 from .consent.web.request_hooks import apply_consent_to_response, resolve_consent
+from .metrics import requests as request_metrics
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,8 @@ AFTER_VIEW: tuple[Step, ...] = (
     FLASK_LIMITER,
     security.add_security_headers,
     assets.cache_digested_files_for_good,
-    apply_consent_to_response,
     request_metrics.count_request,
+    apply_consent_to_response,
 )
 
 

@@ -26,6 +26,7 @@ OVERRIDES = (
     "GUNICORN_CONTROL_SOCKET",
     "GUNICORN_ACCESSLOG",
     "FLASK_INSTANCE_PATH",
+    "PROMETHEUS_MULTIPROC_DIR",
 )
 
 
@@ -73,7 +74,7 @@ def test_every_module_level_setting_is_one_gunicorn_knows(load_settings, tmp_pat
         and not callable(value)
         and not isinstance(value, (type, ModuleType))
     }
-    helpers = {"UNIX_SOCKET_PATH_LIMIT"}
+    helpers = {"UNIX_SOCKET_PATH_LIMIT", "METRICS_DIRECTORY"}
     assert values - helpers <= set(known)
     assert callable(settings["on_starting"])
 

@@ -39,7 +39,7 @@ def checkpoint_age_metric(app: Flask) -> GaugeMetricFamily | None:
         app.logger.warning("metrics: no checkpoint age: %s", error)
         return None
     if held is None:
-        app.logger.warning("metrics: no checkpoint age: the chain extends no checkpoint in %s", path)
+        app.logger.warning("metrics: no checkpoint age: the chain extends none in %s", path)
         return None
     taken = datetime.fromisoformat(held.checkpoint.taken_at.replace("Z", "+00:00"))
     age = max(0.0, (datetime.now(UTC) - taken).total_seconds())

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
@@ -19,6 +18,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from .checkpoint_age import checkpoint_age_metric
+from .multiprocess import reading
 
 bp = Blueprint("metrics", __name__)
 
@@ -57,32 +57,34 @@ def is_allowed(address: str | None, networks: tuple[Network, ...]) -> bool:
 
 
 class Scrape:
-    """What one scrape reads: every worker's values (or this process's), then the gauges
-    computed now."""
+    """What one scrape answers: the counted values (every worker's, or this process's), then
+    the gauges computed now."""
 
-    def __init__(self, values: Any) -> None:
+    def __init__(self, values: Iterable[Metric]) -> None:
         self.values = values
 
     def collect(self) -> Iterator[Metric]:
-        yield from self.values.collect()
+        yield from self.values
         age = checkpoint_age_metric(current_app)
         if age is not None:
             yield age
 
 
-def process_values() -> Any:
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry)
-        return registry
-    return REGISTRY
+def counted_values() -> Iterable[Metric]:
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        return REGISTRY.collect()
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, directory)
+    with reading(directory):
+        return list(registry.collect())
 
 
 @bp.get("/metrics")
 def metrics() -> Response:
     if not is_allowed(request.remote_addr, current_app.extensions[ALLOWED]):
         abort(404)
-    body = generate_latest(Scrape(process_values()))  # type: ignore[arg-type]
+    body = generate_latest(Scrape(counted_values()))
     return Response(body, headers={"Cache-Control": "no-store"}, content_type=CONTENT_TYPE_LATEST)
 
 
