@@ -104,6 +104,13 @@ def on_starting(server):
     worker_metrics.empty_directory(METRICS_DIRECTORY)
 
 
+def worker_exit(server, worker):
+    """In the worker, as it leaves: the request counts it tallied go into its metrics."""
+    from globalupdates.metrics.requests import TALLY
+
+    TALLY.flush()
+
+
 def child_exit(server, worker):
     """A worker exited: its counts go into the metrics archives, its live gauges go away."""
     worker_metrics.retire_worker(METRICS_DIRECTORY, worker.pid)

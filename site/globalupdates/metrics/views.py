@@ -19,6 +19,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from .checkpoint_age import checkpoint_age_metric
 from .multiprocess import reading
+from .requests import TALLY
 
 bp = Blueprint("metrics", __name__)
 
@@ -71,6 +72,7 @@ class Scrape:
 
 
 def counted_values() -> Iterable[Metric]:
+    TALLY.flush()
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if not directory:
         return REGISTRY.collect()
