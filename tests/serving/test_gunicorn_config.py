@@ -26,7 +26,6 @@ OVERRIDES = (
     "GUNICORN_CONTROL_SOCKET",
     "GUNICORN_ACCESSLOG",
     "FLASK_INSTANCE_PATH",
-    "PROMETHEUS_MULTIPROC_DIR",
 )
 
 
@@ -35,6 +34,8 @@ def load_settings(monkeypatch: pytest.MonkeyPatch):
     """Read gunicorn.conf.py as gunicorn does, under a given environment."""
     for name in OVERRIDES:
         monkeypatch.delenv(name, raising=False)
+    # The file sets this one for the app it loads: noted here, so it is put back after the test.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
 
     def load(**env: str) -> dict[str, object]:
         for name, value in env.items():

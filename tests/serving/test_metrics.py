@@ -7,6 +7,7 @@ tests/serving/test_nginx.py."""
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -263,3 +264,59 @@ def test_a_scrape_neither_sets_a_cookie_nor_is_kept(client):
     response = client.get("/metrics", headers=SAME_ORIGIN)
     assert response.headers.getlist("Set-Cookie") == []
     assert response.headers["Cache-Control"] == "no-store"
+
+
+# ---- gunicorn's workers: their files ----------------------------------------------------------
+
+WORKER = """
+from globalupdates.metrics.instruments import CHOICES, CHAIN_BATCH_SIZE
+CHOICES.labels("accept_all", "en").inc(3)
+CHAIN_BATCH_SIZE.observe(2)
+"""
+
+
+def worker_totals(directory: Path) -> Counter[Sample]:
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, str(directory))
+    values: Counter[Sample] = Counter()
+    for family in text_string_to_metric_families(generate_latest(registry).decode()):
+        for sample in family.samples:
+            values[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return values
+
+
+def test_an_exited_workers_counts_stay_and_its_files_go(tmp_path: Path):
+    """Each worker writes files named after its pid; once it is reaped they are folded into
+    one archive per type, and every total stays what it was."""
+    import subprocess
+    import sys
+
+    from globalupdates.metrics.multiprocess import empty_directory, retire_worker
+
+    directory = tmp_path / "prometheus"
+    directory.mkdir()
+    (directory / "counter_1.db").write_bytes(b"left by an earlier run")
+    empty_directory(directory)
+    assert list(directory.iterdir()) == []
+    environment = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+
+    def pids() -> set[int]:
+        return {int(path.stem.split("_")[-1]) for path in directory.glob("counter_*.db")}
+
+    for _ in range(4):
+        subprocess.run([sys.executable, "-c", WORKER], env=environment, check=True)
+    assert len(pids()) == 4
+    before = worker_totals(directory)
+    assert total(before, "globalupdates_choices_total", action="accept_all") == 12
+    for pid in pids():
+        retire_worker(directory, pid)
+    after = worker_totals(directory)
+    assert after == before
+    assert sorted(p.name for p in directory.iterdir()) == [
+        "counter_archive.db",
+        "histogram_archive.db",
+        "merge.lock",
+    ]
