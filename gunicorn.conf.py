@@ -14,8 +14,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from globalupdates import logs, server_errors
-
 UNIX_SOCKET_PATH_LIMIT = 100  # sun_path holds 108 bytes on Linux; keep a margin
 
 
@@ -46,6 +44,20 @@ def site_control_socket(bind_address: str) -> str:
     digest = hashlib.sha256(os.fsencode(path)).hexdigest()[:20]
     return str(Path(tempfile.gettempdir()) / f"globalupdates-{digest}.ctl")
 
+
+# Metrics: prometheus_client's multiprocess mode, every worker writing its values to files in
+# one directory (PROMETHEUS_MULTIPROC_DIR, by default "prometheus" in the instance folder). It
+# must be set before the app, and so prometheus_client, is imported; on_starting empties it and
+# child_exit folds each exited worker's files into the archives
+# (globalupdates.metrics.multiprocess).
+METRICS_DIRECTORY = Path(
+    os.environ.get("PROMETHEUS_MULTIPROC_DIR") or site_instance_folder() / "prometheus"
+)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIRECTORY)
+METRICS_DIRECTORY.mkdir(parents=True, exist_ok=True)
+
+from globalupdates import logs, server_errors  # noqa: E402 - after PROMETHEUS_MULTIPROC_DIR is set
+from globalupdates.metrics import multiprocess as worker_metrics  # noqa: E402
 
 bind = os.environ.get("GUNICORN_BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
@@ -98,6 +110,21 @@ def on_starting(server):
     site = preloaded_site(server)
     if site is not None:
         warm_up(site)
+    # Last: neither an earlier run's files nor what preparing and warming up counted in this
+    # master (whose caches the workers inherit and count themselves) is any worker's.
+    worker_metrics.empty_directory(METRICS_DIRECTORY)
+
+
+def worker_exit(server, worker):
+    """In the worker, as it leaves: the request counts it tallied go into its metrics."""
+    from globalupdates.metrics.requests import TALLY
+
+    TALLY.flush()
+
+
+def child_exit(server, worker):
+    """A worker exited: its counts go into the metrics archives, its live gauges go away."""
+    worker_metrics.retire_worker(METRICS_DIRECTORY, worker.pid)
 
 
 def preloaded_site(server):

@@ -12,7 +12,10 @@ the app itself (its sitemap, its consent form). CPU time per request is printed 
 change can be judged by it rather than by req/s on a busy machine: one figure per round of
 ``--requests`` (each round its own requests, so each returning reader still comes once), then
 the best and the median round (on a shared machine the best round is the one least disturbed by
-others). ``FLASK_SQLALCHEMY_DATABASE_URI`` runs it on another database (a PostgreSQL one made
+others). The site counts its metrics as gunicorn's workers do (prometheus_client's
+multiprocess mode, in a fresh ``PROMETHEUS_MULTIPROC_DIR``); ``--metrics off`` measures it
+without them (their request steps left out of the pipeline, every counter a no-op), to weigh them.
+``FLASK_SQLALCHEMY_DATABASE_URI`` runs it on another database (a PostgreSQL one made
 for it, say: one that already holds keyed consent records also needs the key file that signed
 them, so give it that instance folder with ``FLASK_INSTANCE_PATH``, or choices answer 503).
 """
@@ -30,6 +33,8 @@ from pathlib import Path
 from statistics import median
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, for tests.support
+# prometheus_client picks its multiprocess values when it is first imported (through the site).
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gu-profile-metrics-")
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -40,6 +45,27 @@ from bench.traffic import Answer, Reader, Request
 BASE = "http://localhost/"
 WARM_UP = 50
 SCENARIOS = ("first-visits", "returning-readers", "consent", "beacon")
+
+
+def leave_metrics_out() -> None:
+    """The site as it was without metrics: no request steps for them, no counting."""
+    from prometheus_client import Counter, Gauge, Histogram
+    from prometheus_client.metrics import MetricWrapperBase
+
+    from globalupdates import pipeline
+    from globalupdates.metrics import requests as request_metrics
+
+    def nothing(*args: object, **kwargs: object) -> None:
+        return None
+
+    def same(self: MetricWrapperBase, *args: object, **kwargs: object) -> MetricWrapperBase:
+        return self
+
+    MetricWrapperBase.labels = same  # type: ignore[method-assign]
+    Counter.inc = Gauge.set = Histogram.observe = nothing  # type: ignore[method-assign]
+    steps = (request_metrics.start_timing, request_metrics.count_request)
+    pipeline.BEFORE_VIEW = tuple(step for step in pipeline.BEFORE_VIEW if step not in steps)
+    pipeline.AFTER_VIEW = tuple(step for step in pipeline.AFTER_VIEW if step not in steps)
 
 
 def prepared_app() -> Flask:
@@ -112,7 +138,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="rounds of --requests to time")
     parser.add_argument("--no-tree", action="store_true", help="print the figures only")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--metrics", choices=("multiprocess", "off"), default="multiprocess")
     args = parser.parse_args()
+    if args.metrics == "off":
+        leave_metrics_out()
     app = prepared_app()
     wanted = WARM_UP + (args.rounds + 1) * args.requests
     requests = scenario_requests(app, args.scenario, wanted, args.seed)

@@ -24,6 +24,7 @@ from . import (
     i18n,
     keptresponses,
     logs,
+    metrics,
     pagecache,
     pipeline,
     prepare,
@@ -149,6 +150,7 @@ def register_features(app: Flask) -> None:
     errors.init_app(app)
     ratelimits.init_app(app)
     prepare.init_app(app)
+    metrics.init_app(app)
 
 
 def register_page_cache(app: Flask) -> None:

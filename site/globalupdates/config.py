@@ -135,3 +135,10 @@ class Defaults:
     PROXY_FIX_X_HOST = 0
     PROXY_FIX_X_PORT = 0
     PROXY_FIX_X_PREFIX = 0
+
+    # /metrics answers only these addresses (as the site sees them, after ProxyFix): a
+    # comma-separated list of addresses or CIDR networks; anyone else gets 404.
+    METRICS_ALLOWED = "127.0.0.0/8,::1"
+    # The operator's file of `flask consent checkpoint` lines; when set, /metrics reports
+    # globalupdates_checkpoint_age_seconds from the newest one the chain still extends.
+    CONSENT_CHECKPOINT_FILE = None

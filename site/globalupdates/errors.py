@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app, render_template
+from flask import Flask, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext, lazy_gettext
 from sqlalchemy.exc import (
@@ -23,6 +23,8 @@ from werkzeug.exceptions import (
 from .database import WriteBatchFailed, error_summary
 from .extensions import db
 from .formats import wants_json
+from .metrics.instruments import DATABASE_ERRORS, RATE_LIMIT_REFUSALS
+from .metrics.requests import endpoint_group
 
 # PostgreSQL's SQLSTATEs for a table and for a column that do not exist, and for a write
 # refused because transactions are read-only (a standby, or default_transaction_read_only),
@@ -78,6 +80,8 @@ def error_description(error: HTTPException) -> str:
 
 
 def render_error(error: HTTPException) -> ResponseReturnValue:
+    if error.code == 429:
+        RATE_LIMIT_REFUSALS.labels(endpoint_group(request.endpoint)).inc()
     """The error in the caller's format, keeping the headers the error carries (``Allow`` on a
     405, ``Retry-After`` where given)."""
     if isinstance(error, SecurityError):
@@ -104,6 +108,7 @@ def untrusted_host() -> ResponseReturnValue:
 
 def database_unavailable(error: DBAPIError) -> ResponseReturnValue:
     db.session.rollback()
+    DATABASE_ERRORS.labels(database_error_kind(error)).inc()
     current_app.logger.warning("database unavailable: %s", error_summary(error))
     return render_error(
         ServiceUnavailable(gettext("The database is not answering. Please try again shortly."))
@@ -115,6 +120,7 @@ def batch_not_stored(error: WriteBatchFailed) -> ResponseReturnValue:
     cause is logged once by whoever committed it (``consent.proof.chain.ChainWriter``), so
     an outage leaves one clear line, not one more per choice (the access line has the 503)."""
     current_app.logger.debug("a choice was not stored: its batch failed")
+    DATABASE_ERRORS.labels("batch_not_stored").inc()
     return render_error(
         ServiceUnavailable(gettext("The database is not answering. Please try again shortly."))
     )
@@ -128,6 +134,16 @@ def outage_or_error(error: DBAPIError) -> ResponseReturnValue:
     if not (is_missing_schema(error) or sqlstate(error) in OUTAGE_STATES):
         raise error
     return database_unavailable(error)
+
+
+def database_error_kind(error: DBAPIError) -> str:
+    """The kind an outage is counted under: a missing table or column, a refused write
+    (read-only database, lost privilege), or a database that does not answer."""
+    if is_missing_schema(error):
+        return "missing_schema"
+    if sqlstate(error) in OUTAGE_STATES:
+        return "refused"
+    return "unavailable"
 
 
 def is_missing_schema(error: SQLAlchemyError) -> bool:

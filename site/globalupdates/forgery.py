@@ -28,6 +28,8 @@ from flask import Flask, current_app, g, request
 from flask_babel import lazy_gettext
 from werkzeug.exceptions import Forbidden
 
+from .metrics.instruments import FORGERY_REFUSALS
+
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PASSING_FETCH_SITES = frozenset({"same-origin", "none"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -136,6 +138,7 @@ def refuse_cross_origin_requests() -> None:
     if reason is None:
         return
     g.cross_origin_refused = True
+    FORGERY_REFUSALS.inc()
     current_app.logger.info(
         "refused a cross-origin %s %s: %s", request.method, request.path[:200], reason
     )

@@ -22,6 +22,7 @@ bodies and headers counted; least recently used first out) and in time
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +37,8 @@ from .consent.model.choice import ConsentState, gpc_signal, resolve
 from .consent.model.variant_cookie import is_settled
 from .cookies import request_cookies
 from .httpheaders import forbids_storing, not_modified
+from .metrics.instruments import CACHE_BYTES, CACHE_ENTRIES
+from .metrics.requests import GROUP, KEPT, LAYER, count_answer
 from .pagecache import KEPT_KEY, kept_key
 from .sessions import session_contents
 
@@ -50,6 +53,7 @@ class KeptResponse:
     status: str
     headers: list[tuple[str, str]]
     body: bytes
+    group: str = "page"
 
     @property
     def size(self) -> int:
@@ -63,11 +67,15 @@ class KeptResponse:
         return None
 
     def answer(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        started = time.perf_counter()
+        environ[LAYER] = KEPT
         etag = self.etag() if "HTTP_IF_NONE_MATCH" in environ else None
         if etag is not None and not_modified(environ, etag):
             start_response("304 NOT MODIFIED", not_modified_headers(self.headers))
+            count_answer(environ, self.group, 304, started)
             return []
         start_response(self.status, list(self.headers))
+        count_answer(environ, self.group, int(self.status[:3]), started)
         return [self.body]
 
 
@@ -108,7 +116,6 @@ class KeptResponses:
             with self.lock:
                 kept = self.kept.get(key)
             if kept is not None:
-                environ["globalupdates.layer"] = "kept"
                 return kept.answer(environ, start_response)
         return self.through_flask(environ, start_response, key)
 
@@ -162,10 +169,13 @@ class KeptResponses:
             close = getattr(answer, "close", None)
             if close is not None:
                 close()
-        kept = KeptResponse(seen[0], list(seen[1]), body)
+        kept = KeptResponse(seen[0], list(seen[1]), body, environ.get(GROUP, "page"))
         if kept.size <= self.kept.maxsize:
             with self.lock:
                 self.kept[key] = kept
+                entries, size = len(self.kept), self.kept.currsize
+            CACHE_ENTRIES.labels("kept_responses").set(entries)
+            CACHE_BYTES.labels("kept_responses").set(size)
         return [body]
 
 

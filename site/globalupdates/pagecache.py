@@ -51,6 +51,9 @@ from .consent.web.request_hooks import share_page
 from .cookies import request_cookies
 from .extensions import page_cache
 from .httpheaders import forbids_storing, not_modified
+from .metrics.instruments import CACHE_BYTES, CACHE_ENTRIES, CACHE_ERRORS
+from .metrics.requests import LAYER, PAGE_CACHE
+from .pagestore import BoundedMemoryCache
 
 Environ = dict[str, Any]
 Cookies = Mapping[str, str]
@@ -132,6 +135,8 @@ class FailSoftStore:
             page_cache.set(key, entry)
         except Exception as error:  # noqa: BLE001 - a page not kept is only a later miss
             self._failed(error)
+        else:
+            count_store_size(page_cache.cache)
 
     def _resting(self) -> bool:
         if time.monotonic() >= self._resting_until:
@@ -141,6 +146,7 @@ class FailSoftStore:
         return True
 
     def _failed(self, error: Exception) -> None:
+        CACHE_ERRORS.labels("page_cache").inc()
         with self._lock:
             self._failures += 1
             now = time.monotonic()
@@ -158,6 +164,14 @@ class FailSoftStore:
             failures,
             bypassed,
         )
+
+
+def count_store_size(store: object) -> None:
+    """The worker's in-memory page store's size, after a page is kept (Redis's is Redis's)."""
+    if isinstance(store, BoundedMemoryCache):
+        entries, size = store.usage()
+        CACHE_ENTRIES.labels("page_cache").set(entries)
+        CACHE_BYTES.labels("page_cache").set(size)
 
 
 @dataclass
@@ -322,15 +336,15 @@ def cached_page(view: Callable[..., Any]) -> Callable[..., Any]:
         key = page_key()
         store = state_of(current_app).store
         entry = store.get(key)
-        if entry is None:
+        if entry is not None:
+            request.environ[LAYER] = PAGE_CACHE
+        else:
             response = make_response(view(*args, **kwargs))
             if not is_cacheable_page(response):
                 request.environ.pop(KEPT_KEY, None)
                 return response
             entry = cache_entry(response)
             store.set(key, entry)
-        else:
-            request.environ["globalupdates.layer"] = "page_cache"
         return respond(entry)
 
     return wrapper

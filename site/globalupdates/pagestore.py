@@ -66,6 +66,11 @@ class BoundedMemoryCache(BaseCache):
         with self._lock:
             return int(self._entries.currsize)
 
+    def usage(self) -> tuple[int, int]:
+        """The entries held and their bytes, read together."""
+        with self._lock:
+            return len(self._entries), int(self._entries.currsize)
+
     def _expires_at(self, timeout: int | timedelta | None) -> float:
         seconds = self._normalize_timeout(timeout)
         return FOREVER if seconds == 0 else time.monotonic() + seconds

@@ -22,6 +22,7 @@ from flask import Flask
 
 from . import assets, editions, forgery, ratelimits, security
 from .consent.web.request_hooks import apply_consent_to_response, resolve_consent
+from .metrics import requests as request_metrics
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ Step = Callable[..., Any] | ExtensionHooks
 FLASK_LIMITER = ExtensionHooks("Flask-Limiter", ratelimits.bind_limiter)
 
 BEFORE_VIEW: tuple[Step, ...] = (
+    request_metrics.start_timing,
     forgery.refuse_cross_origin_requests,
     resolve_consent,
     FLASK_LIMITER,
@@ -48,6 +50,7 @@ AFTER_VIEW: tuple[Step, ...] = (
     FLASK_LIMITER,
     security.add_security_headers,
     assets.cache_digested_files_for_good,
+    request_metrics.count_request,
     apply_consent_to_response,
 )
 

@@ -38,6 +38,7 @@ from .consent.web import views as consent_views
 from .extensions import limiter
 from .features import views as feature_views
 from .forgery import SAFE_METHODS
+from .metrics.instruments import CACHE_ERRORS
 
 # Callables, so that Flask-Limiter puts each refusal in the reader's language when it is made;
 # one object each, so that every app sees the same limit and none is stacked.
@@ -313,6 +314,7 @@ class FailSoftRedisStorage(Storage):
         current_app.logger.warning("rate-limit counters are in Redis again")
 
     def failed(self, error: Exception) -> None:
+        CACHE_ERRORS.labels("rate_limits").inc()
         retry_seconds = float(current_app.config["RATELIMIT_STORAGE_RETRY_SECONDS"])
         with self.lock:
             self.failures += 1

@@ -431,3 +431,22 @@ def test_slow_header_clients_neither_keep_readers_waiting_nor_stay(site):
         still_open = sum(not client.is_closed() for client in slow)
     assert still_open == 0, f"{still_open} slow connection(s) still open after {held:.1f} s"
     assert held >= header_timeout - 1
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/metrics?format=text", "/%6Detrics", "//metrics"])
+def test_nginx_answers_metrics_with_404_itself(site, path):
+    """nginx reaches gunicorn from loopback, which ``/metrics`` answers (gunicorn's own port
+    serves it here): so nginx must never forward it."""
+    direct = http.client.HTTPConnection("127.0.0.1", site.app_port, timeout=15)
+    try:
+        direct.request("GET", "/metrics")
+        response = direct.getresponse()
+        assert response.status == 200
+        assert b"globalupdates_http_requests_total" in response.read()
+    finally:
+        direct.close()
+    answer = site.get(path)
+    if answer.status in (301, 308):
+        answer = site.get(answer.header("Location") or "")
+    assert answer.status == 404
+    assert b"globalupdates_" not in answer.body

@@ -20,6 +20,7 @@ ARCHITECTURE = PROJECT_ROOT / "docs" / "architecture.md"
 # Every function Flask calls around a view, in the order Flask keeps them. Flask runs the
 # after-request list from its end, so its first entry runs last.
 BEFORE_REQUEST = [
+    "globalupdates.metrics.requests.start_timing",
     "globalupdates.forgery.refuse_cross_origin_requests",
     "globalupdates.consent.web.request_hooks.resolve_consent",
     "flask_limiter._extension.Limiter._check_request_limit",
@@ -27,6 +28,7 @@ BEFORE_REQUEST = [
 ]
 AFTER_REQUEST = [
     "globalupdates.consent.web.request_hooks.apply_consent_to_response",
+    "globalupdates.metrics.requests.count_request",
     "globalupdates.assets.cache_digested_files_for_good",
     "globalupdates.security.add_security_headers",
     "flask_limiter._extension.Limiter.__inject_headers",

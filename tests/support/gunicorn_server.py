@@ -32,7 +32,7 @@ STOP_SECONDS = 30
 # What a shell exports for running the site by hand; the servers started here are configured
 # by gunicorn.conf.py and by what their caller passes, nothing else.
 INHERITED_PREFIXES_DROPPED = ("FLASK_", "GUNICORN_")
-INHERITED_NAMES_DROPPED = {"WEB_CONCURRENCY", "PORT"}
+INHERITED_NAMES_DROPPED = {"WEB_CONCURRENCY", "PORT", "PROMETHEUS_MULTIPROC_DIR"}
 
 
 @dataclass(frozen=True)

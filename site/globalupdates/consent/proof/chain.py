@@ -21,6 +21,7 @@ checkpoints of the head in ``checkpoints.py``.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +40,7 @@ from ...database import (
     one_writer,
 )
 from ...extensions import db
+from ...metrics.choices import count_committed
 from .next_signer import chain_head, checked_signer, remember_signed
 from .proof_keys import ProofKeyError
 from .records import ChainAnchor, ConsentRecord, as_utc
@@ -117,6 +119,7 @@ class ChainWriter:
 
     def commit_queued(self, engine: Engine) -> None:
         batch: list[PendingRecord] = []
+        started = time.perf_counter()
         try:
             with locked_transaction(engine, POSTGRES_CHAIN_LOCK) as connection:
                 batch = self.take_queued()
@@ -124,6 +127,10 @@ class ChainWriter:
                 connection.commit()
                 for record, hash_ in zip(batch, hashes, strict=True):
                     record.hash, record.done = hash_, True
+            count_committed(
+                [record.fields for record in batch if record.hash is not None],
+                time.perf_counter() - started,
+            )
         except BaseException as error:
             failed = [record for record in batch or self.take_queued() if not record.done]
             for record in failed:
