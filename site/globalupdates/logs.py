@@ -34,10 +34,10 @@ from typing import Any
 from flask import Flask
 from gunicorn.glogging import Logger
 
+from .metrics.requests import LAYER, RENDER
 from .proxy import proxy_counts
 
 REQUEST_ID_ENVIRON = "globalupdates.request_id"
-LAYER_ENVIRON = "globalupdates.layer"  # which layer answered: kept, page_cache or render
 REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_SHAPE = re.compile(r"[A-Za-z0-9._-]{8,64}")
 LOG_FORMATS = ("json", "text")
@@ -216,7 +216,7 @@ def access_fields(
         "status": int(str(status).split(None, 1)[0]),
         "bytes": sent or 0,
         "duration_ms": round(seconds * 1000, 3),
-        "layer": environ.get(LAYER_ENVIRON, "render"),
+        "layer": environ.get(LAYER, RENDER),
         "client": truncated_address(environ.get("REMOTE_ADDR")),
     }
 
