@@ -119,6 +119,19 @@ def build_view(spec: Mapping[str, object]) -> None:
     protect_system(writable=[STATE_ROOT])
     for folder in PRIVATE_TMP:
         mount("-t", "tmpfs", "-o", "mode=1777", "tmpfs", folder)
+    keep_checkout_under_tmp(str(spec["checkout"]), checkout_at)
+
+
+def keep_checkout_under_tmp(checkout: str, checkout_at: str) -> None:
+    """The venv's scripts name their interpreter by the path the venv was made at: an
+    operator's, made at /srv/globalupdates, names that one. A test's checkout under /tmp (a
+    clean clone, as CI's is) would vanish behind the private /tmp, so it is bound there again,
+    read-only like the rest."""
+    if not is_within(checkout, PRIVATE_TMP):
+        return
+    Path(checkout).mkdir(parents=True)
+    mount("--bind", checkout_at, checkout)
+    mount("-o", "remount,bind,ro", checkout)
 
 
 def become_service(spec: Mapping[str, object]) -> None:
