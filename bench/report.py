@@ -333,6 +333,11 @@ def workers_table(summary: dict[str, Any]) -> str:
 METRICS_MIN_RATIO = 0.95  # the site with metrics answers at least 95 % of what it does without
 
 
+def fine_ratio(value: float | None) -> str:
+    """Three places: a ratio of 0.946 misses a target of 0.95, and must not read as 0.95."""
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def metrics_table(summary: dict[str, Any]) -> str:
     """--compare-metrics: each scenario's best run with the metrics on against its best run
     with them off, each run's pair, and the target."""
@@ -345,7 +350,7 @@ def metrics_table(summary: dict[str, Any]) -> str:
         on = max(pair["on"]["requests_per_second"] for pair in pairs)
         off = max(pair["off"]["requests_per_second"] for pair in pairs)
         each = ", ".join(
-            ratio_text(ratio(pair["on"]["requests_per_second"], pair["off"]["requests_per_second"]))
+            fine_ratio(ratio(pair["on"]["requests_per_second"], pair["off"]["requests_per_second"]))
             for pair in pairs
         )
         errors = any(pair[side]["errors"] for pair in pairs for side in ("on", "off"))
@@ -356,7 +361,7 @@ def metrics_table(summary: dict[str, Any]) -> str:
                 scenario.title,
                 number(on),
                 number(off),
-                ratio_text(best_ratio),
+                fine_ratio(best_ratio),
                 each,
                 f"≥ {METRICS_MIN_RATIO:g}",
                 met_text(met),
