@@ -14,7 +14,8 @@ change can be judged by it rather than by req/s on a busy machine: one figure pe
 the best and the median round (on a shared machine the best round is the one least disturbed by
 others). The site counts its metrics as gunicorn's workers do (prometheus_client's
 multiprocess mode, in a fresh ``PROMETHEUS_MULTIPROC_DIR``); ``--metrics off`` measures it
-without them (their request steps left out of the pipeline, every counter a no-op), to weigh them.
+without them (``FLASK_METRICS_ENABLED=false``: their request steps left out of the pipeline,
+every counter a no-op), to weigh them.
 ``FLASK_SQLALCHEMY_DATABASE_URI`` runs it on another database (a PostgreSQL one made
 for it, say: one that already holds keyed consent records also needs the key file that signed
 them, so give it that instance folder with ``FLASK_INSTANCE_PATH``, or choices answer 503).
@@ -48,24 +49,9 @@ SCENARIOS = ("first-visits", "returning-readers", "consent", "beacon")
 
 
 def leave_metrics_out() -> None:
-    """The site as it was without metrics: no request steps for them, no counting."""
-    from prometheus_client import Counter, Gauge, Histogram
-    from prometheus_client.metrics import MetricWrapperBase
-
-    from globalupdates import pipeline
-    from globalupdates.metrics import requests as request_metrics
-
-    def nothing(*args: object, **kwargs: object) -> None:
-        return None
-
-    def same(self: MetricWrapperBase, *args: object, **kwargs: object) -> MetricWrapperBase:
-        return self
-
-    MetricWrapperBase.labels = same  # type: ignore[method-assign]
-    Counter.inc = Gauge.set = Histogram.observe = nothing  # type: ignore[method-assign]
-    steps = (request_metrics.start_timing, request_metrics.count_request)
-    pipeline.BEFORE_VIEW = tuple(step for step in pipeline.BEFORE_VIEW if step not in steps)
-    pipeline.AFTER_VIEW = tuple(step for step in pipeline.AFTER_VIEW if step not in steps)
+    """The site as it was without metrics: ``METRICS_ENABLED`` false leaves their request steps
+    out of the pipeline and makes every counter a no-op."""
+    os.environ["FLASK_METRICS_ENABLED"] = "false"
 
 
 def prepared_app() -> Flask:

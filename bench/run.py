@@ -4,6 +4,7 @@
     .venv/bin/python bench/run.py --seconds 1 --readers 2000 --runs 1 --results /tmp/quick
     BENCH_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/NAME bench/run.py
     .venv/bin/python bench/run.py --compare-workers       # worker set-ups side by side
+    .venv/bin/python bench/run.py --compare-metrics       # the site with metrics on and off
     .venv/bin/python bench/run.py --soak                  # then 128 connections on the site
 
 The site is a black box over HTTP. Its pages are found from /sitemap.xml (bench/traffic.py);
@@ -609,7 +610,8 @@ def load_average() -> list[float]:
 
 def results_folder(args: argparse.Namespace, database: str) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    label = args.label or (f"workers-{database}" if args.compare_workers else database)
+    kind = "workers-" if args.compare_workers else "metrics-" if args.compare_metrics else ""
+    label = args.label or f"{kind}{database}"
     folder = args.results / f"{stamp}-{label}"
     folder.mkdir(parents=True)
     return folder
@@ -709,6 +711,56 @@ def compare_workers(args: argparse.Namespace, workdir: Path, results: Path) -> N
     print(report.workers_table(summary))
 
 
+METRICS_SETTINGS = {"on": "true", "off": "false"}
+METRICS_SCENARIOS = {
+    "first_visits": False,
+    "returning_readers": True,
+    "consent": False,
+    "beacon": False,
+}  # each scenario, and whether each request of it is sent once (returning readers)
+
+
+def metrics_order(run: int) -> list[str]:
+    """On first in odd runs, off first in even ones: neither side always meets a fresher
+    machine, or a database with fewer rows."""
+    return ["on", "off"] if run % 2 else ["off", "on"]
+
+
+def compare_metrics(args: argparse.Namespace, workdir: Path, results: Path) -> None:
+    """The gunicorn scenarios against the site with its metrics on (the default) and off
+    (``FLASK_METRICS_ENABLED=false``), the two alternating within each run.
+
+    Each run starts the site afresh under each setting and serves the same readers, each reader
+    once per setting and run, from one database; the floor is not measured: the site without its
+    metrics is the figure the metrics are weighed against.
+    """
+    summary = header(args, {})
+    summary["metrics"] = {"settings": dict(METRICS_SETTINGS), "runs": []}
+    bench: Bench | None = None
+    for run in range(1, args.runs + 1):
+        found: dict[str, dict[str, Any]] = {key: {} for key in METRICS_SCENARIOS}
+        memory = {}
+        for state in metrics_order(run):
+            print(f"run {run}: metrics {state}", flush=True)
+            env = {"FLASK_METRICS_ENABLED": METRICS_SETTINGS[state]}
+            with gunicorn("wsgi:app", workdir / "site", env) as site_server:
+                if bench is None:
+                    bench, about = prepare(args, workdir, results, site_server)
+                    summary.update(about)
+                else:
+                    warm_site(site_server.port, bench.site, bench.probes, workers(site_server))
+                for key, once in METRICS_SCENARIOS.items():
+                    result = bench.measure(site_server.port, key, state, run, once=once)
+                    found[key][state] = result.as_json()
+                memory[state] = gunicorn_memory(site_server)
+        summary["metrics"]["runs"].append(
+            {"run": run, "order": metrics_order(run), "scenarios": found, "memory": memory}
+        )
+    finish(summary, results)
+    print()
+    print(report.metrics_table(summary))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10, help="length of each timed wrk run")
@@ -723,6 +775,9 @@ def main() -> None:
         "--soak", action="store_true", help=f"then {SOAK_CONNECTIONS} connections on the site"
     )
     parser.add_argument("--compare-workers", action="store_true")
+    parser.add_argument(
+        "--compare-metrics", action="store_true", help="the site with metrics on and off"
+    )
     args = parser.parse_args()
     require_tools()
     results = results_folder(args, database_kind())
@@ -732,6 +787,8 @@ def main() -> None:
         workdir.chmod(0o755)
         if args.compare_workers:
             compare_workers(args, workdir, results)
+        elif args.compare_metrics:
+            compare_metrics(args, workdir, results)
         else:
             side_by_side(args, workdir, results)
 

@@ -139,6 +139,8 @@ class Defaults:
     # /metrics answers only these addresses (as the site sees them, after ProxyFix): a
     # comma-separated list of addresses or CIDR networks; anyone else gets 404.
     METRICS_ALLOWED = "127.0.0.0/8,::1"
+    # False: no metric is counted, their request steps are left out and /metrics is a 404.
+    METRICS_ENABLED = True
     # The operator's file of `flask consent checkpoint` lines; when set, /metrics reports
     # globalupdates_checkpoint_age_seconds from the newest one the chain still extends.
     CONSENT_CHECKPOINT_FILE = None

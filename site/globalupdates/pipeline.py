@@ -14,7 +14,7 @@ with that, so ``AFTER_VIEW`` is in the order the hooks run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,10 +64,20 @@ def step_name(step: Step) -> str:
     return f"{module}.{step.__qualname__}"
 
 
+METRIC_STEPS = (request_metrics.start_timing, request_metrics.count_request)
+
+
+def steps_for(app: Flask, steps: Iterable[Step]) -> list[Step]:
+    """``steps``, without the metrics' own when ``METRICS_ENABLED`` is false."""
+    if app.config.get("METRICS_ENABLED", True):
+        return list(steps)
+    return [step for step in steps if step not in METRIC_STEPS]
+
+
 def register(app: Flask) -> None:
     """Add every step to ``app``, each extension bound once both its places are reached."""
-    before = list(BEFORE_VIEW)
-    after = list(reversed(AFTER_VIEW))  # Flask runs the last registered first
+    before = steps_for(app, BEFORE_VIEW)
+    after = steps_for(app, reversed(AFTER_VIEW))  # Flask runs the last registered first
     extensions = [step for step in before if isinstance(step, ExtensionHooks)]
     if extensions != [step for step in after if isinstance(step, ExtensionHooks)]:
         raise RuntimeError("the extensions' before and after steps cross: bind order is unclear")

@@ -15,10 +15,13 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+from globalupdates import pipeline
 from globalupdates.consent.proof.checkpoints import take_checkpoint
 from globalupdates.consent.proof.records import utc_text
+from globalupdates.metrics.instruments import RECORDING
 from globalupdates.metrics.views import allowed_networks
 from tests.support.consent import GPC, SAME_ORIGIN, choose, records
 from tests.support.pages import ARTICLE
@@ -153,6 +156,29 @@ def test_a_refused_choice_counts_no_choice_but_a_forgery_refusal(app, client):
     assert (
         grew(before, after, "globalupdates_http_requests_total", group="consent", status="403") == 1
     )
+
+
+def test_with_metrics_off_nothing_is_counted_no_step_runs_and_metrics_is_a_404(app_factory):
+    """``METRICS_ENABLED`` false: the site as it was before it had metrics, what
+    ``bench/run.py --compare-metrics`` weighs the metrics against."""
+    off = app_factory(METRICS_ENABLED=False)
+    try:
+        hooks = [*off.before_request_funcs[None], *off.after_request_funcs[None]]
+        assert not [hook for hook in hooks if hook in pipeline.METRIC_STEPS]
+        client = off.test_client()
+        assert client.get("/metrics").status_code == 404
+        before = REGISTRY.get_sample_value("globalupdates_forgery_refusals_total")
+        client.get("/consent")
+        refused = client.post(
+            "/consent", data={"action": "accept_all"}, headers={"Sec-Fetch-Site": "cross-site"}
+        )
+        assert refused.status_code == 403
+        assert REGISTRY.get_sample_value("globalupdates_forgery_refusals_total") == before
+    finally:
+        RECORDING.enabled = True  # the process's metrics, shared with the next test's app
+    on = app_factory()
+    hooks = [*on.before_request_funcs[None], *on.after_request_funcs[None]]
+    assert [hook for hook in hooks if hook in pipeline.METRIC_STEPS] == list(pipeline.METRIC_STEPS)
 
 
 def test_a_rate_limited_choice_is_counted_as_a_refusal_not_a_choice(app_factory):

@@ -12,7 +12,12 @@ from __future__ import annotations
 from flask import Flask
 
 from . import views
+from .instruments import RECORDING
 
 
 def init_app(app: Flask) -> None:
-    views.init_app(app)
+    """Count and serve ``/metrics``, unless ``METRICS_ENABLED`` is false: then nothing is
+    counted and ``/metrics`` is the site's 404."""
+    RECORDING.enabled = bool(app.config["METRICS_ENABLED"])
+    if RECORDING.enabled:
+        views.init_app(app)

@@ -3,83 +3,169 @@
 prometheus_client adds ``_total`` to a counter's name. Gauges say how the workers' values add
 up in multiprocess mode: each worker's caches are its own, so their sizes are summed over the
 live workers (``livesum``).
+
+``METRICS_ENABLED`` false (``metrics.init_app`` sets ``RECORDING``) turns every metric here into
+a no-op: the site then counts nothing, as it did before it had metrics. prometheus_client's
+metrics belong to the process, so the setting does too: the app a process serves decides.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
+
+
+@dataclass
+class Recording:
+    enabled: bool = True
+
+
+RECORDING = Recording()
+
+
+class Ignored:
+    """What a metric is while the metrics are off: every label and every write does nothing."""
+
+    def labels(self, *values: object) -> Ignored:
+        return self
+
+    def inc(self, amount: float = 1) -> None:
+        return None
+
+    def set(self, value: float) -> None:
+        return None
+
+    def observe(self, amount: float) -> None:
+        return None
+
+
+IGNORED = Ignored()
+
+
+class Switched:
+    """A metric that records only while ``RECORDING.enabled``; ``metric`` is the metric itself."""
+
+    def __init__(self, metric: MetricWrapperBase) -> None:
+        self.metric = metric
+
+    def current(self) -> Any:
+        return self.metric if RECORDING.enabled else IGNORED
+
+    def labels(self, *values: object) -> Any:
+        return self.current().labels(*values)
+
+    def inc(self, amount: float = 1) -> None:
+        self.current().inc(amount)
+
+    def set(self, value: float) -> None:
+        self.current().set(value)
+
+    def observe(self, amount: float) -> None:
+        self.current().observe(amount)
+
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
-HTTP_REQUESTS = Counter(
-    "globalupdates_http_requests",
-    "Requests answered, by endpoint group, method and status code",
-    ["group", "method", "status"],
+HTTP_REQUESTS = Switched(
+    Counter(
+        "globalupdates_http_requests",
+        "Requests answered, by endpoint group, method and status code",
+        ["group", "method", "status"],
+    )
 )
-HTTP_DURATION = Histogram(
-    "globalupdates_http_request_duration_seconds",
-    "Seconds from the request reaching the site to its response being ready, by endpoint group",
-    ["group"],
-    buckets=LATENCY_BUCKETS,
+HTTP_DURATION = Switched(
+    Histogram(
+        "globalupdates_http_request_duration_seconds",
+        "Seconds from the request reaching the site to its response being ready, by endpoint group",
+        ["group"],
+        buckets=LATENCY_BUCKETS,
+    )
 )
-RESPONSES = Counter(
-    "globalupdates_responses",
-    "Responses by the layer that answered: kept (in front of Flask), page_cache or render",
-    ["layer"],
+RESPONSES = Switched(
+    Counter(
+        "globalupdates_responses",
+        "Responses by the layer that answered: kept (in front of Flask), page_cache or render",
+        ["layer"],
+    )
 )
-CACHE_ENTRIES = Gauge(
-    "globalupdates_cache_entries",
-    "Entries in each in-memory cache, summed over the live workers",
-    ["cache"],
-    multiprocess_mode="livesum",
+CACHE_ENTRIES = Switched(
+    Gauge(
+        "globalupdates_cache_entries",
+        "Entries in each in-memory cache, summed over the live workers",
+        ["cache"],
+        multiprocess_mode="livesum",
+    )
 )
-CACHE_BYTES = Gauge(
-    "globalupdates_cache_bytes",
-    "Bytes held by each in-memory cache, summed over the live workers",
-    ["cache"],
-    multiprocess_mode="livesum",
+CACHE_BYTES = Switched(
+    Gauge(
+        "globalupdates_cache_bytes",
+        "Bytes held by each in-memory cache, summed over the live workers",
+        ["cache"],
+        multiprocess_mode="livesum",
+    )
 )
-CHOICES = Counter(
-    "globalupdates_choices",
-    "Consent records committed to the proof chain, by action and edition",
-    ["action", "edition"],
+CHOICES = Switched(
+    Counter(
+        "globalupdates_choices",
+        "Consent records committed to the proof chain, by action and edition",
+        ["action", "edition"],
+    )
 )
-CHOICE_GRANTS = Counter(
-    "globalupdates_choice_grants",
-    "Categories granted in committed consent records, one per record and category",
-    ["category"],
+CHOICE_GRANTS = Switched(
+    Counter(
+        "globalupdates_choice_grants",
+        "Categories granted in committed consent records, one per record and category",
+        ["category"],
+    )
 )
-CHAIN_APPENDS = Counter(
-    "globalupdates_chain_appends",
-    "Consent records appended to the proof chain (committed)",
+CHAIN_APPENDS = Switched(
+    Counter(
+        "globalupdates_chain_appends",
+        "Consent records appended to the proof chain (committed)",
+    )
 )
-CHAIN_BATCH_SIZE = Histogram(
-    "globalupdates_chain_batch_size",
-    "Records per committed batch of the proof chain",
-    buckets=BATCH_BUCKETS,
+CHAIN_BATCH_SIZE = Switched(
+    Histogram(
+        "globalupdates_chain_batch_size",
+        "Records per committed batch of the proof chain",
+        buckets=BATCH_BUCKETS,
+    )
 )
-CHAIN_APPEND_DURATION = Histogram(
-    "globalupdates_chain_append_duration_seconds",
-    "Seconds a batch of the proof chain took, from taking its lock to its commit",
-    buckets=LATENCY_BUCKETS,
+CHAIN_APPEND_DURATION = Switched(
+    Histogram(
+        "globalupdates_chain_append_duration_seconds",
+        "Seconds a batch of the proof chain took, from taking its lock to its commit",
+        buckets=LATENCY_BUCKETS,
+    )
 )
-DATABASE_ERRORS = Counter(
-    "globalupdates_database_errors",
-    "Requests answered 503 because of the database, by kind",
-    ["kind"],
+DATABASE_ERRORS = Switched(
+    Counter(
+        "globalupdates_database_errors",
+        "Requests answered 503 because of the database, by kind",
+        ["kind"],
+    )
 )
-CACHE_ERRORS = Counter(
-    "globalupdates_cache_errors",
-    "Failures of a shared store the site works on without (the page cache, the rate limits)",
-    ["kind"],
+CACHE_ERRORS = Switched(
+    Counter(
+        "globalupdates_cache_errors",
+        "Failures of a shared store the site works on without (the page cache, the rate limits)",
+        ["kind"],
+    )
 )
-RATE_LIMIT_REFUSALS = Counter(
-    "globalupdates_rate_limit_refusals",
-    "Requests refused with 429 by a rate limit, by endpoint group",
-    ["group"],
+RATE_LIMIT_REFUSALS = Switched(
+    Counter(
+        "globalupdates_rate_limit_refusals",
+        "Requests refused with 429 by a rate limit, by endpoint group",
+        ["group"],
+    )
 )
-FORGERY_REFUSALS = Counter(
-    "globalupdates_forgery_refusals",
-    "Cross-origin writes refused (403) by the forgery check",
+FORGERY_REFUSALS = Switched(
+    Counter(
+        "globalupdates_forgery_refusals",
+        "Cross-origin writes refused (403) by the forgery check",
+    )
 )

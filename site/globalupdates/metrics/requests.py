@@ -9,6 +9,9 @@ gunicorn's multiprocess mode a microsecond or two; so the two request counters a
 the worker (``TALLY``) and added to the metrics at most once a second, by the next request, by
 a thread of the worker when it is idle, by a scrape, and when the worker exits
 (``gunicorn.conf.py``'s ``worker_exit``). The latency histogram is observed at once.
+
+With ``METRICS_ENABLED`` false, ``pipeline`` leaves both steps out and ``count_answer`` counts
+nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 
 from flask import Response, request
 
-from .instruments import HTTP_DURATION, HTTP_REQUESTS, RESPONSES
+from .instruments import HTTP_DURATION, HTTP_REQUESTS, RECORDING, RESPONSES
 
 LAYER = "globalupdates.layer"
 GROUP = "globalupdates.group"
@@ -80,9 +83,9 @@ class Children:
         return child
 
 
-REQUESTS_BY = Children(HTTP_REQUESTS)
-DURATION_BY = Children(HTTP_DURATION)
-RESPONSES_BY = Children(RESPONSES)
+REQUESTS_BY = Children(HTTP_REQUESTS.metric)
+DURATION_BY = Children(HTTP_DURATION.metric)
+RESPONSES_BY = Children(RESPONSES.metric)
 
 
 class RequestTally:
@@ -138,6 +141,8 @@ TALLY = RequestTally()
 def count_answer(
     environ: MutableMapping[str, Any], group: str, status: int, started: float
 ) -> None:
+    if not RECORDING.enabled:
+        return
     now = time.perf_counter()
     DURATION_BY(group).observe(now - started)
     method = environ.get("REQUEST_METHOD", "")
