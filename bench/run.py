@@ -693,11 +693,7 @@ def compare_workers(args: argparse.Namespace, workdir: Path, results: Path) -> N
         line = settings_line(choice)
         print(line, flush=True)
         with gunicorn("wsgi:app", workdir / "site", choice) as site_server:
-            if bench is None:
-                bench, about = prepare(args, workdir, results, site_server)
-                summary.update(about)
-            else:
-                warm_site(site_server.port, bench.site, bench.probes, workers(site_server))
+            bench = bench_on(site_server, bench, args, workdir, results, summary)
             bare_env = {**choice, PAGES_VARIABLE: str(workdir / "bare-pages.json")}
             with gunicorn(BARE_APP, workdir / "bare", bare_env, ready_path="/") as bare:
                 bench.raw_folder = re.sub(r"[^a-z0-9]+", "-", line.lower()).strip("-")
@@ -709,6 +705,24 @@ def compare_workers(args: argparse.Namespace, workdir: Path, results: Path) -> N
     finish(summary, results)
     print()
     print(report.workers_table(summary))
+
+
+def bench_on(
+    site_server: Server,
+    bench: Bench | None,
+    args: argparse.Namespace,
+    workdir: Path,
+    results: Path,
+    summary: dict[str, Any],
+) -> Bench:
+    """The bench prepared on the first site a comparison starts (its readers made there,
+    what it found kept in the summary), or the next site warmed with the same pages."""
+    if bench is None:
+        bench, about = prepare(args, workdir, results, site_server)
+        summary.update(about)
+    else:
+        warm_site(site_server.port, bench.site, bench.probes, workers(site_server))
+    return bench
 
 
 METRICS_SETTINGS = {"on": "true", "off": "false"}
@@ -744,11 +758,7 @@ def compare_metrics(args: argparse.Namespace, workdir: Path, results: Path) -> N
             print(f"run {run}: metrics {state}", flush=True)
             env = {"FLASK_METRICS_ENABLED": METRICS_SETTINGS[state]}
             with gunicorn("wsgi:app", workdir / "site", env) as site_server:
-                if bench is None:
-                    bench, about = prepare(args, workdir, results, site_server)
-                    summary.update(about)
-                else:
-                    warm_site(site_server.port, bench.site, bench.probes, workers(site_server))
+                bench = bench_on(site_server, bench, args, workdir, results, summary)
                 for key, once in METRICS_SCENARIOS.items():
                     result = bench.measure(site_server.port, key, state, run, once=once)
                     found[key][state] = result.as_json()
