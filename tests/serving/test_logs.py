@@ -266,17 +266,23 @@ def test_every_request_leaves_a_json_access_line_with_the_id_it_answered(logged_
     assert NGINX_STYLE_ID not in logged_site.log_text()
 
 
+def site_lines_once_stopped(server: Server, answer: Answer) -> list[dict[str, Any]]:
+    """The site's own lines (not gunicorn's access line) of the request ``answer`` answered,
+    read once the server has stopped and written all it had."""
+    server.process.terminate()
+    server.process.wait(timeout=30)
+    return [
+        record
+        for record in lines_of(log_records(server), request_id_of(answer))
+        if record["logger"] != "gunicorn.access"
+    ]
+
+
 @pytest.mark.slow
 def test_a_refused_cross_origin_post_leaves_one_clear_line(logged_site: Server):
     answer = direct(logged_site).choose("accept_all", sec_fetch_site="cross-site")
     assert answer.status == 403
-    logged_site.process.terminate()
-    logged_site.process.wait(timeout=30)
-    site_lines = [
-        record
-        for record in lines_of(log_records(logged_site), request_id_of(answer))
-        if record["logger"] != "gunicorn.access"
-    ]
+    site_lines = site_lines_once_stopped(logged_site, answer)
     assert len(site_lines) == 1, site_lines
     assert site_lines[0]["level"] == "INFO"
     assert "refused a cross-origin POST /consent" in site_lines[0]["message"]
@@ -287,13 +293,7 @@ def test_a_database_outage_leaves_one_clear_line(logged_site: Server, site_datab
     site_database.unlink()
     answer = direct(logged_site).choose("accept_all", **SAME_ORIGIN)
     assert answer.status == 503
-    logged_site.process.terminate()
-    logged_site.process.wait(timeout=30)
-    site_lines = [
-        record
-        for record in lines_of(log_records(logged_site), request_id_of(answer))
-        if record["logger"] != "gunicorn.access"
-    ]
+    site_lines = site_lines_once_stopped(logged_site, answer)
     assert len(site_lines) == 1, site_lines
     assert site_lines[0]["level"] == "WARNING"
     assert "not stored, answered 503" in site_lines[0]["message"]
