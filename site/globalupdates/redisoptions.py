@@ -25,5 +25,5 @@ def client_options(app: Flask, configured: Mapping[str, Any] | None) -> dict[str
 
 
 def names_redis(value: object) -> bool:
-    """Whether a ``CACHE_TYPE`` or a storage URI means Redis."""
+    """Whether a ``CACHE_TYPE`` means Redis."""
     return "redis" in str(value or "").lower()

@@ -17,9 +17,8 @@ from ..pages import declare_page
 from .model.choice import ConsentState
 from .model.registry import Provider
 from .model.variant_cookie import VARIANT_COOKIE
-from .reporting import commands as cli
-from .web import csp_reports as reports
-from .web import gpc, views
+from .reporting import commands
+from .web import csp_reports, gpc, views
 from .web.embed_providers import (
     allow_provider_once,
     allowed_once_providers,
@@ -69,10 +68,10 @@ def init_app(app: Flask) -> None:
     init_gate(app)
     declare_script_texts(app, script_texts)
     app.register_blueprint(views.bp)
-    app.register_blueprint(cli.bp)
+    app.register_blueprint(commands.bp)
     app.register_blueprint(gpc.bp)
-    app.register_blueprint(reports.bp)
-    forgery.exempt(app, reports.bp.name)
+    app.register_blueprint(csp_reports.bp)
+    forgery.exempt(app, csp_reports.bp.name)
     declare_page(app, "consent.preferences", every_edition=True)
     declare_page(app, "consent.cookie_policy", every_edition=True)
     declare_page(app, "consent.privacy_notice", every_edition=True)
