@@ -346,3 +346,33 @@ def test_an_exited_workers_counts_stay_and_its_files_go(tmp_path: Path):
         "histogram_archive.db",
         "merge.lock",
     ]
+
+
+def test_latencies_tallied_in_the_worker_read_as_if_observed_one_by_one():
+    """The kept responses tally their latencies and hand them to the histogram once a second;
+    what a scrape reads must be what observing each value would have made, bucket by bucket."""
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from globalupdates.metrics.instruments import LATENCY_BUCKETS, add_observations
+    from globalupdates.metrics.requests import Durations
+
+    seconds = [0.0, 0.001, 0.0011, 0.004, 0.0099, 0.01, 0.3, 2.5, 9.0, 10.0, 11.0, 600.0]
+    tallied = Durations()
+    for value in seconds:
+        tallied.add(value)
+    observed_registry, tallied_registry = CollectorRegistry(), CollectorRegistry()
+    observed, added = (
+        Histogram("latency", "", ["group"], buckets=LATENCY_BUCKETS, registry=registry)
+        for registry in (observed_registry, tallied_registry)
+    )
+    for value in seconds:
+        observed.labels("page").observe(value)
+    add_observations(added.labels("page"), tallied.counts, tallied.total)
+
+    def without_created(text: bytes) -> list[str]:
+        return [line for line in text.decode().splitlines() if "_created" not in line]
+
+    assert without_created(generate_latest(tallied_registry)) == without_created(
+        generate_latest(observed_registry)
+    )
+    assert sum(tallied.counts) == len(seconds)
