@@ -399,6 +399,50 @@ def soak_table(summary: dict[str, Any]) -> str:
     return table(header, rows)
 
 
+NGINX_VARIANT_TITLES = {
+    "shipped": "as shipped",
+    "whole_address": "log the whole address (no network map)",
+    "no_request_id": "no request id (header, upstream, log)",
+    "no_access_log": "no access log",
+    "floor": "floor: the same bytes from files",
+}
+
+
+def nginx_variants_table(summary: dict[str, Any]) -> str:
+    """--compare-nginx: for each scenario and variant of deploy/nginx.conf, its best req/s,
+    against the best floor and against the file as shipped, each run's req/s and the HIT share
+    of its best run (n/a without a log)."""
+    runs = summary["nginx_variants"]["runs"]
+    rows = []
+    for scenario in SCENARIOS:
+        found = [run["scenarios"][scenario.key] for run in runs if scenario.key in run["scenarios"]]
+        if not found:
+            continue
+
+        def best_of(name: str, found: list[dict[str, Any]] = found) -> dict[str, Any]:
+            return max((each[name] for each in found), key=lambda r: r["requests_per_second"])
+
+        floor = best_of("floor")["requests_per_second"]
+        shipped = best_of("shipped")["requests_per_second"]
+        for name, title in NGINX_VARIANT_TITLES.items():
+            top = best_of(name)
+            rate = top["requests_per_second"]
+            each = ", ".join(number(run[name]["requests_per_second"]) for run in found)
+            rows.append(
+                [
+                    scenario.title,
+                    title,
+                    number(rate),
+                    ratio_text(ratio(rate, floor)),
+                    ratio_text(ratio(rate, shipped)),
+                    each,
+                    percent(hit_share(top)) if name not in ("floor", "no_access_log") else "n/a",
+                ]
+            )
+    header = ["scenario", "nginx", "req/s", "/ floor", "/ shipped", "each run's req/s", "HIT"]
+    return table(header, rows)
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "summary": summary_table,
     "runs": runs_table,
@@ -406,6 +450,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "setting": setting_table,
     "workers": workers_table,
     "metrics": metrics_table,
+    "nginx": nginx_variants_table,
     "soak": soak_table,
 }
 

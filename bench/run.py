@@ -475,26 +475,56 @@ def through_nginx(
     bench: Bench, site_server: Server, run: int, key: str, returning: bool
 ) -> dict[str, Measurement]:
     """One scenario through deploy/nginx.conf after a warm pass, then the floor from files."""
+    site, warmed = nginx_site(bench, site_server, run, key, returning)
+    return {"site": site, "floor": nginx_floor(bench, run, key, returning, warmed)}
+
+
+def nginx_cookies(bench: Bench, returning: bool) -> list[str | None]:
+    """The cookies of the warm pass: none for first visits, one reader of each kind else."""
     if returning:
-        cookies: list[str | None] = [reader.cookie_header for reader in bench.probes.values()]
-        floor_cookie: str | None = bench.probes["accept_all"].cookie_header
-    else:
-        cookies, floor_cookie = [None], None
-    with deployed_nginx(site_server.port) as proxy:
-        warmed = warm_pass(proxy.port, bench.site, cookies)
-        site = bench.measure(proxy.port, key, "site", run, once=False)
+        return [reader.cookie_header for reader in bench.probes.values()]
+    return [None]
+
+
+def nginx_site(
+    bench: Bench,
+    site_server: Server,
+    run: int,
+    key: str,
+    returning: bool,
+    changes: dict[str, str] | None = None,
+    side: str = "site",
+    logged_network: str | None = MEASURED_NETWORK,
+) -> tuple[Measurement, dict[str | None, dict[str, Answer]]]:
+    """One scenario through deploy/nginx.conf (with ``changes``) after a warm pass; the cache's
+    verdicts are read from its log where its lines open with ``logged_network``."""
+    with deployed_nginx(site_server.port, changes=changes) as proxy:
+        warmed = warm_pass(proxy.port, bench.site, nginx_cookies(bench, returning))
+        site = bench.measure(proxy.port, key, side, run, once=False)
         proxy.stop()
-        statuses = proxy.cache_statuses(MEASURED_NETWORK)
-    site.extra["cache"] = dict(statuses.most_common())
+        statuses = proxy.cache_statuses(logged_network) if logged_network else None
     site.extra["warm_requests"] = sum(len(pages) for pages in warmed.values())
     site.memory = gunicorn_memory(site_server)
-    hits = report.hit_share(site.as_json())
-    print(f"  {'':24} X-Cache-Status {dict(statuses.most_common())} (HIT {report.percent(hits)})")
+    if statuses is not None:
+        site.extra["cache"] = dict(statuses.most_common())
+        hits = report.hit_share(site.as_json())
+        print(f"  {'':24} X-Cache-Status {site.extra['cache']} (HIT {report.percent(hits)})")
+    return site, warmed
+
+
+def nginx_floor(
+    bench: Bench,
+    run: int,
+    key: str,
+    returning: bool,
+    warmed: dict[str | None, dict[str, Answer]],
+) -> Measurement:
+    """nginx serving, from files, the bytes the warm pass got for one reader (or first visit)."""
+    floor_cookie = bench.probes["accept_all"].cookie_header if returning else None
     with nginx_from_files(
         warmed[floor_cookie], bench.workdir / "files", os.cpu_count() or 1
     ) as port:
-        floor = bench.measure(port, key, "floor", run, once=False)
-    return {"site": site, "floor": floor}
+        return bench.measure(port, key, "floor", run, once=False)
 
 
 def through_gunicorn(
@@ -610,7 +640,9 @@ def load_average() -> list[float]:
 
 def results_folder(args: argparse.Namespace, database: str) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    kind = "workers-" if args.compare_workers else "metrics-" if args.compare_metrics else ""
+    kinds = {"compare_workers": "workers-", "compare_metrics": "metrics-"}
+    kinds["compare_nginx"] = "nginx-"
+    kind = next((name for flag, name in kinds.items() if getattr(args, flag)), "")
     label = args.label or f"{kind}{database}"
     folder = args.results / f"{stamp}-{label}"
     folder.mkdir(parents=True)
@@ -771,6 +803,74 @@ def compare_metrics(args: argparse.Namespace, workdir: Path, results: Path) -> N
     print(report.metrics_table(summary))
 
 
+LOG_LINE = "access_log logs/access.log globalupdates buffer=64k flush=2s;"
+LOGGED_NETWORK = "log_format globalupdates '$gu_client_network ["
+LOGGED_ID = "'id=$request_id cache="
+PROXIED_ID = "proxy_set_header X-Request-ID $request_id;"
+ANSWERED_ID = (
+    "add_header X-Cache-Status $upstream_cache_status always;\n"
+    "        add_header X-Request-ID $request_id always;"
+)
+# Each variant of deploy/nginx.conf: what it changes, and the network its log lines open with
+# for the measured requests (None: it keeps no log).
+NGINX_VARIANTS: dict[str, tuple[dict[str, str], str | None]] = {
+    "shipped": ({}, MEASURED_NETWORK),
+    "whole_address": ({LOGGED_NETWORK: "log_format globalupdates '$remote_addr ["}, "127.0.0.1"),
+    "no_request_id": (
+        {
+            LOGGED_ID: "'cache=",
+            PROXIED_ID: "",
+            ANSWERED_ID: "add_header X-Cache-Status $upstream_cache_status always;",
+        },
+        MEASURED_NETWORK,
+    ),
+    "no_access_log": ({LOG_LINE: "access_log off;"}, None),
+}
+NGINX_SCENARIOS = {"first_visits_nginx": False, "returning_readers_nginx": True}
+
+
+def rotated(names: list[str], run: int) -> list[str]:
+    """The variants in an order that starts one later each run."""
+    shift = (run - 1) % len(names)
+    return names[shift:] + names[:shift]
+
+
+def compare_nginx(args: argparse.Namespace, workdir: Path, results: Path) -> None:
+    """The two scenarios through deploy/nginx.conf as shipped and with one of its per-request
+    parts left out each (the access log's network map, the request id, the access log), each
+    with a fresh cache warmed as the main bench warms it, and the floor from files once per
+    scenario and run; the variants' order rotates from run to run."""
+    env = {**PROXY_FIX}
+    summary = header(args, env)
+    summary["gunicorn"] += ", FLASK_PROXY_FIX_X_* = 1"
+    summary["nginx_variants"] = {"changes": {}, "runs": []}
+    summary["nginx_variants"]["changes"] = {
+        name: changes for name, (changes, _) in NGINX_VARIANTS.items()
+    }
+    with gunicorn("wsgi:app", workdir / "site", env) as site_server:
+        bench, about = prepare(args, workdir, results, site_server)
+        summary.update(about)
+        for run in range(1, args.runs + 1):
+            order = rotated(list(NGINX_VARIANTS), run)
+            found: dict[str, dict[str, Any]] = {key: {} for key in NGINX_SCENARIOS}
+            for key, returning in NGINX_SCENARIOS.items():
+                warmed: dict[str | None, dict[str, Answer]] = {}
+                for name in order:
+                    changes, network = NGINX_VARIANTS[name]
+                    print(f"run {run}: {key} {name}", flush=True)
+                    site, warmed = nginx_site(
+                        bench, site_server, run, key, returning, changes, name, network
+                    )
+                    found[key][name] = site.as_json()
+                found[key]["floor"] = nginx_floor(bench, run, key, returning, warmed).as_json()
+            summary["nginx_variants"]["runs"].append(
+                {"run": run, "order": order, "scenarios": found}
+            )
+    finish(summary, results)
+    print()
+    print(report.nginx_variants_table(summary))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10, help="length of each timed wrk run")
@@ -788,6 +888,11 @@ def main() -> None:
     parser.add_argument(
         "--compare-metrics", action="store_true", help="the site with metrics on and off"
     )
+    parser.add_argument(
+        "--compare-nginx",
+        action="store_true",
+        help="deploy/nginx.conf as shipped and without each per-request part",
+    )
     args = parser.parse_args()
     require_tools()
     results = results_folder(args, database_kind())
@@ -799,6 +904,8 @@ def main() -> None:
             compare_workers(args, workdir, results)
         elif args.compare_metrics:
             compare_metrics(args, workdir, results)
+        elif args.compare_nginx:
+            compare_nginx(args, workdir, results)
         else:
             side_by_side(args, workdir, results)
 

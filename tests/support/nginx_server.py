@@ -38,14 +38,22 @@ STOP_SECONDS = 20
 Configuration = Callable[[int, Path], str]
 
 
-def nginx_conf_for(listen_port: int, upstream_port: int, site_root: Path) -> str:
-    """deploy/nginx.conf with the operator's three lines pointed at this machine."""
+def nginx_conf_for(
+    listen_port: int,
+    upstream_port: int,
+    site_root: Path,
+    changes: dict[str, str] | None = None,
+) -> str:
+    """deploy/nginx.conf with the operator's three lines pointed at this machine, and any
+    other ``changes`` (text, each found once, and what replaces it: the bench weighs parts of
+    the file by leaving them out)."""
     return with_operator_lines(
         DEPLOYED_CONF,
         {
             LISTEN_LINE: f"listen 127.0.0.1:{listen_port};",
             UPSTREAM_LINE: f"server 127.0.0.1:{upstream_port};",
             STATIC_ROOT_LINE: f"root {site_root};",
+            **(changes or {}),
         },
     )
 
@@ -162,14 +170,18 @@ def running_nginx(configuration: Configuration) -> Iterator[Nginx]:
 
 
 def deployed_nginx(
-    upstream_port: int, site_root: Path = PROJECT_ROOT
+    upstream_port: int,
+    site_root: Path = PROJECT_ROOT,
+    changes: dict[str, str] | None = None,
 ) -> AbstractContextManager[Nginx]:
     """Run deploy/nginx.conf in front of ``upstream_port``.
 
     ``site_root`` is the folder holding ``static/`` (the checkout by default); it and its
-    parents must be readable by nginx's workers.
+    parents must be readable by nginx's workers. ``changes`` as for ``nginx_conf_for``.
     """
-    return running_nginx(lambda port, _prefix: nginx_conf_for(port, upstream_port, site_root))
+    return running_nginx(
+        lambda port, _prefix: nginx_conf_for(port, upstream_port, site_root, changes)
+    )
 
 
 def check_config(upstream_port: int, site_root: Path = PROJECT_ROOT) -> tuple[int, str]:
