@@ -95,3 +95,17 @@ def test_every_declared_cookie_is_described_with_a_duration():
     for category in data["categories"]:
         for cookie in category.get("cookies", []):
             assert cookie["description"] and cookie["max_age"] > 0
+
+
+def test_the_builtin_registry_names_the_video_host_as_the_only_third_party_of_functional():
+    """Only functional sends data to anyone (the video host); the site's own analytics,
+    performance and advertisement send nothing elsewhere, and the hosting and mail processors
+    serve every reader, so none of them is named in the first layer."""
+    registry = load_registry()
+    for language, name in (
+        ("en", "Vidmoor (demonstration video host)"),
+        ("de", "Vidmoor (Videoplattform zur Vorführung)"),
+        ("fr", "Vidmoor (hébergeur vidéo de démonstration)"),
+    ):
+        [only] = registry.in_language(language).third_parties
+        assert (only.category.key, only.names) == ("functional", (name,))
