@@ -8,12 +8,13 @@ URL names (``editions``).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_time
+from babel.lists import format_list
 from cachetools import LRUCache, cached
 from flask import Flask, current_app
 from flask_babel import get_locale, get_timezone, gettext, ngettext
@@ -90,6 +91,11 @@ def day_count(days: int) -> str:
     return ngettext("%(num)d day", "%(num)d days", days)
 
 
+def word_list(words: Iterable[str]) -> str:
+    """Words joined as the page's language lists them ("A, B and C", "A, B und C")."""
+    return format_list(list(words), locale=get_locale())
+
+
 def page_language() -> str:
     """The language of the page being rendered, for ``<html lang>``."""
     return str(get_locale())
@@ -127,6 +133,7 @@ def init_app(app: Flask) -> None:
         reader_date=reader_date,
         reader_date_time=reader_date_time,
         day_count=day_count,
+        word_list=word_list,
         page_language=page_language,
         script_texts=script_texts,
     )

@@ -66,15 +66,15 @@ def test_erasing_from_cookie_settings_deletes_the_readers_page_views(
 def test_the_banner_and_the_dialog_show_the_terms_and_both_links_on_screen(
     open_reader, width
 ) -> None:
-    """Purposes, the third party, how long a choice lasts, where to change it and both
+    """Purposes, the third parties by name, how long a choice lasts, where to change it and both
     policies, at 1280 and 320 px. On a narrow screen the banner's notice scrolls within the
     banner (its height is capped so the story stays readable), so each part must come into
     view there while the buttons stay on screen."""
     page = open_reader(viewport=WIDTHS[width]).page
     page.goto(ARTICLE)
     banner = page.locator("#consent-banner")
-    parts = [banner.get_by_text("182 days"), banner.get_by_text("IP address")]
-    parts += [banner.get_by_role("link", name=name) for name in ("privacy notice", "cookie policy")]
+    parts = [banner.get_by_text("182 days"), banner.get_by_text("Vidmoor")]
+    parts += [banner.get_by_role("link", name=name) for name in ("Privacy policy", "Cookie policy")]
     for part in parts:
         part.scroll_into_view_if_needed()
         expect(part).to_be_in_viewport()
@@ -82,5 +82,5 @@ def test_the_banner_and_the_dialog_show_the_terms_and_both_links_on_screen(
     page.get_by_role("link", name="Customize").click()
     dialog = page.get_by_role("dialog", name="Cookie settings")
     expect(dialog.get_by_text("182 days").first).to_be_visible()
-    for name in ("privacy notice", "cookie policy"):
+    for name in ("Privacy policy", "Cookie policy"):
         expect(dialog.get_by_role("link", name=name).first).to_be_visible()

@@ -12,13 +12,14 @@ from tests.support.consent import (
     checked_boxes,
     choose,
     gated_categories,
+    in_edition,
     records,
     set_cookie_names,
     store_choice,
     stored_choice,
 )
 from tests.support.html import select, texts
-from tests.support.pages import ARTICLE
+from tests.support.pages import ARTICLE, MORVELLE_STATION, NACHTZUG
 
 # Where a page says the signal was honoured.
 HONOURED = ".consent-gpc"
@@ -27,7 +28,7 @@ HONOURED = ".consent-gpc"
 def test_first_get_with_gpc_shows_advertisement_off_and_says_the_signal_was_honoured(client):
     preferences = client.get("/consent", headers=GPC).get_data(as_text=True)
     assert "advertisement" not in checked_boxes(preferences)
-    assert "honoured it" in " ".join(texts(preferences, HONOURED))
+    assert "Opt-out request honored" in " ".join(texts(preferences, HONOURED))
     page = client.get(ARTICLE, headers=GPC)
     html = page.get_data(as_text=True)
     assert select(html, f"#consent-banner {HONOURED}")
@@ -139,3 +140,57 @@ def test_well_known_gpc_resource(client):
     from datetime import date
 
     date.fromisoformat(body["lastUpdate"])
+
+
+# What a GPC reader is told in each edition: that the request was honoured, and what it refused.
+GPC_STATUS = {
+    "en": ("Opt-out request honored", "we refused Advertisement on your behalf"),
+    "de": ("Opt-out-Anfrage umgesetzt", "die Kategorie Werbung in Ihrem Namen abgelehnt"),
+    "fr": ("Demande d'opposition respectée", "refusé en votre nom la catégorie Publicité"),
+}
+EDITION_ARTICLES = {"en": ARTICLE, "de": NACHTZUG, "fr": MORVELLE_STATION}
+
+
+@pytest.mark.parametrize("lang", GPC_STATUS)
+def test_the_banner_and_the_preferences_say_gpc_was_honoured_and_what_it_refused(client, lang):
+    headline, refused = GPC_STATUS[lang]
+    for path in (EDITION_ARTICLES[lang], in_edition("/", lang), in_edition("/consent", lang)):
+        html = client.get(path, headers=GPC).get_data(as_text=True)
+        [status] = texts(html, HONOURED)
+        assert status.startswith(headline) and refused in status
+        assert texts(html, ".gpc-honoured") == [headline]
+        assert select(client.get(path).get_data(as_text=True), HONOURED) == []
+
+
+@pytest.mark.parametrize("lang", GPC_STATUS)
+def test_after_a_choice_under_gpc_the_preferences_still_say_it_was_honoured(client, lang):
+    choose(client, "accept_all", headers=GPC, language=lang)
+    html = client.get(in_edition("/consent", lang), headers=GPC).get_data(as_text=True)
+    [status] = texts(html, HONOURED)
+    assert status.startswith(GPC_STATUS[lang][0]) and GPC_STATUS[lang][1] in status
+
+
+def test_a_grant_the_reader_made_under_gpc_is_said_to_override_it_not_honoured(client):
+    choose(client, "save", ("advertisement",), headers=GPC)
+    html = client.get("/consent", headers=GPC).get_data(as_text=True)
+    [status] = texts(html, HONOURED)
+    assert status.startswith("Opt-out signal received")
+    assert "you switched on Advertisement yourself" in status
+    assert texts(html, ".gpc-honoured") == []
+
+
+def test_a_gpc_opt_out_that_revised_a_grant_is_said_honoured_and_listed_in_the_history(client):
+    choose(client, "accept_all")
+    html = client.get("/consent", headers=GPC).get_data(as_text=True)
+    assert texts(html, ".gpc-honoured") == ["Opt-out request honored"]
+    history = client.get("/consent/history", headers={**GPC, "Accept": "application/json"})
+    newest, first = history.get_json()["records"]
+    assert (newest["action"], newest["gpc"]) == ("gpc_opt_out", True)
+    assert "advertisement" not in newest["categories"]
+    assert (first["action"], first["gpc"]) == ("accept_all", False)
+    [row, _] = select(
+        client.get("/consent/history", headers=GPC).get_data(as_text=True), "tbody tr"
+    )
+    cells = {cell["data-label"]: cell.get_text(strip=True) for cell in row.select("td")}
+    assert cells["Action"] == "Global Privacy Control opt-out"
+    assert cells["Global Privacy Control"] == "sent"

@@ -212,9 +212,9 @@ def test_a_bad_controller_table_stops_start_up_with_the_key_named(
 
 
 @pytest.mark.parametrize("path", ["/", ARTICLE, "/consent", "/cookie-policy", "/privacy", "/nope"])
-def test_every_footer_links_the_privacy_notice_the_cookie_policy_and_cookie_settings(client, path):
+def test_every_footer_links_the_privacy_policy_the_cookie_policy_and_cookie_settings(client, path):
     footer = one(client.get(path).get_data(as_text=True), "footer.site-footer")
-    assert link_targets(footer, "Privacy notice") == ["/privacy"]
+    assert link_targets(footer, "Privacy policy") == ["/privacy"]
     assert link_targets(footer, "Cookie policy") == ["/cookie-policy"]
     (settings,) = link_targets(footer, "Cookie settings")
     assert re.fullmatch(r"/consent(\?next=[^\"]*)?", settings)

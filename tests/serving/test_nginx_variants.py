@@ -24,7 +24,7 @@ from tests.support.consent import GPC, OPTIONAL, SAME_ORIGIN, gated_categories, 
 from tests.support.gunicorn_server import running_gunicorn
 from tests.support.html import attributes, parse
 from tests.support.nginx_server import DEPLOYED_CONF, deployed_nginx, nginx_binary
-from tests.support.pages import ARTICLE, NACHTZUG
+from tests.support.pages import ARTICLE, MORVELLE_STATION, NACHTZUG
 from tests.support.proxied_site import (
     MISSING_NGINX,
     PROXY_FIX,
@@ -212,6 +212,19 @@ def test_gpc_keys_its_own_entries_and_a_revision_by_gpc_is_never_stored(site):
         assert_page_of(answer, ALL - {"advertisement"})
     assert_page_of(visit(site, url, other), ALL)
     assert_page_of(visit(site, url, cookies), ALL - {"advertisement"})
+
+
+def says_gpc_was_honoured(answer: Answer) -> bool:
+    return bool(parse(answer.text()).select(".consent-gpc .gpc-honoured"))
+
+
+@pytest.mark.parametrize("path", [ARTICLE, NACHTZUG, MORVELLE_STATION, "/de/", "/fr/consent"])
+def test_nginx_gives_the_gpc_status_only_to_first_visitors_who_sent_the_signal(site, path):
+    url = fresh(path, "gpc-status")
+    answers = [(sends, visit(site, url, **(GPC if sends else {}))) for sends in (1, 0, 1, 0, 1, 0)]
+    assert [answer.cache_status for _, answer in answers] == ["MISS", "MISS"] + ["HIT"] * 4
+    for sends, answer in answers:
+        assert says_gpc_was_honoured(answer) == bool(sends), answer.cache_status
 
 
 def test_a_choice_made_under_gpc_is_its_own_variant(site):

@@ -21,12 +21,13 @@ from tests.support.consent import (
     GPC,
     OPTIONAL,
     choose,
+    in_edition,
     records,
     set_cookie_names,
     store_choice,
 )
-from tests.support.html import attributes
-from tests.support.pages import ARTICLE
+from tests.support.html import attributes, select
+from tests.support.pages import ARTICLE, MORVELLE_STATION, NACHTZUG
 
 PAGES = (
     "/",
@@ -315,6 +316,30 @@ def test_a_kept_page_follows_the_text_size_and_the_gpc_signal(kept_app):
     plain = first.get(ARTICLE).data
     assert first.get(ARTICLE, headers=GPC).data != plain
     assert first.get(ARTICLE).data == plain
+
+
+# Every page a first visitor may be shown the GPC status on, in every edition.
+GPC_STATUS_PAGES = [
+    in_edition(path, lang)
+    for lang in ("en", "de", "fr")
+    for path in ("/", "/consent", "/cookie-policy", "/privacy")
+] + [ARTICLE, NACHTZUG, MORVELLE_STATION]
+
+
+@pytest.mark.parametrize("signal_first", [True, False], ids=["gpc-first", "plain-first"])
+def test_no_layer_serves_a_gpc_page_to_a_reader_without_the_signal_or_the_reverse(
+    kept_app, signal_first
+):
+    """Each page is rendered once per variant and every later answer comes from the kept
+    responses or the page cache; each still says "honoured" exactly to the readers whose
+    browser sent the signal."""
+    for path in GPC_STATUS_PAGES:
+        kept_app.reached_flask.clear()
+        for sends_gpc in [signal_first, not signal_first] * 3:
+            reader = kept_app.test_client()
+            html = reader.get(path, headers=GPC if sends_gpc else {}).get_data(as_text=True)
+            assert bool(select(html, ".consent-gpc")) is sends_gpc, (path, sends_gpc)
+        assert kept_app.reached_flask == [path, path], "a page was not kept for its variant"
 
 
 def test_a_page_that_allowed_an_embed_once_is_never_kept_for_others(app):

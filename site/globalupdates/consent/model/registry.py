@@ -134,6 +134,7 @@ class Processor:
     service: str
     established: str
     transfer: str | None = None  # how a transfer outside the EEA is safeguarded, if any
+    category: str | None = None  # the optional category it works for; None: whatever is chosen
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,14 @@ class Controller:
     updated: date
     dpo: Contact | None = None
     processors: tuple[Processor, ...] = ()
+
+
+@dataclass(frozen=True)
+class ThirdParties:
+    """Who outside the site receives a reader's data once ``category`` is granted, by name."""
+
+    category: Category
+    names: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -240,6 +249,24 @@ class Registry:
     @cached_property
     def third_party_scripts(self) -> tuple[tuple[Category, Script], ...]:
         return tuple((c, s) for c in self.categories for s in c.scripts if s.third_party)
+
+    @cached_property
+    def third_parties(self) -> tuple[ThirdParties, ...]:
+        """The third parties each optional category sends data to, in registry order, each
+        name once: its embed providers, the senders of its third-party scripts and cookies,
+        and the processors hired for it. The banner names them; a category that sends
+        nothing to anyone is left out."""
+        found = []
+        for category in self.optional_categories:
+            names = dict.fromkeys(
+                [p.name for p in self.providers if p.category == category.key]
+                + [s.provider for s in category.scripts if s.third_party]
+                + [c.provider for c in category.cookies if not c.set_by_this_site]
+                + [p.name for p in self.controller.processors if p.category == category.key]
+            )
+            if names:
+                found.append(ThirdParties(category, tuple(names)))
+        return tuple(found)
 
     def notice_hash_for(self, language: str) -> str:
         """The SHA-256 of the notice exactly as a reader of ``language`` is shown it: every

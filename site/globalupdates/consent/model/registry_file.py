@@ -148,6 +148,8 @@ def parse_edition(data: dict[str, Any], wording: Wording) -> Registry:
         _parse_category(raw, f"categories[{i}]", wording) for i, raw in enumerate(raw_categories)
     )
     _check_categories(categories)
+    controller = parse_controller(data.get("controller"), wording)
+    _check_processor_categories(controller, categories)
     return Registry(
         revision=data["revision"],
         notice=Notice(
@@ -155,7 +157,7 @@ def parse_edition(data: dict[str, Any], wording: Wording) -> Registry:
             text=wording.text(notice, "text", "notice"),
         ),
         categories=categories,
-        controller=parse_controller(data.get("controller"), wording),
+        controller=controller,
         providers=parse_providers(data.get("providers", []), categories, wording),
     )
 
@@ -210,7 +212,20 @@ def _parse_processor(raw: Any, where: str, wording: Wording) -> Processor:
         service=wording.text(raw, "service", where),
         established=wording.text(raw, "established", where),
         transfer=wording.optional_text(raw, "transfer", where),
+        category=raw.get("category"),
     )
+
+
+def _check_processor_categories(controller: Controller, categories: tuple[Category, ...]) -> None:
+    """A processor may name the optional category it works for (an analytics vendor), so the
+    banner names it among the third parties of that category."""
+    optional = {c.key for c in categories if not c.required}
+    for i, processor in enumerate(controller.processors):
+        if processor.category is not None and processor.category not in optional:
+            raise RegistryError(
+                f"controller.processors[{i}].category must name an optional category, "
+                f"not {processor.category!r}"
+            )
 
 
 def _email(raw: dict[str, Any], name: str, where: str) -> str:
