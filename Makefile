@@ -52,7 +52,7 @@ $(STAMP): pyproject.toml $(LOCK)
 lock: ## Resolve every dependency again into requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
-	$(BIN)/uv pip compile pyproject.toml --extra test --extra bench --quiet \
+	$(BIN)/uv pip compile pyproject.toml --extra test --extra bench --extra audit --quiet \
 		--python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
 		--generate-hashes --no-header --annotation-style line -o $(LOCK)
 
