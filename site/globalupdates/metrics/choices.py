@@ -13,9 +13,9 @@ from typing import Any
 
 from ..consent.model.record_actions import SAVE
 from .instruments import (
+    AUDIT_CHOICES,
     CHAIN_APPEND_DURATION,
     CHAIN_APPENDS,
-    AUDIT_CHOICES,
     CHAIN_BATCH_SIZE,
     CHOICE_GRANTS,
     CHOICES,

@@ -16,7 +16,6 @@ import tempfile
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 DATA_FILE = Path(__file__).parent / "data" / "open-cookie-database.csv"
@@ -77,8 +76,8 @@ def parse(rows: Iterable[dict[str, str]]) -> CookieDatabase:
     return CookieDatabase(exact, tuple(prefixes))
 
 
-@cache
 def shipped_database(path: Path = DATA_FILE) -> CookieDatabase:
+    """Read once per audit, by the command; nothing that serves readers keeps it."""
     with path.open(encoding="utf-8", newline="") as source:
         return parse(csv.DictReader(source))
 
@@ -119,5 +118,4 @@ def refresh(source: str, target: Path = DATA_FILE) -> int:
         out.write(text)
     os.chmod(temporary, 0o644)
     os.replace(temporary, target)
-    shipped_database.cache_clear()
     return text.count("\n") - 1
