@@ -38,6 +38,13 @@ from .cookie_database import refresh, shipped_database
 @output_option("result")
 @click.option("--insecure", is_flag=True, help="Accept a self-signed certificate (a test site).")
 @click.option(
+    "--edition",
+    "editions",
+    multiple=True,
+    metavar="LANGUAGE",
+    help="Audit only this edition (repeatable); all of the site's editions by default.",
+)
+@click.option(
     "--browsers",
     type=click.IntRange(1, 8),
     default=3,
@@ -52,7 +59,13 @@ from .cookie_database import refresh, shipped_database
     help="How long each page is given after its load event for its scripts to act.",
 )
 def audit_command(
-    url: str, fmt: str, output: str, insecure: bool, browsers: int, settle_ms: int
+    url: str,
+    fmt: str,
+    output: str,
+    insecure: bool,
+    editions: tuple[str, ...],
+    browsers: int,
+    settle_ms: int,
 ) -> None:
     """Open the site at URL in Debian's Chromium in every edition and reader state (no choice,
     Reject All, each optional category alone, Accept All, GPC), one page of each kind, and
@@ -65,19 +78,23 @@ def audit_command(
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise click.BadParameter("must be an http:// or https:// address", param_hint="URL")
+    unknown = set(editions) - set(current_app.config["LANGUAGES"])
+    if unknown:
+        raise click.BadParameter(f"not an edition of the site: {', '.join(sorted(unknown))}")
     registry = engine().registry
     log = current_app.logger
     started = time.monotonic()
     site = SiteReader(url, insecure)
     pages = sample_pages(current_app._get_current_object(), registry, site)  # type: ignore[attr-defined]
+    pages = [page for page in pages if not editions or page.edition in editions]
     if not any(page.kind == "preferences" for page in pages):
         raise click.ClickException(f"no preferences page answered at {url}: is the site up?")
     log.info(
         "cookie audit of %s: %d pages in %d states", url, len(pages), len(reader_states(registry))
     )
-    editions = list(dict.fromkeys(page.edition for page in pages))
+    audited = list(dict.fromkeys(page.edition for page in pages))
     try:
-        with ThreadPoolExecutor(max_workers=max(1, min(browsers, len(editions)))) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, min(browsers, len(audited)))) as pool:
             walks = [
                 pool.submit(
                     walk_in_own_browser,
@@ -89,7 +106,7 @@ def audit_command(
                     settle_ms=settle_ms,
                     progress=lambda line: click.echo(line, err=True),
                 )
-                for edition in editions
+                for edition in audited
             ]
             visits = [visit for walk in walks for visit in walk.result()]
     except BrowserError as error:
