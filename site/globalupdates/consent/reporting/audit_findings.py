@@ -101,6 +101,8 @@ class Judge:
 
     def add(self, finding: Finding, edition: str) -> None:
         known = self.found.setdefault(finding.key, finding)
+        if finding.detail not in known.detail:
+            known.detail = f"{known.detail}; {finding.detail}"
         if edition not in known.editions:
             known.editions.append(edition)
 

@@ -24,8 +24,13 @@ class AuditResult:
     findings: list[Finding]
 
     @property
+    def problems(self) -> list[str]:
+        return [f"{v.edition} {v.state.key}: {p}" for v in self.visits for p in v.problems]
+
+    @property
     def failed(self) -> bool:
-        return fails(self.findings)
+        """Undeclared or too-early findings, or a state that could not be audited whole."""
+        return fails(self.findings) or bool(self.problems)
 
     @property
     def summary(self) -> str:
@@ -34,6 +39,8 @@ class AuditResult:
         for finding in self.findings:
             counts[finding.kind] += 1
         told = ", ".join(f"{count} {kind}" for kind, count in counts.items())
+        if self.problems:
+            told += f", {len(self.problems)} pages or choices that failed"
         verdict = "FAILED" if self.failed else "passed"
         return f"Audit {verdict}: {told} ({len(self.visits)} edition and state visits)."
 
@@ -106,8 +113,7 @@ def as_table(result: AuditResult) -> str:
         "  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[-1]])
         for row in rows
     ]
-    problems = [f"{v.edition} {v.state.key}: {p}" for v in result.visits for p in v.problems]
-    return "\n".join([*lines, *problems, "", result.summary]) + "\n"
+    return "\n".join([*lines, *result.problems, "", result.summary]) + "\n"
 
 
 def as_html(result: AuditResult) -> str:

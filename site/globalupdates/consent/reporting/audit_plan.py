@@ -91,8 +91,15 @@ class SiteReader:
         self.base_url = base_url.rstrip("/")
         self.origin = origin_of(base_url)
         self.context = ssl._create_unverified_context() if insecure else None
+        self.read: dict[str, str | None] = {}
 
     def get(self, path: str) -> str | None:
+        """The page's HTML, read once per audit; None when it does not answer 200."""
+        if path not in self.read:
+            self.read[path] = self.fetch(path)
+        return self.read[path]
+
+    def fetch(self, path: str) -> str | None:
         url = urljoin(self.base_url + "/", path.lstrip("/"))
         request = urllib.request.Request(url, headers={"Accept": "text/html,application/xml"})
         try:
@@ -215,10 +222,13 @@ def pages_of_endpoint(
     site: SiteReader, registry: Registry, edition: str, endpoint: str, paths: list[str]
 ) -> Iterable[SampledPage]:
     kind = kind_of(endpoint)
+    paths = [path for path in paths[:CANDIDATES_READ] if site.get(path) is not None]
+    if not paths:
+        return []
     if len(paths) == 1 or not registry.providers:
         return [SampledPage(edition, kind, paths[0])]
     plain = embedded = None
-    for path in paths[:CANDIDATES_READ]:
+    for path in paths:
         if embeds_a_provider(site.get(path) or "", registry):
             embedded = embedded or path
         else:

@@ -110,8 +110,8 @@ class StateWalk:
         try:
             page = context.new_page()
             page.set_default_timeout(PAGE_SECONDS * 1000)
-            if state.action is not None:
-                self.choose(page, state, preferences_page(pages))
+            if state.action is not None and not self.chose(page, state, pages):
+                return visit
             for sampled in pages:
                 self.open(page, sampled)
                 visit.pages.append(sampled)
@@ -152,6 +152,17 @@ class StateWalk:
                 blocked,
             )
         )
+
+    def chose(self, page: Any, state: ReaderState, pages: list[SampledPage]) -> bool:
+        """Make the state's choice; a state whose choice fails is not audited further (what
+        it would see is not what its state grants), and says why."""
+        try:
+            self.choose(page, state, preferences_page(pages))
+        except Exception as error:  # noqa: BLE001 (Playwright's timeouts, a page without the form)
+            assert self.visit is not None
+            self.visit.problems.append(f"the choice failed: {str(error).splitlines()[0]}")
+            return False
+        return True
 
     def choose(self, page: Any, state: ReaderState, preferences: SampledPage) -> None:
         self.open(page, preferences)
