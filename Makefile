@@ -104,6 +104,9 @@ browser test-tools: ## Install Debian's chromium, nginx, prometheus, redis-serve
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; }
 # systemd-analyze checks deploy/'s units (tests/deploy/test_systemd_units.py).
 test-tools: DEBIAN_TOOLS += systemd-analyze:systemd
+# openssl makes the self-signed certificate of the cookie audit's third parties
+# (tests/consent/test_cookie_audit.py).
+test-tools: DEBIAN_TOOLS += openssl:openssl
 
 screenshots: $(STAMP) browser ## Retake the README's pictures of the banner and the dialog
 	GU_SCREENSHOT_DIR=docs/screenshots $(BIN)/python -m pytest -q tests/browser/test_screenshots.py
