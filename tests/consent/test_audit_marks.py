@@ -97,3 +97,16 @@ def test_audit_header_with_another_value_marks_nothing(app):
     response = choose(app.test_client(), "accept_all", headers={"X-Consent-Audit": "yes"})
     assert response.status_code == 303
     assert record_and_mark_counts(app) == (1, 0)
+
+
+def test_pruning_a_marked_readers_last_record_drops_its_mark(app, runner):
+    audit_choice(app.test_client(), "accept_all")
+    kept = app.test_client()
+    audit_choice(kept, "reject_all")
+    with app.app_context():
+        newest = db.session.scalar(select(func.max(ConsentRecord.created_at)))
+    before = newest.isoformat() + "Z"
+    result = runner.invoke(args=["consent", "prune", "--before", before, "--yes"])
+    assert result.exit_code == 0, result.output
+    assert record_and_mark_counts(app) == (1, 1)
+    assert stats_total(runner)["choices"] == 0, "the reader kept is still the audit's"

@@ -291,7 +291,8 @@ def prune_before(before: datetime) -> PruneResult:
 
     Only a run of records from the start of the chain is deleted (up to the first record
     made on or after ``before``), so what is kept is still one unbroken chain. Only ids and
-    hashes are read, so a record with a malformed field is pruned like any other.
+    hashes are read, so a record with a malformed field is pruned like any other. The audit's
+    marks go with the last record of their consent id.
     """
     cutoff = as_utc(before).replace(tzinfo=None)
     with one_writer(db.engine), db.engine.connect() as connection:
@@ -315,6 +316,11 @@ def prune_before(before: datetime) -> PruneResult:
         anchor["mac"] = seal_anchor(anchor, key)
         connection.execute(INSERT_ANCHOR, anchor)
         connection.execute(delete(RECORDS).where(RECORDS.c.id <= tail.id))
+        connection.execute(
+            delete(AUDIT_READERS).where(
+                AUDIT_READERS.c.consent_id.not_in(select(RECORDS.c.consent_id))
+            )
+        )
         connection.commit()
     return PruneResult(anchor["pruned_count"], tail.hash)
 
