@@ -5,6 +5,8 @@ early, and passes on the demo site as shipped, whose audit choices the figures l
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import subprocess
 import sys
 import time
@@ -260,3 +262,20 @@ def test_the_audits_choices_are_proof_records_left_out_of_the_figures(demo_audit
     metrics = demo_audit["metrics"]
     assert f"globalupdates_audit_choices_total {float(chosen_states)}" in metrics
     assert "globalupdates_choices_total{" not in metrics
+
+
+def owner_of(pid: int) -> int:
+    """The real user id of a running process, as the kernel reports it."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no Uid line for process {pid}")
+
+
+def test_the_audit_browser_runs_unprivileged_when_the_command_runs_as_root():
+    from globalupdates.consent.reporting.audit_browser import chromium_process
+
+    with chromium_process() as running:
+        owner = owner_of(running.pid)
+        assert running.devtools_url.startswith("ws://127.0.0.1:")
+    assert owner == (pwd.getpwnam("nobody").pw_uid if os.geteuid() == 0 else os.geteuid())

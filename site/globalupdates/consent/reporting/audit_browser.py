@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import IO, Any
 
 CHROMIUM = "/usr/bin/chromium"
@@ -75,10 +76,16 @@ def drain(stream: IO[str]) -> None:
         pass
 
 
+@dataclass(frozen=True)
+class RunningBrowser:
+    devtools_url: str
+    pid: int
+
+
 @contextmanager
-def chromium_process() -> Iterator[str]:
+def chromium_process() -> Iterator[RunningBrowser]:
     """Chromium started in its own folder (as ``nobody`` under root); yields its DevTools
-    address and stops it, and removes the folder, afterwards."""
+    address and process id, and stops it, and removes the folder, afterwards."""
     if not os.access(CHROMIUM, os.X_OK):
         raise BrowserError(f"{CHROMIUM} is missing: install Debian's chromium package")
     user = run_as()
@@ -99,18 +106,28 @@ def chromium_process() -> Iterator[str]:
         extra_groups=[] if user else None,
         start_new_session=True,
     )
+    reader = None
     try:
         url = devtools_url(process)
-        threading.Thread(target=drain, args=(process.stderr,), daemon=True).start()
-        yield url
+        reader = threading.Thread(target=drain, args=(process.stderr,), daemon=True)
+        reader.start()
+        yield RunningBrowser(url, process.pid)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
+        if reader is not None:
+            reader.join(timeout=5)
+        if process.stderr is not None:
+            process.stderr.close()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @contextmanager
@@ -122,9 +139,9 @@ def audit_browser() -> Iterator[Any]:
         raise BrowserError(
             "the audit needs Playwright: pip install 'globalupdates[audit]'"
         ) from None
-    with chromium_process() as url, sync_playwright() as playwright:
+    with chromium_process() as running, sync_playwright() as playwright:
         try:
-            browser = playwright.chromium.connect_over_cdp(url)
+            browser = playwright.chromium.connect_over_cdp(running.devtools_url)
         except Error as error:
             raise BrowserError(f"cannot reach the browser: {error.message}") from None
         try:
