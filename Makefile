@@ -52,7 +52,7 @@ $(STAMP): pyproject.toml $(LOCK)
 lock: ## Resolve every dependency again into requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
-	$(BIN)/uv pip compile pyproject.toml --extra test --extra bench --quiet \
+	$(BIN)/uv pip compile pyproject.toml --extra test --extra bench --extra audit --quiet \
 		--python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
 		--generate-hashes --no-header --annotation-style line -o $(LOCK)
 
@@ -104,6 +104,9 @@ browser test-tools: ## Install Debian's chromium, nginx, prometheus, redis-serve
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; }
 # systemd-analyze checks deploy/'s units (tests/deploy/test_systemd_units.py).
 test-tools: DEBIAN_TOOLS += systemd-analyze:systemd
+# openssl makes the self-signed certificate of the cookie audit's third parties
+# (tests/consent/test_cookie_audit.py).
+test-tools: DEBIAN_TOOLS += openssl:openssl
 
 screenshots: $(STAMP) browser ## Retake the README's pictures of the banner and the dialog
 	GU_SCREENSHOT_DIR=docs/screenshots $(BIN)/python -m pytest -q tests/browser/test_screenshots.py

@@ -139,6 +139,10 @@ class Defaults:
     # /metrics answers only these addresses (as the site sees them, after ProxyFix): a
     # comma-separated list of addresses or CIDR networks; anyone else gets 404.
     METRICS_ALLOWED = "127.0.0.0/8,::1"
+    # Choices sent with X-Consent-Audit: 1 from these addresses (as for METRICS_ALLOWED) are
+    # marked as the cookie audit's and left out of stats, the report and the choice metrics;
+    # from anyone else the header is ignored.
+    CONSENT_AUDIT_ALLOWED = "127.0.0.0/8,::1"
     # False: no metric is counted, their request steps are left out and /metrics is a 404.
     METRICS_ENABLED = True
     # The operator's file of `flask consent checkpoint` lines; when set, /metrics reports

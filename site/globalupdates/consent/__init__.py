@@ -18,7 +18,7 @@ from .model.choice import ConsentState
 from .model.registry import Provider
 from .model.variant_cookie import VARIANT_COOKIE
 from .reporting import commands
-from .web import csp_reports, gpc, views
+from .web import audit_marks, csp_reports, gpc, views
 from .web.embed_providers import (
     allow_provider_once,
     allowed_once_providers,
@@ -66,6 +66,7 @@ def script_texts() -> dict[str, str]:
 
 def init_app(app: Flask) -> None:
     init_gate(app)
+    audit_marks.init_app(app)
     declare_script_texts(app, script_texts)
     app.register_blueprint(views.bp)
     app.register_blueprint(commands.bp)

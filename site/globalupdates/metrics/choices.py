@@ -13,6 +13,7 @@ from typing import Any
 
 from ..consent.model.record_actions import SAVE
 from .instruments import (
+    AUDIT_CHOICES,
     CHAIN_APPEND_DURATION,
     CHAIN_APPENDS,
     CHAIN_BATCH_SIZE,
@@ -25,12 +26,18 @@ ACTION_NAMES = {SAVE: "custom"}
 EDITION_BEFORE_LANGUAGES = "en"  # records made before languages were recorded were English
 
 
-def count_committed(records: Sequence[Mapping[str, Any]], seconds: float) -> None:
+def count_committed(
+    records: Sequence[Mapping[str, Any]], seconds: float, audit_records: int = 0
+) -> None:
+    """``records`` are readers' records; the cookie audit's are only counted, apart, so that
+    the choice and grant counters say what readers chose."""
     CHAIN_APPEND_DURATION.observe(seconds)
-    if not records:
+    if audit_records:
+        AUDIT_CHOICES.inc(audit_records)
+    if not records and not audit_records:
         return
-    CHAIN_BATCH_SIZE.observe(len(records))
-    CHAIN_APPENDS.inc(len(records))
+    CHAIN_BATCH_SIZE.observe(len(records) + audit_records)
+    CHAIN_APPENDS.inc(len(records) + audit_records)
     for fields in records:
         action = ACTION_NAMES.get(fields["action"], fields["action"])
         CHOICES.labels(action, fields.get("language") or EDITION_BEFORE_LANGUAGES).inc()

@@ -136,6 +136,12 @@ CHOICE_GRANTS = Switched(
         ["category"],
     )
 )
+AUDIT_CHOICES = Switched(
+    Counter(
+        "globalupdates_audit_choices",
+        "Consent records made by flask consent audit, left out of the choice counters",
+    )
+)
 CHAIN_APPENDS = Switched(
     Counter(
         "globalupdates_chain_appends",

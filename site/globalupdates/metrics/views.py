@@ -27,9 +27,12 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 ALLOWED = "metrics_allowed_networks"
 
 
-def allowed_networks(value: str | Iterable[str] | None) -> tuple[Network, ...]:
-    """The operator's ``METRICS_ALLOWED``: addresses or CIDR networks, a list or a
-    comma-separated string; ``ValueError`` names an entry that is neither."""
+def allowed_networks(
+    value: str | Iterable[str] | None, setting: str = "METRICS_ALLOWED"
+) -> tuple[Network, ...]:
+    """The operator's ``METRICS_ALLOWED`` (or another ``setting`` of the same form): addresses
+    or CIDR networks, a list or a comma-separated string; ``ValueError`` names an entry that
+    is neither."""
     if value is None:
         return ()
     entries = value.split(",") if isinstance(value, str) else list(value)
@@ -40,7 +43,7 @@ def allowed_networks(value: str | Iterable[str] | None) -> tuple[Network, ...]:
                 networks.append(ipaddress.ip_network(entry, strict=False))
             except ValueError:
                 raise ValueError(
-                    f"METRICS_ALLOWED: {entry!r} is neither an IP address nor a network"
+                    f"{setting}: {entry!r} is neither an IP address nor a network"
                 ) from None
     return tuple(networks)
 

@@ -43,11 +43,12 @@ from ...extensions import db
 from ...metrics.choices import count_committed
 from .next_signer import chain_head, checked_signer, remember_signed
 from .proof_keys import ProofKeyError
-from .records import ChainAnchor, ConsentRecord, as_utc
+from .records import AuditReader, ChainAnchor, ConsentRecord, as_utc
 from .seals import seal_anchor, seal_record
 
 RECORDS = ConsentRecord.__table__
 ANCHORS = ChainAnchor.__table__
+AUDIT_READERS = AuditReader.__table__
 INSERT_RECORD = insert(RECORDS)
 INSERT_ANCHOR = insert(ANCHORS)
 POSTGRES_CHAIN_LOCK = 0x6775_636F_6E73  # any constant 64-bit key shared by every worker
@@ -74,11 +75,12 @@ Condition = Callable[[NewestRecord | None], bool]
 
 @dataclass(eq=False)
 class PendingRecord:
-    """One record waiting for its batch: its fields (all but the link, the key and the hash)
-    and, for a conditional append, when to leave it out."""
+    """One record waiting for its batch: its fields (all but the link, the key and the hash),
+    for a conditional append when to leave it out, and whether the cookie audit made it."""
 
     fields: dict[str, Any]
     skip_when: Condition | None = None
+    audit: bool = False
     done: bool = False
     hash: str | None = None
     error: BaseException | None = None
@@ -127,9 +129,11 @@ class ChainWriter:
                 connection.commit()
                 for record, hash_ in zip(batch, hashes, strict=True):
                     record.hash, record.done = hash_, True
+            committed = [record for record in batch if record.hash is not None]
             count_committed(
-                [record.fields for record in batch if record.hash is not None],
+                [record.fields for record in committed if not record.audit],
                 time.perf_counter() - started,
+                audit_records=sum(record.audit for record in committed),
             )
         except BaseException as error:
             failed = [record for record in batch or self.take_queued() if not record.done]
@@ -189,7 +193,31 @@ def write_batch(connection: Connection, batch: list[PendingRecord]) -> list[str 
     if rows:
         connection.execute(INSERT_RECORD, rows)
         remember_signed(current_app, prev_hash, key)
+    mark_audit_readers(connection, batch, hashes)
     return hashes
+
+
+def mark_audit_readers(
+    connection: Connection, batch: list[PendingRecord], hashes: list[str | None]
+) -> None:
+    """Mark, in the batch's own transaction, the consent ids of the audit's records, so no
+    figure ever counts one of them, not even between two statements."""
+    audit_ids = {
+        record.fields["consent_id"]
+        for record, hash_ in zip(batch, hashes, strict=True)
+        if record.audit and hash_ is not None
+    }
+    if not audit_ids:
+        return
+    marked = set(
+        connection.scalars(
+            select(AUDIT_READERS.c.consent_id).where(AUDIT_READERS.c.consent_id.in_(audit_ids))
+        )
+    )
+    now = datetime.now(UTC).replace(tzinfo=None)
+    new = [{"consent_id": consent_id, "marked_at": now} for consent_id in audit_ids - marked]
+    if new:
+        connection.execute(insert(AUDIT_READERS), new)
 
 
 def newest_records(connection: Connection, consent_ids: set[str]) -> dict[str, NewestRecord]:
@@ -228,6 +256,7 @@ def append_to_chain(
     gpc: bool,
     language: str | None = None,
     skip_when: Condition | None = None,
+    audit: bool = False,
 ) -> str | None:
     """Append one record and return its hash once it is committed, in a batch with whatever
     other records arrived meanwhile (``ChainWriter``); ``WriteBatchFailed`` when it could not
@@ -235,7 +264,8 @@ def append_to_chain(
 
     With ``skip_when``, the record is left out (and None returned) when that holds for its
     reader's newest record, judged inside the chain's lock: requests that race cannot both
-    append. The key is chosen by whoever commits the batch (``checked_signer``).
+    append. The key is chosen by whoever commits the batch (``checked_signer``). An ``audit``
+    record is the cookie audit's: its consent id is marked in the same transaction.
     """
     fields = {
         "consent_id": consent_id,
@@ -247,7 +277,7 @@ def append_to_chain(
         "gpc": gpc,
         "language": language,
     }
-    return chain_writer().append(db.engine, PendingRecord(fields, skip_when))
+    return chain_writer().append(db.engine, PendingRecord(fields, skip_when, audit=audit))
 
 
 @dataclass(frozen=True)
@@ -261,7 +291,8 @@ def prune_before(before: datetime) -> PruneResult:
 
     Only a run of records from the start of the chain is deleted (up to the first record
     made on or after ``before``), so what is kept is still one unbroken chain. Only ids and
-    hashes are read, so a record with a malformed field is pruned like any other.
+    hashes are read, so a record with a malformed field is pruned like any other. The audit's
+    marks go with the last record of their consent id.
     """
     cutoff = as_utc(before).replace(tzinfo=None)
     with one_writer(db.engine), db.engine.connect() as connection:
@@ -285,6 +316,11 @@ def prune_before(before: datetime) -> PruneResult:
         anchor["mac"] = seal_anchor(anchor, key)
         connection.execute(INSERT_ANCHOR, anchor)
         connection.execute(delete(RECORDS).where(RECORDS.c.id <= tail.id))
+        connection.execute(
+            delete(AUDIT_READERS).where(
+                AUDIT_READERS.c.consent_id.not_in(select(RECORDS.c.consent_id))
+            )
+        )
         connection.commit()
     return PruneResult(anchor["pruned_count"], tail.hash)
 

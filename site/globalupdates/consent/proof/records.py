@@ -86,3 +86,17 @@ def as_utc(moment: datetime) -> datetime:
 
 def utc_text(moment: datetime) -> str:
     return as_utc(moment).isoformat().replace("+00:00", "Z")
+
+
+class AuditReader(db.Model):  # type: ignore[name-defined]
+    """A consent id whose choices were made by ``flask consent audit``, not by a reader.
+
+    The audit's choices are real records of the chain (they verify like any other), so the
+    mark lives beside the records instead of in them: ``consent stats``, the report and the
+    choice metrics leave out every record of a marked consent id.
+    """
+
+    __tablename__ = "consent_audit_reader"
+
+    consent_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    marked_at: Mapped[datetime]

@@ -21,7 +21,8 @@ category an older revision did not offer shows a low rate there. A choice is "un
 when the browser sent the signal as it was made. Days, weeks (from Monday) and months are
 UTC, like the records. Each group also counts its choices per notice language: the language
 of the page the choice was made on (``not_recorded`` for records made before that was kept).
-``stats_formats`` writes the figures out.
+The cookie audit's records (their consent ids marked in ``consent_audit_reader``) are
+no reader's choices and are left out of every figure. ``stats_formats`` writes them out.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from sqlalchemy import (
 
 from ...extensions import db
 from ..model.record_actions import ACCEPT_ALL, GPC_OPT_OUT, REJECT_ALL, WITHDRAWAL
-from ..proof.chain import RECORDS
+from ..proof.chain import AUDIT_READERS, RECORDS
 from ..proof.records import as_utc
 
 PERIODS = ("day", "week", "month")
@@ -196,7 +197,9 @@ def stats_query(
 ) -> Any:
     day = (utc_day(db.engine.dialect.name) if by else literal_column("NULL", String)).label("day")
     language = RECORDS.c.language
-    query = select(RECORDS.c.revision, language, day, *tally_columns(categories))
+    query = select(RECORDS.c.revision, language, day, *tally_columns(categories)).where(
+        RECORDS.c.consent_id.not_in(select(AUDIT_READERS.c.consent_id))
+    )
     if since is not None:
         query = query.where(RECORDS.c.created_at >= naive_utc(since))
     if until is not None:

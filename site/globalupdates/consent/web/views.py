@@ -22,6 +22,7 @@ from ..model.choice import (
 )
 from ..model.record_actions import ACCEPT_ALL, GPC_OPT_OUT, REJECT_ALL, SAVE, WITHDRAWAL
 from ..proof.chain import append_to_chain
+from .audit_marks import is_audit_choice
 from .engine import current_consent, engine, shown_registry
 from .preferences_form import PreferencesForm
 from .reader_history import history_entry, records_of
@@ -168,6 +169,7 @@ def store_choice(action: str, granted: frozenset[str], state: ConsentState) -> N
         notice_hash=registry.notice_hash_for(language),
         gpc=state.gpc,
         language=language,
+        audit=is_audit_choice(),
     )
     write_stored_choice(session, choice)
     session.permanent = True
