@@ -21,7 +21,7 @@ from ...cookies import request_cookies
 from ...httpheaders import forbids_storing, varies_on
 from ..model.choice import ConsentState
 from ..model.google_consent_mode import consent_mode, consent_mode_script, policy_origins
-from ..model.registry import Script
+from ..model.registry import Registry, Script
 from ..model.variant_cookie import keep_variant_cookie_right
 from . import csp
 from .cookie_firewall import strip_forbidden_cookies
@@ -81,14 +81,23 @@ def render_gated_scripts() -> Markup:
 def consent_context() -> dict[str, Any]:
     state = current_consent()
     mode = consent_mode(engine().google_tag_id, state)
+    shown = shown_registry()
     return {
         "consent": state,
-        "consent_registry": shown_registry(),
+        "consent_registry": shown,
+        "regime_defaults": regime_defaults(shown, state),
         "gated_scripts": render_gated_scripts,
         "consent_script_url": static_url(CONSENT_SCRIPT),
         "google_consent_mode": mode,
         "google_consent_mode_script": Markup(consent_mode_script(mode)) if mode else None,
     }
+
+
+def regime_defaults(shown: Registry, state: ConsentState) -> list[str]:
+    """The titles of the categories the reader's regime runs until refused, in the page's
+    language and the registry's order (none under opt-in)."""
+    runs = shown.regions.regime(state.regime).runs_until_refused
+    return [category.title for category in shown.optional_categories if category.key in runs]
 
 
 def share_page() -> None:
@@ -156,8 +165,9 @@ def first_visit_cache_control(config: Mapping[str, Any]) -> str:
 
 def page_variant(state: ConsentState, cookies: Mapping[str, str]) -> tuple[object, ...]:
     """What of the reader's state a page may show: the granted categories, whether the banner
-    is up, and the GPC signal. Nothing that identifies the reader."""
-    return (tuple(sorted(state.granted)), state.show_banner, state.gpc)
+    is up, the GPC signal and the regime of where they are (never the place itself). Nothing
+    that identifies the reader."""
+    return (tuple(sorted(state.granted)), state.show_banner, state.gpc, state.regime)
 
 
 def content_security_policy(state: ConsentState) -> str:
