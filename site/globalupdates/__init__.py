@@ -182,6 +182,7 @@ def register_page_cache(app: Flask) -> None:
         variant_cookie=consent.VARIANT_COOKIE,
         value_cookies=features.PAGE_COOKIES,
         flag_cookies=registry.first_party_cookie_names(),
+        reads_place=consent.engine_of(app).place_headers.country is not None,
     )
     keptresponses.init_app(app)
 

@@ -16,7 +16,8 @@ from tests.support.consent import (
     stored_choice,
 )
 from tests.support.html import select, texts
-from tests.support.pages import ARTICLE
+
+PAGE = "/"  # the front page: there without any article imported
 
 EDGE = {"COUNTRY_HEADER": "X-Country", "REGION_HEADER": "X-Region", "PROXY_FIX_X_FOR": 1}
 CALIFORNIA = {"X-Country": "US", "X-Region": "CA"}
@@ -76,7 +77,7 @@ def test_codes_are_read_in_any_letter_case_and_with_spaces_around():
 def test_a_californian_first_visit_runs_the_opt_out_categories_and_links_do_not_sell(
     edge_client,
 ):
-    html = edge_client.get(ARTICLE, headers=CALIFORNIA).get_data(as_text=True)
+    html = edge_client.get(PAGE, headers=CALIFORNIA).get_data(as_text=True)
     assert gated_categories(html) == OPT_OUT_RUNS
     assert select(html, "#consent-banner [data-regime=opt-out]")
     assert links_to_do_not_sell(html) == [DO_NOT_SELL, DO_NOT_SELL]  # banner and footer
@@ -87,7 +88,7 @@ def test_a_californian_first_visit_runs_the_opt_out_categories_and_links_do_not_
 
 
 def test_a_german_first_visit_is_opt_in_with_no_do_not_sell_link(edge_client):
-    html = edge_client.get(ARTICLE, headers=GERMANY).get_data(as_text=True)
+    html = edge_client.get(PAGE, headers=GERMANY).get_data(as_text=True)
     assert gated_categories(html) == set()
     assert links_to_do_not_sell(html) == []
     assert not select(html, "[data-regime]")
@@ -95,13 +96,13 @@ def test_a_german_first_visit_is_opt_in_with_no_do_not_sell_link(edge_client):
 
 def test_the_place_headers_are_ignored_unless_a_proxy_is_trusted(app_factory):
     client = app_factory(COUNTRY_HEADER="X-Country", REGION_HEADER="X-Region").test_client()
-    html = client.get(ARTICLE, headers=CALIFORNIA).get_data(as_text=True)
+    html = client.get(PAGE, headers=CALIFORNIA).get_data(as_text=True)
     assert gated_categories(html) == set()
     assert links_to_do_not_sell(html) == []
 
 
 def test_without_any_setting_every_reader_is_opt_in(client):
-    html = client.get(ARTICLE, headers={**CALIFORNIA, "CF-IPCountry": "US"}).get_data(as_text=True)
+    html = client.get(PAGE, headers={**CALIFORNIA, "CF-IPCountry": "US"}).get_data(as_text=True)
     assert gated_categories(html) == set()
     assert links_to_do_not_sell(html) == []
 
@@ -109,7 +110,7 @@ def test_without_any_setting_every_reader_is_opt_in(client):
 def test_gpc_in_an_opt_out_place_refuses_on_the_first_request_and_the_page_says_so(
     app, edge_client
 ):
-    html = edge_client.get(ARTICLE, headers={**CALIFORNIA, **GPC}).get_data(as_text=True)
+    html = edge_client.get(PAGE, headers={**CALIFORNIA, **GPC}).get_data(as_text=True)
     assert gated_categories(html) == set()
     notice = " ".join(texts(html, "#consent-banner [data-gpc-refused]"))
     assert "Global Privacy Control" in notice and "Analytics" in notice
@@ -122,14 +123,14 @@ def test_gpc_in_an_opt_out_place_refuses_on_the_first_request_and_the_page_says_
 
 def test_gpc_revises_a_stored_opt_out_default_and_records_it(app, edge_client):
     choose(edge_client, "save", ("analytics", "performance"), headers=CALIFORNIA)
-    html = edge_client.get(ARTICLE, headers={**CALIFORNIA, **GPC}).get_data(as_text=True)
+    html = edge_client.get(PAGE, headers={**CALIFORNIA, **GPC}).get_data(as_text=True)
     assert gated_categories(html) == set()
     assert [record.action for record in records(app)] == ["save", "gpc_opt_out"]
 
 
 def test_the_do_not_sell_opt_out_is_remembered(app, edge_client):
     choose(edge_client, "reject_all", headers=CALIFORNIA)
-    html = edge_client.get(ARTICLE, headers=CALIFORNIA).get_data(as_text=True)
+    html = edge_client.get(PAGE, headers=CALIFORNIA).get_data(as_text=True)
     assert gated_categories(html) == set()
     assert not select(html, "#consent-banner")
     assert links_to_do_not_sell(html) == [DO_NOT_SELL]  # the footer keeps it
@@ -138,11 +139,11 @@ def test_the_do_not_sell_opt_out_is_remembered(app, edge_client):
 def test_an_active_choice_is_respected_everywhere(edge_client):
     choose(edge_client, "accept_all", headers=CALIFORNIA)
     for place in (CALIFORNIA, GERMANY, {}):
-        html = edge_client.get(ARTICLE, headers=place).get_data(as_text=True)
+        html = edge_client.get(PAGE, headers=place).get_data(as_text=True)
         assert not select(html, "#consent-banner"), place
         assert "analytics" in gated_categories(html), place
     choose(edge_client, "reject_all", headers=GERMANY)
-    html = edge_client.get(ARTICLE, headers=CALIFORNIA).get_data(as_text=True)
+    html = edge_client.get(PAGE, headers=CALIFORNIA).get_data(as_text=True)
     assert gated_categories(html) == set()
     assert not select(html, "#consent-banner")
 
@@ -150,16 +151,16 @@ def test_an_active_choice_is_respected_everywhere(edge_client):
 def test_categories_left_on_by_an_opt_out_default_are_asked_for_in_an_opt_in_place(edge_client):
     choose(edge_client, "save", ("functional", "analytics", "performance"), headers=CALIFORNIA)
     assert sorted(stored_choice(edge_client)["defaulted"]) == ["analytics", "performance"]
-    californian = edge_client.get(ARTICLE, headers=CALIFORNIA).get_data(as_text=True)
+    californian = edge_client.get(PAGE, headers=CALIFORNIA).get_data(as_text=True)
     assert not select(californian, "#consent-banner")
     assert gated_categories(californian) >= OPT_OUT_RUNS
-    german = edge_client.get(ARTICLE, headers=GERMANY).get_data(as_text=True)
+    german = edge_client.get(PAGE, headers=GERMANY).get_data(as_text=True)
     assert select(german, "#consent-banner")
     assert not gated_categories(german) & OPT_OUT_RUNS
     preferences = edge_client.get("/consent", headers=GERMANY).get_data(as_text=True)
     assert checked_boxes(preferences) == {"functional"}
     choose(edge_client, "save", ("functional", "analytics"), headers=GERMANY)
-    german = edge_client.get(ARTICLE, headers=GERMANY).get_data(as_text=True)
+    german = edge_client.get(PAGE, headers=GERMANY).get_data(as_text=True)
     assert not select(german, "#consent-banner")
     assert "analytics" in gated_categories(german)
     assert "performance" not in gated_categories(german)

@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
-from .regions import OPT_OUT, PLACE_PATTERN, REGIMES, Regions
+from .regions import OPT_OUT, PLACE_PATTERN, REGIMES, UNKNOWN_COUNTRIES, Regions
 from .registry import (
     DEFAULT_LANGUAGES,
     FIRST_PARTY,
@@ -178,6 +178,10 @@ def parse_regions(raw: Any, categories: tuple[Category, ...]) -> Regions:
             raise RegistryError(
                 f"regions.places: {place!r} is not a place: write an ISO 3166-1 country "
                 'code ("DE") or a country and its subdivision ("US-CA")'
+            )
+        if place.partition("-")[0] in UNKNOWN_COUNTRIES:
+            raise RegistryError(
+                f"regions.places: {place!r} names no place; an unknown place is always opt-in"
             )
         if regime not in REGIMES:
             raise RegistryError(f"regions.places.{place} must be one of {list(REGIMES)}")

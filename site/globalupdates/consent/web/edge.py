@@ -22,10 +22,12 @@ from ..model.regions import STRICTEST, Regime, Regions
 
 @dataclass(frozen=True)
 class PlaceHeaders:
-    """The environ keys of the trusted place headers; None when the site reads none."""
+    """The environ keys of the trusted place headers (None when the site reads none), and
+    their names as a response's ``Vary`` gives them."""
 
     country: str | None = None
     subdivision: str | None = None
+    names: tuple[str, ...] = ()
 
 
 def environ_key(header: str | None) -> str | None:
@@ -49,7 +51,8 @@ def place_headers(app: Flask) -> PlaceHeaders:
             "opt-in, since a client could send the header itself"
         )
         return PlaceHeaders()
-    return PlaceHeaders(environ_key(str(country)), environ_key(subdivision))
+    names = tuple(str(name).strip() for name in (country, subdivision) if name)
+    return PlaceHeaders(environ_key(str(country)), environ_key(subdivision), names)
 
 
 def reader_regime(regions: Regions, headers: PlaceHeaders, environ: Mapping[str, Any]) -> Regime:

@@ -129,7 +129,8 @@ def apply_consent_to_response(response: Response) -> Response:
 
 
 def set_cache_policy(response: Response) -> None:
-    """``public`` only for a shared page to a reader with no session that gets no cookie.
+    """``public`` only for a shared page to a reader with no session that gets no cookie,
+    and never when a proxy keyed it on another regime than the reader's.
 
     The session cookie is written after this step, so a modified session counts as a cookie
     being set. A page to a reader with a session is ``private`` and revalidated by its ETag;
@@ -138,6 +139,9 @@ def set_cache_policy(response: Response) -> None:
     """
     if not varies_on(response.headers.get("Vary"), CONSENT_VARY):
         response.vary.update(CONSENT_VARY)
+    place_headers = engine().place_headers.names
+    if place_headers and not varies_on(response.headers.get("Vary"), place_headers):
+        response.vary.update(place_headers)
     if forbids_storing(response.headers.get("Cache-Control")):
         return
     app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -148,6 +152,9 @@ def set_cache_policy(response: Response) -> None:
         return
     cookies = request_cookies(request.environ)
     verdict = sharedcache.verdict(app, request.environ, cookies, current_consent())
+    if not verdict.regime_agrees:
+        response.headers["Cache-Control"] = "private, no-cache"
+        return
     if not verdict.session_sent:
         response.headers["Cache-Control"] = first_visit_cache_control(app.config)
         return
