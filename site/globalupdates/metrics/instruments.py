@@ -115,6 +115,14 @@ CHOICES = Switched(
         ["action", "edition"],
     )
 )
+CHOICES_BY_REGIME = Switched(
+    Counter(
+        "globalupdates_choices_by_regime",
+        "Consent records committed to the proof chain, by action and the consent regime of "
+        "where the reader was",
+        ["action", "regime"],
+    )
+)
 CHOICE_GRANTS = Switched(
     Counter(
         "globalupdates_choice_grants",

@@ -47,7 +47,7 @@ def resolve_consent() -> None:
     stored choice (once per stored choice; never for static files)."""
     state = current_consent()
     if request.endpoint != "static" and state.gpc_revised is not None:
-        record_gpc_opt_out_once(state.gpc_revised, engine().registry)
+        record_gpc_opt_out_once(state.gpc_revised, engine().registry, state.regime)
 
 
 def granted_scripts(state: ConsentState) -> list[tuple[str, Script]]:

@@ -171,6 +171,7 @@ def store_choice(action: str, granted: frozenset[str], state: ConsentState) -> N
         notice_hash=registry.notice_hash_for(language),
         gpc=state.gpc,
         language=language,
+        regime=state.regime,
     )
     write_stored_choice(session, choice)
     session.permanent = True
