@@ -47,6 +47,21 @@ def test_a_first_visit_keyed_on_another_regime_is_never_public(edge_app, place, 
         assert answer.headers["Cache-Control"] == "private, no-cache"
 
 
+def test_a_regime_disagreement_is_counted_and_logged_once_per_worker(edge_app, caplog):
+    from tests.serving.test_metrics import grew, scrape
+
+    metrics = edge_app.test_client()
+    before = scrape(metrics)
+    client = edge_app.test_client()
+    for number in range(3):
+        client.get(f"{PAGE}?stale={number}", headers={**GERMANY, "X-Cache-Key-Regime": "opt-out"})
+    after = scrape(metrics)
+    assert grew(before, after, "globalupdates_regime_disagreements_total") == 3
+    warnings = [r for r in caplog.records if "keyed a page on regime" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "'opt-out'" in warnings[0].getMessage() and "'opt-in'" in warnings[0].getMessage()
+
+
 def test_a_returning_readers_page_is_storable_by_nginx_only_under_the_readers_regime(edge_app):
     cookies = cookies_after(edge_app, "reject_all", **CALIFORNIA)
     client = edge_app.test_client(use_cookies=False)

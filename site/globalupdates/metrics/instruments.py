@@ -157,6 +157,13 @@ DATABASE_ERRORS = Switched(
         ["kind"],
     )
 )
+REGIME_DISAGREEMENTS = Switched(
+    Counter(
+        "globalupdates_regime_disagreements",
+        "Pages kept from shared caches because the regime the proxy keyed them on is not the "
+        "one the site works out for the reader (a stale regions map in nginx)",
+    )
+)
 CACHE_ERRORS = Switched(
     Counter(
         "globalupdates_cache_errors",

@@ -19,6 +19,7 @@ from ... import forgery, sharedcache
 from ...assets import static_url
 from ...cookies import request_cookies
 from ...httpheaders import forbids_storing, varies_on
+from ...metrics.instruments import REGIME_DISAGREEMENTS
 from ..model.choice import ConsentState
 from ..model.google_consent_mode import consent_mode, consent_mode_script, policy_origins
 from ..model.registry import Registry, Script
@@ -154,12 +155,28 @@ def set_cache_policy(response: Response) -> None:
     verdict = sharedcache.verdict(app, request.environ, cookies, current_consent())
     if not verdict.regime_agrees:
         response.headers["Cache-Control"] = "private, no-cache"
+        report_regime_disagreement(app)
         return
     if not verdict.session_sent:
         response.headers["Cache-Control"] = first_visit_cache_control(app.config)
         return
     response.headers["Cache-Control"] = "private, no-cache"
     sharedcache.tell_caches(app, response, verdict)
+
+
+def report_regime_disagreement(app: Flask) -> None:
+    """Count a page the proxy keyed on another regime than the site's, and say so in the log
+    once per worker: the proxy's map is stale, and every such page misses its cache."""
+    REGIME_DISAGREEMENTS.inc()
+    if app.extensions.get("regime_disagreement_logged"):
+        return
+    app.extensions["regime_disagreement_logged"] = True
+    app.logger.warning(
+        "the proxy keyed a page on regime %r where the site works out %r: nothing is stored "
+        "until its map agrees (flask consent nginx-regions --write deploy/nginx.conf)",
+        (request.headers.get(sharedcache.PROXY_REGIME_HEADER) or "")[:16],
+        current_consent().regime,
+    )
 
 
 def first_visit_cache_control(config: Mapping[str, Any]) -> str:
