@@ -114,6 +114,7 @@ def test_gpc_in_an_opt_out_place_refuses_on_the_first_request_and_the_page_says_
     assert gated_categories(html) == set()
     notice = " ".join(texts(html, "#consent-banner [data-gpc-refused]"))
     assert "Global Privacy Control" in notice and "Analytics" in notice
+    assert len(select(html, "#consent-banner .consent-gpc")) == 1, "one notice of the signal"
     preferences = edge_client.get("/consent", headers={**CALIFORNIA, **GPC})
     assert checked_boxes(preferences.get_data(as_text=True)) == set()
     assert select(preferences.get_data(as_text=True), "#do-not-sell [data-gpc-refused]")
