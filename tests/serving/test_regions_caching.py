@@ -95,6 +95,25 @@ def returning_key(cookies: str) -> str:
     return f"v={variant}|gu_text_size=|gu_ad_cap=0|gu_reader=0"
 
 
+def test_a_choice_left_on_by_an_opt_out_default_has_a_variant_of_its_own(edge_app):
+    """Two readers with the same categories, one who kept an opt-out place's defaults and one
+    who granted them in an opt-in place, get different pages in an opt-in place (a banner and
+    nothing running, or no banner and the scripts), so nginx must never key them alike."""
+    defaulted = cookies_after(edge_app, "save", ("analytics", "performance"), **CALIFORNIA)
+    granted = cookies_after(edge_app, "save", ("analytics", "performance"), **GERMANY)
+    variant_of = {cookies: cookies.split("gu_variant=")[1] for cookies in (defaulted, granted)}
+    assert variant_of[defaulted] != variant_of[granted]
+    pages = {}
+    for cookies in (defaulted, granted):
+        answer = edge_app.test_client(use_cookies=False).get(
+            PAGE, headers={**GERMANY, "Cookie": cookies}
+        )
+        pages[cookies] = answer.get_data(as_text=True)
+        assert answer.headers.get("Set-Cookie") is None, "the variant cookie was already right"
+    assert select(pages[defaulted], "#consent-banner")
+    assert not select(pages[granted], "#consent-banner")
+
+
 def test_while_the_site_reads_a_place_no_cdn_is_told_to_store_a_returning_readers_page(
     app_factory,
 ):
