@@ -203,3 +203,19 @@ def load_registry_text_without_regions() -> str:
 
     text = BUILTIN_REGISTRY.read_text(encoding="utf-8")
     return text[: text.index("\n[regions]")]
+
+
+def test_google_consent_mode_grants_what_an_opt_out_place_runs_until_refused(app_factory):
+    from tests.consent.test_consent_mode import gtag_calls
+
+    client = app_factory(**EDGE, GOOGLE_TAG_ID="G-ABC123XYZ").test_client()
+    californian = client.get(PAGE, headers=CALIFORNIA).get_data(as_text=True)
+    [(_, defaults), (kind, update)] = gtag_calls(californian)
+    assert set(defaults.values()) == {"denied"} and kind == "update"
+    assert {signal for signal, value in update.items() if value == "granted"} == {
+        "analytics_storage"
+    }
+    with_gpc = client.get(PAGE, headers={**CALIFORNIA, **GPC}).get_data(as_text=True)
+    assert all(value == "denied" for _, values in gtag_calls(with_gpc) for value in values.values())
+    german = client.get(PAGE, headers=GERMANY).get_data(as_text=True)
+    assert [kind for kind, _ in gtag_calls(german)] == ["default"]
