@@ -81,7 +81,9 @@ def test_a_record_made_before_regions_verifies_as_before(edge_app):
         }
     )
     assert new.hash == key.mac(new_form)
-    assert cli(edge_app, "verify").exit_code == 0
+    result = cli(edge_app, "verify")
+    assert result.exit_code == 0, result.output
+    assert "Consent regimes: opt-out 1, not recorded 1\n" in result.output
 
 
 def test_stats_and_the_report_break_the_figures_down_by_regime(edge_app):
