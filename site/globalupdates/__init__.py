@@ -162,7 +162,9 @@ def register_page_cache(app: Flask) -> None:
     pagecache.init_app(
         app,
         content_version=articles.content_version,
-        site_version=pagecache.site_version(app, registry.revision, registry.notice_hash, settings),
+        site_version=pagecache.site_version(
+            app, registry.revision, registry.notice_hash, registry.regions.fingerprint(), settings
+        ),
         page_cookies=features.PAGE_COOKIES,
         negotiate=partial(
             editions.preferred_edition,
@@ -180,6 +182,7 @@ def register_page_cache(app: Flask) -> None:
         variant_cookie=consent.VARIANT_COOKIE,
         value_cookies=features.PAGE_COOKIES,
         flag_cookies=registry.first_party_cookie_names(),
+        reads_place=consent.engine_of(app).place_headers.country is not None,
     )
     keptresponses.init_app(app)
 

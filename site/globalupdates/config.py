@@ -135,6 +135,11 @@ class Defaults:
     PROXY_FIX_X_HOST = 0
     PROXY_FIX_X_PORT = 0
     PROXY_FIX_X_PREFIX = 0
+    # The request headers a trusted proxy or CDN sets with the reader's ISO 3166-1 country
+    # code and their subdivision without the country ("CA"); read only when a PROXY_FIX_*
+    # setting says a proxy is in front. None: every reader is under the opt-in regime.
+    COUNTRY_HEADER: str | None = None
+    REGION_HEADER: str | None = None
 
     # /metrics answers only these addresses (as the site sees them, after ProxyFix): a
     # comma-separated list of addresses or CIDR networks; anyone else gets 404.

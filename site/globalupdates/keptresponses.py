@@ -35,6 +35,7 @@ from werkzeug.http import unquote_etag
 
 from .consent.model.choice import ConsentState, gpc_signal, resolve
 from .consent.model.variant_cookie import is_settled
+from .consent.web.engine import request_regime
 from .cookies import request_cookies
 from .httpheaders import forbids_storing, not_modified
 from .metrics.instruments import CACHE_BYTES, CACHE_ENTRIES
@@ -130,6 +131,7 @@ class KeptResponses:
             now=datetime.now(UTC),
             lifetime=engine.lifetime,
             gpc=gpc_signal(environ.get("HTTP_SEC_GPC")),
+            regime=request_regime(engine, environ),
         )
 
     def key_for(self, environ: Environ) -> tuple[object, ...] | None:

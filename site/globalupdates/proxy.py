@@ -24,6 +24,12 @@ def proxy_counts(app: Flask) -> dict[str, int]:
     return counts
 
 
+def trusts_proxy(app: Flask) -> bool:
+    """True when the operator said a proxy stands in front (any ``PROXY_FIX_*`` above 0):
+    only then may a header a proxy sets, such as the reader's country, be read at all."""
+    return any(proxy_counts(app).values())
+
+
 def init_app(app: Flask) -> None:
     counts = proxy_counts(app)
     if any(counts.values()):

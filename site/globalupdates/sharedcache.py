@@ -37,6 +37,7 @@ from .cookies import occurrences
 Environ = Mapping[str, Any]
 Cookies = Mapping[str, str]
 PROXY_KEY_HEADER = "X-Cache-Key-Cookies"
+PROXY_REGIME_HEADER = "X-Cache-Key-Regime"
 PROXY_EXPIRES_HEADER = "X-Accel-Expires"
 CDN_CONTROL_HEADER = "CDN-Cache-Control"
 
@@ -44,11 +45,13 @@ CDN_CONTROL_HEADER = "CDN-Cache-Control"
 @dataclass(frozen=True)
 class Verdict:
     """What a response to this request may tell caches: whether a session cookie came with
-    it, and whether the proxy's and the CDN's keys were verified for this reader."""
+    it, whether the proxy's and the CDN's keys were verified for this reader, and whether
+    the regime a proxy keyed on (if it said) is the reader's."""
 
     session_sent: bool
     proxy_key_verified: bool
     cdn_key_verified: bool
+    regime_agrees: bool = True
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ class SharedCacheState:
     cookie_key: CookieKey
     max_age: int
     cdn_header: str | None
+    reads_place: bool = False
 
 
 def init_app(
@@ -90,6 +94,7 @@ def init_app(
     variant_cookie: str,
     value_cookies: frozenset[str],
     flag_cookies: frozenset[str],
+    reads_place: bool = False,
 ) -> None:
     cdn_header = app.config.get("CDN_CACHE_KEY_HEADER") or None
     app.extensions["shared_cache"] = SharedCacheState(
@@ -101,6 +106,7 @@ def init_app(
         ),
         max_age=int(app.config["SHARED_PAGE_MAX_AGE"]),
         cdn_header=str(cdn_header) if cdn_header else None,
+        reads_place=reads_place,
     )
 
 
@@ -149,12 +155,21 @@ def verdict(app: Flask, environ: Environ, cookies: Cookies, state: ConsentState)
     that sets a cookie is then told nothing more: see ``tell_caches``)."""
     shared = state_of(app)
     key = shared.cookie_key
-    proxy = key_verified(app, environ, cookies, state, header_value(environ, PROXY_KEY_HEADER))
-    cdn = shared.cdn_header is not None and key_verified(
-        app, environ, cookies, state, header_value(environ, shared.cdn_header)
+    regime_sent = header_value(environ, PROXY_REGIME_HEADER)
+    regime_agrees = regime_sent is None or regime_sent == state.regime
+    proxy = regime_agrees and key_verified(
+        app, environ, cookies, state, header_value(environ, PROXY_KEY_HEADER)
+    )
+    cdn = (
+        shared.cdn_header is not None
+        and not shared.reads_place
+        and key_verified(app, environ, cookies, state, header_value(environ, shared.cdn_header))
     )
     return Verdict(
-        session_sent=key.session in cookies, proxy_key_verified=proxy, cdn_key_verified=cdn
+        session_sent=key.session in cookies,
+        proxy_key_verified=proxy,
+        cdn_key_verified=cdn,
+        regime_agrees=regime_agrees,
     )
 
 

@@ -105,7 +105,11 @@ def test_a_record_made_before_languages_verifies_as_before(app):
     assert b'"language"' not in old_form
     assert old.hash == key.mac(old_form)
     new_form = canonical_json(
-        {**{name: getattr(new, name) for name in SIGNED_FIELDS}, "language": "de"}
+        {
+            **{name: getattr(new, name) for name in SIGNED_FIELDS},
+            "language": "de",
+            "regime": "opt-in",
+        }
     )
     assert new.hash == key.mac(new_form)
     result = cli(app, "verify")
@@ -121,7 +125,7 @@ def test_export_gives_the_language_in_json_and_csv(app):
     lines = [json.loads(line) for line in cli(app, "export").output.splitlines()]
     assert [line["language"] for line in lines] == [None, "fr"]
     assert lines[1]["notice_hash"] == notice_hash(app, "fr")
-    assert list(lines[1])[-1] == "language", "added after the fields the export had before"
+    assert list(lines[1])[-2:] == ["language", "regime"], "added after the earlier fields"
     rows = list(csv.DictReader(io.StringIO(cli(app, "export", "--format", "csv").output)))
     assert [row["language"] for row in rows] == ["", "fr"]
     assert rows[1]["notice_hash"] == notice_hash(app, "fr")
@@ -134,11 +138,13 @@ def test_show_gives_each_record_its_language(app):
     result = cli(app, "show", first.consent_id)
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].endswith(f"notice {notice_hash(app, 'de')[:12]}, language de)")
-    assert lines[1].endswith(f"notice {notice_hash(app, 'fr')[:12]}, language fr)")
+    assert lines[0].endswith(f"notice {notice_hash(app, 'de')[:12]}, language de, regime opt-in)")
+    assert lines[1].endswith(f"notice {notice_hash(app, 'fr')[:12]}, language fr, regime opt-in)")
     old_record(app, consent_id=first.consent_id)
     assert (
-        cli(app, "show", first.consent_id).output.splitlines()[2].endswith("language not recorded)")
+        cli(app, "show", first.consent_id)
+        .output.splitlines()[2]
+        .endswith("language not recorded, regime not recorded)")
     )
 
 

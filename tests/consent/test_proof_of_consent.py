@@ -84,10 +84,11 @@ def test_a_record_holds_the_proof_and_no_personal_data(app, client):
     [record] = records(app)
     assert set(record.as_export()) == {
         "id", "consent_id", "created_at", "action", "categories", "revision",
-        "notice_hash", "gpc", "prev_hash", "key_id", "hash", "language",
+        "notice_hash", "gpc", "prev_hash", "key_id", "hash", "language", "regime",
     }  # fmt: skip
     assert record.consent_id == stored_choice(client)["id"]
     assert record.language == "en"
+    assert record.regime == "opt-in"
     assert record.notice_hash == app.extensions["consent"].registry.notice_hash_for("en")
     assert "127.0.0.1" not in json.dumps(record.as_export())
     columns = set(ConsentRecord.__table__.columns.keys())

@@ -55,6 +55,7 @@ EXPECTED = {
         choices=3, accept_all=1, reject_all=1, custom=1, gpc=0, opt_ins=(1, 2, 1, 1)
     ),
 }
+EXPECTED["regime opt-in"] = EXPECTED["all"]  # every known choice was made under opt-in
 
 
 def post_choice(client, action: str, ticked: tuple[str, ...] = (), *, gpc: bool = False):
@@ -147,9 +148,9 @@ def shares_of(expected: dict) -> dict:
 def test_json_counts_each_action_category_gpc_and_revision(runner, known_choices):
     document = stats_json(runner)
     rows = {label(row): row for row in document["groups"]}
-    assert list(rows) == ["all", "revision 1", "revision 2"]
+    assert list(rows) == ["all", "revision 1", "revision 2", "regime opt-in"]
     assert document["optional_categories"] == list(CATEGORIES)
-    for name in ("all", "revision 1", "revision 2"):
+    for name in ("all", "revision 1", "revision 2", "regime opt-in"):
         assert counts_of_row(rows[name]) == EXPECTED[name], name
         shares = {key: rows[name][key] for key in shares_of(EXPECTED[name])}
         assert shares == shares_of(EXPECTED[name]), name
@@ -161,7 +162,7 @@ def test_csv_has_the_same_figures_as_json(runner, known_choices):
     result = stats(runner, "--format", "csv")
     assert result.exit_code == 0, result.output
     rows = {label(row): row for row in csv.DictReader(io.StringIO(result.stdout))}
-    assert list(rows) == ["all", "revision 1", "revision 2"]
+    assert list(rows) == ["all", "revision 1", "revision 2", "regime opt-in"]
     for name, row in rows.items():
         assert counts_of_row(row) == EXPECTED[name], name
         assert {key: float(row[key]) for key in shares_of(EXPECTED[name])} == shares_of(
@@ -174,7 +175,14 @@ def table_rows(output: str) -> dict[str, list[str]]:
     rows = {}
     for line in output.splitlines():
         cells = [cell for cell in line.split("  ") if cell.strip()]
-        if cells and cells[0].split(" ")[0] in ("all", "revision", "day", "week", "month"):
+        if cells and cells[0].split(" ")[0] in (
+            "all",
+            "revision",
+            "regime",
+            "day",
+            "week",
+            "month",
+        ):
             rows[cells[0].strip()] = [cell.strip() for cell in cells[1:]]
     return rows
 
@@ -204,7 +212,8 @@ def test_table_shows_shares_and_opt_in_rates_with_a_legend(runner, known_choices
     assert header.split()[-4:] == list(CATEGORIES)
     rows = table_rows(result.output)
     assert rows == {
-        name: expected_cells(EXPECTED[name]) for name in ("all", "revision 1", "revision 2")
+        name: expected_cells(EXPECTED[name])
+        for name in ("all", "revision 1", "revision 2", "regime opt-in")
     }
     assert rows["all"][:4] == ["6", "50.0%", "33.3%", "16.7%"]
     assert "GPC opt-outs: choices the" in result.output
@@ -213,7 +222,7 @@ def test_table_shows_shares_and_opt_in_rates_with_a_legend(runner, known_choices
 def test_by_day_counts_each_utc_day_in_every_format(runner, known_choices):
     by_day = ("day 2026-03-01", "day 2026-03-02")
     rows = {label(row): row for row in stats_json(runner, "--by", "day")["groups"]}
-    assert list(rows) == ["all", "revision 1", "revision 2", *by_day]
+    assert list(rows) == ["all", "revision 1", "revision 2", "regime opt-in", *by_day]
     for name in by_day:
         assert counts_of_row(rows[name]) == EXPECTED[name], name
     csv_output = stats(runner, "--by", "day", "--format", "csv").stdout
@@ -229,9 +238,9 @@ def test_by_day_counts_each_utc_day_in_every_format(runner, known_choices):
 
 def test_weeks_start_on_monday_and_months_on_the_first(runner, known_choices):
     weeks = {row["key"]: row["choices"] for row in stats_json(runner, "--by", "week")["groups"]}
-    assert weeks == {"all": 6, "1": 5, "2": 1, "2026-02-23": 3, "2026-03-02": 3}
+    assert weeks == {"all": 6, "1": 5, "2": 1, "opt-in": 6, "2026-02-23": 3, "2026-03-02": 3}
     months = {row["key"]: row["choices"] for row in stats_json(runner, "--by", "month")["groups"]}
-    assert months == {"all": 6, "1": 5, "2": 1, "2026-03-01": 6}
+    assert months == {"all": 6, "1": 5, "2": 1, "opt-in": 6, "2026-03-01": 6}
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,7 @@ from urllib.parse import urlencode
 import pytest
 
 from globalupdates.config import PROJECT_ROOT
+from tests.support.geoip import geoip_database
 from tests.support.nginx_server import nginx_conf_for
 from tests.support.servers import free_port, stop_process_group
 from tests.support.systemd_sandbox import STATE_ROOT, sandboxed_command
@@ -260,7 +261,13 @@ def nginx_running(state_root: Path, upstream_port: int, log: Path) -> Iterator[i
     port = free_port()
     checkout_at = the(unit_settings(SERVICE), "Service.WorkingDirectory")
     conf = state_root / "globalupdates-nginx.conf"
-    conf.write_text(nginx_conf_for(port, upstream_port, Path(checkout_at)))
+    # The unit's /tmp is its own (PrivateTmp=): the GeoIP2 database goes where a host keeps
+    # one, under /var/lib.
+    geoip = state_root / "GeoIP-test-city.mmdb"
+    shutil.copyfile(geoip_database(), geoip)
+    geoip.chmod(0o644)
+    text = nginx_conf_for(port, upstream_port, Path(checkout_at))
+    conf.write_text(text.replace(str(geoip_database()), f"{STATE_ROOT}/{geoip.name}"))
     prefix = state_root / "globalupdates-nginx"
     for folder in (prefix, prefix / "logs"):  # StateDirectory=, owned by the unit's user
         folder.mkdir(mode=0o750)

@@ -15,8 +15,10 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from globalupdates.config import PROJECT_ROOT
+from tests.support.geoip import geoip_database
 from tests.support.nginx_server import (
     DEPLOYED_CONF,
+    GEOIP_LINE,
     LISTEN_LINE,
     STATIC_ROOT_LINE,
     Nginx,
@@ -51,13 +53,15 @@ HOSTS_RUN_LINE = (
 )
 
 OPERATOR_LINES = """\
-# Three lines are the operator's, each marked OPERATOR below: the address nginx listens on,
-# the address gunicorn listens on, and the checkout whose static/ folder nginx serves.
+# Four lines are the operator's, each marked OPERATOR below: the address nginx listens on,
+# the address gunicorn listens on, the checkout whose static/ folder nginx serves, and the
+# GeoIP2 City database nginx looks readers' places up in.
 """
 HOSTS_OPERATOR_LINES = """\
 # Several hosts: the lines marked OPERATOR below are the operator's: the address nginx listens
-# on, one `server` line per host naming where that host's gunicorn listens, and the checkout
-# whose static/ folder nginx serves (the release every host runs).
+# on, one `server` line per host naming where that host's gunicorn listens, the checkout
+# whose static/ folder nginx serves (the release every host runs), and the GeoIP2 City
+# database nginx looks readers' places up in.
 """
 
 UPSTREAM = """\
@@ -125,6 +129,7 @@ def hosts_conf_for(listen_port: int, upstream_ports: Sequence[int], site_root: P
             LISTEN_LINE: f"listen 127.0.0.1:{listen_port};",
             **hosts,
             STATIC_ROOT_LINE: f"root {site_root};",
+            GEOIP_LINE: f"geoip2 {geoip_database()} {{",
         },
     )
 

@@ -1,11 +1,11 @@
 """The one way the tests and the bench start nginx: in the foreground, from a throwaway prefix,
 on a free loopback port, in a process group of its own.
 
-``deployed_nginx`` runs deploy/nginx.conf as it is. Only the three lines the file marks for
-the operator change: the address nginx listens on, the address of gunicorn, and the folder
-whose ``static/`` nginx serves. Each must appear exactly once, so a change to the deployed
-file that moves them breaks loudly here. ``running_nginx`` takes any configuration (the
-bench serves a page from a file with one).
+``deployed_nginx`` runs deploy/nginx.conf as it is. Only the four lines the file marks for
+the operator change: the address nginx listens on, the address of gunicorn, the folder whose
+``static/`` nginx serves, and the GeoIP2 database (the tests' own, ``geoip``). Each must
+appear exactly once, so a change to the deployed file that moves them breaks loudly here.
+``running_nginx`` takes any configuration (the bench serves a page from a file with one).
 """
 
 from __future__ import annotations
@@ -24,12 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from globalupdates.config import PROJECT_ROOT
+from tests.support.geoip import geoip_database
 from tests.support.servers import free_port, stop_process_group
 
 DEPLOYED_CONF = PROJECT_ROOT / "deploy" / "nginx.conf"
 LISTEN_LINE = "listen 127.0.0.1:8080;"
 UPSTREAM_LINE = "server 127.0.0.1:8000;"
 STATIC_ROOT_LINE = "root /srv/globalupdates;"
+GEOIP_LINE = "geoip2 /var/lib/GeoIP/GeoLite2-City.mmdb {"
 CACHE_FIELD = re.compile(r" cache=(\S*) ")
 START_SECONDS = 15
 STOP_SECONDS = 20
@@ -54,6 +56,7 @@ def nginx_conf_for(
             UPSTREAM_LINE: f"server 127.0.0.1:{upstream_port};",
             STATIC_ROOT_LINE: f"root {site_root};",
             **(changes or {}),
+            GEOIP_LINE: f"geoip2 {geoip_database()} {{",
         },
     )
 

@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.message import Message
 from pathlib import Path
 from urllib.parse import urlencode
@@ -72,15 +72,23 @@ class Site:
 
     port: int
     app_port: int
+    # The loopback address requests come from (a reader's place in tests/support/geoip.py);
+    # None lets the kernel choose, 127.0.0.1.
+    source: str | None = None
 
     @property
     def origin(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def reader_at(self, address: str) -> Site:
+        """The same site, reached from ``address``."""
+        return replace(self, source=address)
+
     def request(
         self, method: str, path: str, body: str = "", headers: dict[str, str] | None = None
     ) -> Answer:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
+        source = (self.source, 0) if self.source else None
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15, source_address=source)
         try:
             conn.request(method, path, body=body or None, headers=headers or {})
             response = conn.getresponse()

@@ -1,5 +1,5 @@
-"""Counting what the proof chain commits: choices by action and edition, grants by category,
-and the batches themselves.
+"""Counting what the proof chain commits: choices by action and edition, and by action and
+regime, grants by category, and the batches themselves.
 
 ``consent.proof.chain.ChainWriter`` calls ``count_committed`` once a batch is committed, with
 the fields of the records it stored (a conditional record left out is not among them), so the
@@ -19,11 +19,13 @@ from .instruments import (
     CHAIN_BATCH_SIZE,
     CHOICE_GRANTS,
     CHOICES,
+    CHOICES_BY_REGIME,
 )
 
 # A record's ``save`` is what the dashboard and the consent managers call a custom choice.
 ACTION_NAMES = {SAVE: "custom"}
 EDITION_BEFORE_LANGUAGES = "en"  # records made before languages were recorded were English
+REGIME_BEFORE_REGIONS = "opt-in"  # records made before regions were all made under opt-in
 
 
 def count_committed(
@@ -41,5 +43,6 @@ def count_committed(
     for fields in records:
         action = ACTION_NAMES.get(fields["action"], fields["action"])
         CHOICES.labels(action, fields.get("language") or EDITION_BEFORE_LANGUAGES).inc()
+        CHOICES_BY_REGIME.labels(action, fields.get("regime") or REGIME_BEFORE_REGIONS).inc()
         for category in fields["categories"]:
             CHOICE_GRANTS.labels(category).inc()

@@ -129,6 +129,14 @@ CHOICES = Switched(
         ["action", "edition"],
     )
 )
+CHOICES_BY_REGIME = Switched(
+    Counter(
+        "globalupdates_choices_by_regime",
+        "Consent records committed to the proof chain, by action and the consent regime of "
+        "where the reader was",
+        ["action", "regime"],
+    )
+)
 CHOICE_GRANTS = Switched(
     Counter(
         "globalupdates_choice_grants",
@@ -167,6 +175,13 @@ DATABASE_ERRORS = Switched(
         "globalupdates_database_errors",
         "Requests answered 503 because of the database, by kind",
         ["kind"],
+    )
+)
+REGIME_DISAGREEMENTS = Switched(
+    Counter(
+        "globalupdates_regime_disagreements",
+        "Pages kept from shared caches because the regime the proxy keyed them on is not the "
+        "one the site works out for the reader (a stale regions map in nginx)",
     )
 )
 CACHE_ERRORS = Switched(

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from .regions import OPT_IN, OPT_OUT, STRICTEST, Regime
 from .registry import Registry
 
 SESSION_KEY = "consent"
@@ -20,6 +21,9 @@ class StoredChoice:
     made_at: datetime
     revision: int
     gpc: bool = False  # whether the reader's browser sent GPC when this choice was made
+    # Categories on only because an opt-out regime runs them until refused: never consented
+    # to, so an opt-in place does not count them (``resolve``).
+    defaulted: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,10 @@ class ConsentState:
     choice: StoredChoice | None
     gpc: bool
     gpc_revised: StoredChoice | None = None  # the stored choice as GPC revises it, when it does
+    regime: str = OPT_IN  # the regime of where the reader is (``regions``)
+    # A stored choice whose categories were on only by an opt-out default, met in an opt-in
+    # place: the reader is asked, and those categories stay off until they answer.
+    ask_again: bool = False
 
     @property
     def has_choice(self) -> bool:
@@ -37,7 +45,11 @@ class ConsentState:
 
     @property
     def show_banner(self) -> bool:
-        return self.choice is None
+        return self.choice is None or self.ask_again
+
+    @property
+    def opt_out_regime(self) -> bool:
+        return self.regime == OPT_OUT
 
     @property
     def consent_id(self) -> str | None:
@@ -67,19 +79,31 @@ def read_stored_choice(session: MutableMapping[str, Any]) -> StoredChoice | None
             made_at=made_at,
             revision=int(raw["revision"]),
             gpc=raw.get("gpc") is True,
+            defaulted=read_defaulted(raw.get("defaulted")),
         )
     except (KeyError, TypeError, ValueError, OverflowError, OSError):
         return None
 
 
+def read_defaulted(raw: object) -> frozenset[str]:
+    """Categories on only by an opt-out default, as the session holds them (none when absent,
+    as in every choice made before regions, or malformed)."""
+    if not isinstance(raw, list) or not all(isinstance(key, str) for key in raw):
+        return frozenset()
+    return frozenset(raw)
+
+
 def write_stored_choice(session: MutableMapping[str, Any], choice: StoredChoice) -> None:
-    session[SESSION_KEY] = {
+    stored: dict[str, Any] = {
         "id": choice.consent_id,
         "categories": sorted(choice.categories),
         "made_at": int(choice.made_at.timestamp()),
         "revision": choice.revision,
         "gpc": choice.gpc,
     }
+    if choice.defaulted:
+        stored["defaulted"] = sorted(choice.defaulted)
+    session[SESSION_KEY] = stored
 
 
 def is_current(
@@ -98,21 +122,40 @@ def resolve(
     now: datetime,
     lifetime: timedelta,
     gpc: bool,
+    regime: Regime = STRICTEST,
 ) -> ConsentState:
-    """The reader's state: their current stored choice, with a GPC signal applied to it.
+    """The reader's state: their current stored choice, with a GPC signal applied to it, in
+    the regime of where they are.
 
-    A pure function of the session and the request's signal; recording a revision that GPC
-    makes is the caller's business (``gpc.record_gpc_opt_out_once``).
+    Without a choice, an opt-out regime runs its categories unless GPC refuses them. A choice
+    is the reader's own everywhere, except the categories it holds only by an opt-out
+    default: in an opt-in place those are off and the reader is asked (a default is not
+    consent). A pure function of the session, the request's signal and the regime; recording
+    a revision that GPC makes is the caller's business (``gpc.record_gpc_opt_out_once``).
     """
     stored = read_stored_choice(session)
     if stored is not None and not is_current(stored, registry, now, lifetime):
         stored = None
-    revised = gpc_opt_out(stored, registry) if gpc and stored is not None else None
+    revised = gpc_opt_out(stored, registry, regime) if gpc and stored is not None else None
     effective = revised or stored
     granted = registry.required_keys
+    ask_again = False
     if effective is not None:
-        granted = granted | (effective.categories & registry.optional_keys)
-    return ConsentState(granted=granted, choice=effective, gpc=gpc, gpc_revised=revised)
+        categories = effective.categories
+        if not regime.is_opt_out and effective.defaulted & categories:
+            categories = categories - effective.defaulted
+            ask_again = True
+        granted = granted | (categories & registry.optional_keys)
+    elif regime.is_opt_out and not gpc:
+        granted = granted | (regime.runs_until_refused & registry.optional_keys)
+    return ConsentState(
+        granted=granted,
+        choice=effective,
+        gpc=gpc,
+        gpc_revised=revised,
+        regime=regime.name,
+        ask_again=ask_again,
+    )
 
 
 def new_choice(
@@ -121,27 +164,50 @@ def new_choice(
     now: datetime,
     consent_id: str | None,
     gpc: bool = False,
+    defaulted: frozenset[str] = frozenset(),
 ) -> StoredChoice:
     """A new choice keeps the reader's consent id, so their history stays one thread."""
+    categories = (categories & registry.optional_keys) | registry.required_keys
     return StoredChoice(
         consent_id=consent_id or str(uuid.uuid4()),
-        categories=(categories & registry.optional_keys) | registry.required_keys,
+        categories=categories,
         made_at=now,
         revision=registry.revision,
         gpc=gpc,
+        defaulted=defaulted & categories,
     )
 
 
-def gpc_opt_out(choice: StoredChoice, registry: Registry) -> StoredChoice | None:
+def left_on_by_default(
+    granted: frozenset[str], regime: Regime, previous: StoredChoice | None, accepted_all: bool
+) -> frozenset[str]:
+    """The categories a choice keeps on only because the opt-out regime had them on (the
+    preferences form shows them ticked): every one but those the reader actively granted,
+    now with Accept All or in an earlier choice."""
+    if accepted_all or not regime.is_opt_out:
+        return frozenset()
+    actively_granted = previous.categories - previous.defaulted if previous else frozenset()
+    return (granted & regime.runs_until_refused) - actively_granted
+
+
+def gpc_opt_out(
+    choice: StoredChoice, registry: Registry, regime: Regime = STRICTEST
+) -> StoredChoice | None:
     """The stored choice with GPC applied, or None when the signal changes nothing.
 
-    A grant of a ``gpc_opt_out`` category made while the browser sent no GPC signal gives
-    way to the signal. A grant made while the signal was present was the reader's own,
-    explicit choice on the preferences page, and stands.
+    A grant of a ``gpc_opt_out`` category (or, in an opt-out regime, of a category that runs
+    until refused) made while the browser sent no GPC signal gives way to the signal. A
+    grant made while the signal was present was the reader's own, explicit choice on the
+    preferences page, and stands.
     """
     if choice.gpc:
         return None
-    withdrawn = choice.categories & registry.gpc_opt_out_keys
+    withdrawn = choice.categories & (registry.gpc_opt_out_keys | regime.runs_until_refused)
     if not withdrawn:
         return None
-    return replace(choice, categories=choice.categories - withdrawn, gpc=True)
+    return replace(
+        choice,
+        categories=choice.categories - withdrawn,
+        gpc=True,
+        defaulted=choice.defaulted - withdrawn,
+    )

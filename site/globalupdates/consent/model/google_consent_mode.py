@@ -72,12 +72,14 @@ def signals_for(state: ConsentState) -> dict[str, str]:
 
 
 def consent_mode(tag_id: str | None, state: ConsentState) -> ConsentMode | None:
+    """Every signal denied by default; updated to the reader's choice, or, in an opt-out place,
+    to what runs there until refused."""
     if tag_id is None:
         return None
     return ConsentMode(
         tag_id=tag_id,
         defaults=dict.fromkeys(SIGNALS, "denied"),
-        update=signals_for(state) if state.has_choice else None,
+        update=signals_for(state) if state.has_choice or state.opt_out_regime else None,
         load_tag=any(state.is_granted(key) for key in SIGNALS_OF_CATEGORY),
     )
 

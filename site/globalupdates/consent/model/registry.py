@@ -23,6 +23,8 @@ from functools import cached_property
 
 from flask_babel import gettext, ngettext
 
+from .regions import Regions
+
 FIRST_PARTY = "Global Updates (this site)"
 DEFAULT_LANGUAGES = ("en",)
 
@@ -173,6 +175,7 @@ class Registry:
     categories: tuple[Category, ...]
     controller: Controller
     providers: tuple[Provider, ...] = ()
+    regions: Regions = field(default_factory=Regions)
     language: str = DEFAULT_LANGUAGES[0]
     languages: tuple[str, ...] = DEFAULT_LANGUAGES
     editions: Mapping[str, Registry] = field(default_factory=dict, compare=False, repr=False)

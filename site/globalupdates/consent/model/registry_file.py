@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from .regions import OPT_OUT, PLACE_PATTERN, REGIMES, UNKNOWN_COUNTRIES, Regions
 from .registry import (
     DEFAULT_LANGUAGES,
     FIRST_PARTY,
@@ -159,7 +160,45 @@ def parse_edition(data: dict[str, Any], wording: Wording) -> Registry:
         categories=categories,
         controller=controller,
         providers=parse_providers(data.get("providers", []), categories, wording),
+        regions=parse_regions(data.get("regions", {}), categories),
     )
+
+
+def parse_regions(raw: Any, categories: tuple[Category, ...]) -> Regions:
+    """The ``[regions]`` table: each listed place's regime, and the categories an opt-out
+    place runs until the reader refuses them. Without the table every place is opt-in."""
+    if not isinstance(raw, dict):
+        raise RegistryError("'regions' must be a table")
+    unknown = sorted(set(raw) - {"places", "opt_out_categories"})
+    if unknown:
+        raise RegistryError(f"regions.{unknown[0]} is not a key regions knows")
+    places = raw.get("places", {})
+    if not isinstance(places, dict):
+        raise RegistryError("regions.places must be a table of place = regime")
+    for place, regime in places.items():
+        if not PLACE_PATTERN.match(place):
+            raise RegistryError(
+                f"regions.places: {place!r} is not a place: write an ISO 3166-1 country "
+                'code ("DE") or a country and its subdivision ("US-CA")'
+            )
+        if place.partition("-")[0] in UNKNOWN_COUNTRIES:
+            raise RegistryError(
+                f"regions.places: {place!r} names no place; an unknown place is always opt-in"
+            )
+        if regime not in REGIMES:
+            raise RegistryError(f"regions.places.{place} must be one of {list(REGIMES)}")
+    opt_out = raw.get("opt_out_categories", [])
+    if not isinstance(opt_out, list) or not all(isinstance(key, str) for key in opt_out):
+        raise RegistryError("regions.opt_out_categories must list category keys")
+    optional = {category.key for category in categories if not category.required}
+    for key in opt_out:
+        if key not in optional:
+            raise RegistryError(f"regions.opt_out_categories: {key!r} is not an optional category")
+    if OPT_OUT in places.values() and not opt_out:
+        raise RegistryError(
+            "regions.opt_out_categories must name the categories an opt-out place runs"
+        )
+    return Regions(places=MappingProxyType(dict(places)), opt_out_categories=frozenset(opt_out))
 
 
 def parse_controller(raw: Any, wording: Wording = PLAIN) -> Controller:

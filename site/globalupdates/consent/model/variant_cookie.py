@@ -7,10 +7,11 @@ choice is made or revised, and on any response to a reader whose copy is missing
 expires it once the reader has no current choice.
 
 The value is opaque and versioned: the format, the registry's revision and a digest of what the
-choice grants (and whether it was made under GPC), so every reader who chose alike shares it and
-a new revision never meets an old value. It is HttpOnly, lives exactly as long as the choice,
-and over HTTPS is named ``__Host-gu_variant`` with ``Secure``: no sibling subdomain and no
-plain-HTTP page can plant one. A forged value can only ever reach the forger's own browser:
+choice grants (whether it was made under GPC, and which categories it has on only by an opt-out
+default), so every reader who chose alike shares it and a new revision never meets an old
+value. It is HttpOnly, lives exactly as long as the choice, and over HTTPS is named
+``__Host-gu_variant`` with ``Secure``: no sibling subdomain and no plain-HTTP page can plant
+one. A forged value can only ever reach the forger's own browser:
 the site marks a response storable only when the value is the one the verified session gives
 (``sharedcache``).
 """
@@ -39,8 +40,14 @@ def variant_cookie_name(name: str, secure: bool) -> str:
 
 
 def variant_value(choice: StoredChoice, revision: int) -> str:
+    """Categories on only by an opt-out default make a variant of their own: in an opt-in
+    place such a reader is asked again, where a reader who granted the same is not. A choice
+    without them keeps the value it had before regions."""
     granted = ",".join(sorted(choice.categories))
-    digest = hashlib.blake2b(f"{granted}|{int(choice.gpc)}".encode(), digest_size=10)
+    chosen = f"{granted}|{int(choice.gpc)}"
+    if choice.defaulted:
+        chosen += "|defaulted=" + ",".join(sorted(choice.defaulted))
+    digest = hashlib.blake2b(chosen.encode(), digest_size=10)
     return f"{VALUE_FORMAT}.{revision}.{digest.hexdigest()}"
 
 

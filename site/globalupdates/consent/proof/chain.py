@@ -9,7 +9,8 @@ only open the chain, before its first keyed record. A record's ``language`` (of 
 was made under) is signed when it has one: records made before languages were recorded have
 none, and their signed form is what it was when they were made. What is signed is in
 ``seals.py``; which key may sign the next record, checked against the chain's head inside the
-lock, in ``next_signer.checked_signer``.
+lock, in ``next_signer.checked_signer``. A record's ``regime`` (opt-in or opt-out, never
+the place) is signed likewise when it has one: records made before regions have none.
 
 Appends take a database-wide lock first (SQLite ``BEGIN IMMEDIATE`` behind the writers'
 queue, a PostgreSQL advisory transaction lock), so several gunicorn workers never link two
@@ -255,6 +256,7 @@ def append_to_chain(
     notice_hash: str,
     gpc: bool,
     language: str | None = None,
+    regime: str | None = None,
     skip_when: Condition | None = None,
     audit: bool = False,
 ) -> str | None:
@@ -276,6 +278,7 @@ def append_to_chain(
         "notice_hash": notice_hash,
         "gpc": gpc,
         "language": language,
+        "regime": regime,
     }
     return chain_writer().append(db.engine, PendingRecord(fields, skip_when, audit=audit))
 

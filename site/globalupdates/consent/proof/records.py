@@ -28,6 +28,7 @@ EXPORT_FIELDS = (
     "key_id",
     "hash",
     "language",
+    "regime",
 )
 
 
@@ -50,6 +51,9 @@ class ConsentRecord(db.Model):  # type: ignore[name-defined]
     # The language of the page the choice was made on, whose notice ``notice_hash`` is the
     # digest of; None only on records made before the notice was shown in several languages.
     language: Mapped[str | None] = mapped_column(String(8))
+    # The consent regime of where the reader was (``opt-in``, ``opt-out``), never the place;
+    # None only on records made before regions, all of them under opt-in.
+    regime: Mapped[str | None] = mapped_column(String(8))
 
     def as_export(self) -> dict[str, Any]:
         """Every column under its own name, in ``EXPORT_FIELDS`` order; the time as UTC text."""

@@ -28,7 +28,7 @@ class MacKey(Protocol):
 
 
 # Signed only when not None, so that records made before the field keep their signed form.
-SIGNED_WHEN_SET = ("language",)
+SIGNED_WHEN_SET = ("language", "regime")
 SIGNED_FIELDS = tuple(
     name for name in EXPORT_FIELDS if name not in ("id", "hash", *SIGNED_WHEN_SET)
 )

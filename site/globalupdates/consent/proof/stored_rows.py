@@ -148,6 +148,7 @@ RECORD_FIELDS: dict[str, Callable[[Any], Any]] = {
     "key_id": optional_text,
     "hash": text_value,
     "language": optional_text,
+    "regime": optional_text,
 }
 ANCHOR_FIELDS: dict[str, Callable[[Any], Any]] = {
     "id": whole_number,

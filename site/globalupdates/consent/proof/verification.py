@@ -82,6 +82,8 @@ class ChainReport:
     problems: list[str] = field(default_factory=list)
     # Records checked per notice language; None counts those made before it was recorded.
     languages: dict[str | None, int] = field(default_factory=dict)
+    # Records checked per consent regime; None counts those made before regions.
+    regimes: dict[str | None, int] = field(default_factory=dict)
 
     @property
     def intact(self) -> bool:
@@ -96,14 +98,23 @@ class ChainReport:
 
     def describe_languages(self) -> str:
         """ "en 3, de 2, not recorded 1": the records checked per notice language."""
-        counts = sorted(
-            ((language, count) for language, count in self.languages.items() if language),
-            key=lambda item: (-item[1], item[0]),
-        )
-        parts = [f"{language} {count}" for language, count in counts]
-        if self.languages.get(None):
-            parts.append(f"not recorded {self.languages[None]}")
-        return ", ".join(parts) or "none"
+        return described_counts(self.languages)
+
+    def describe_regimes(self) -> str:
+        """ "opt-in 3, opt-out 1, not recorded 2": the records checked per consent regime."""
+        return described_counts(self.regimes)
+
+
+def described_counts(counts: dict[str | None, int]) -> str:
+    """Most first, then by name, and those with nothing recorded last."""
+    named = sorted(
+        ((name, count) for name, count in counts.items() if name),
+        key=lambda item: (-item[1], item[0]),
+    )
+    parts = [f"{name} {count}" for name, count in named]
+    if counts.get(None):
+        parts.append(f"not recorded {counts[None]}")
+    return ", ".join(parts) or "none"
 
 
 ProblemSink = Callable[[str], None]
@@ -156,6 +167,8 @@ class Walk:
         self.check_link(record_id, row["prev_hash"])
         language = fields.get("language")
         self.report.languages[language] = self.report.languages.get(language, 0) + 1
+        regime = fields.get("regime")
+        self.report.regimes[regime] = self.report.regimes.get(regime, 0) + 1
         self.expected = row["hash"]
         self.previous_id = record_id
         self.report.checked += 1

@@ -86,6 +86,7 @@ def print_summary(report: ChainReport, checkpoint_file: str | None) -> None:
     click.echo(f"Head hash: {report.head_hash}{head}")
     click.echo(f"Records checked: {report.checked}")
     click.echo(f"Notice languages: {report.describe_languages()}")
+    click.echo(f"Consent regimes: {report.describe_regimes()}")
     click.echo(f"Proof keys: {', '.join(report.key_ids) or 'none found'}")
     if report.first_keyed_id is not None and not report.key_ids:
         click.echo(

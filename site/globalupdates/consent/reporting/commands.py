@@ -1,5 +1,5 @@
 """Operator commands for the proof of consent, under ``flask consent``: export, show, verify,
-checkpoint, prune, rotate-key, stats, report, audit and audit-data.
+checkpoint, prune, rotate-key, stats, report, audit, audit-data and nginx-regions.
 
 Each group of commands lives beside what it shares: the records (``record_commands``), the
 chain and its keys (``chain_commands``), the figures (``stats_commands``).
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from . import audit_commands, chain_commands, record_commands, stats_commands
+from . import audit_commands, chain_commands, nginx_regions, record_commands, stats_commands
 
 bp = Blueprint("consent_cli", __name__, cli_group="consent")
 
@@ -24,5 +24,6 @@ for command in (
     stats_commands.report_command,
     audit_commands.audit_command,
     audit_commands.audit_data_group,
+    nginx_regions.nginx_regions_command,
 ):
     bp.cli.add_command(command)

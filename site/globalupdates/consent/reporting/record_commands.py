@@ -124,7 +124,8 @@ def show_command(consent_id: str) -> None:
                 f"{', '.join(record['categories'])}  (revision {record['revision']}, "
                 f"GPC {'present' if record['gpc'] else 'absent'}, "
                 f"notice {record['notice_hash'][:12]}, "
-                f"language {record['language'] or 'not recorded'})"
+                f"language {record['language'] or 'not recorded'}, "
+                f"regime {record['regime'] or 'not recorded'})"
             )
     if not found:
         raise click.ClickException(f"no consent records for {wanted}")

@@ -21,8 +21,13 @@ category an older revision did not offer shows a low rate there. A choice is "un
 when the browser sent the signal as it was made. Days, weeks (from Monday) and months are
 UTC, like the records. Each group also counts its choices per notice language: the language
 of the page the choice was made on (``not_recorded`` for records made before that was kept).
+Records are also grouped by the consent regime of where the reader was (``opt-in``,
+``opt-out``; ``not_recorded`` for records made before regions, all of them under opt-in), so
+an operator sees how readers choose where the categories run until refused and where they
+wait for consent.
+
 The cookie audit's records (their consent ids marked in ``consent_audit_reader``) are
-no reader's choices and are left out of every figure. ``stats_formats`` writes them out.
+no reader's choices and are left out of every figure. ``stats_formats`` writes the figures out.
 """
 
 from __future__ import annotations
@@ -196,15 +201,15 @@ def stats_query(
     categories: Sequence[str], since: datetime | None, until: datetime | None, by: str | None
 ) -> Any:
     day = (utc_day(db.engine.dialect.name) if by else literal_column("NULL", String)).label("day")
-    language = RECORDS.c.language
-    query = select(RECORDS.c.revision, language, day, *tally_columns(categories)).where(
+    language, regime = RECORDS.c.language, RECORDS.c.regime
+    query = select(RECORDS.c.revision, language, regime, day, *tally_columns(categories)).where(
         RECORDS.c.consent_id.not_in(select(AUDIT_READERS.c.consent_id))
     )
     if since is not None:
         query = query.where(RECORDS.c.created_at >= naive_utc(since))
     if until is not None:
         query = query.where(RECORDS.c.created_at < naive_utc(until))
-    return query.group_by(RECORDS.c.revision, language, *([day] if by else []))
+    return query.group_by(RECORDS.c.revision, language, regime, *([day] if by else []))
 
 
 def tally_of(counts: Sequence[int], language: str | None = None) -> Tally:
@@ -226,9 +231,9 @@ def consent_stats(
 ) -> ConsentStats:
     """Count the records made in ``[since, until)``: in all, per revision, and per period.
 
-    The database returns one row per revision and notice language (and per day, when ``by``
-    is given); Python adds those rows up, so what it holds grows with the days the records
-    span, never with the records. Choices are counted per language in ``languages`` (the
+    The database returns one row per revision, notice language and regime (and per day,
+    when ``by`` is given); Python adds those rows up, so what it holds grows with the days
+    the records span, never with the records. Choices are counted per language in ``languages`` (the
     registry's), then in any other language found, then those with none recorded.
     """
     if by is not None and by not in PERIODS:
@@ -236,18 +241,22 @@ def consent_stats(
     empty = Tally.empty(len(categories))
     total = empty
     revisions: dict[int, Tally] = {}
+    regimes: dict[str, Tally] = {}
     periods: dict[str, Tally] = {}
     with db.engine.connect() as connection:
         query = stats_query(categories, since, until, by)
-        for revision, language, day, *counts in connection.execute(query):
+        for revision, language, regime, day, *counts in connection.execute(query):
             tally = tally_of(counts, language)
             total += tally
             revisions[revision] = revisions.get(revision, empty) + tally
+            regime_key = regime or NOT_RECORDED
+            regimes[regime_key] = regimes.get(regime_key, empty) + tally
             if by is not None:
                 key = period_of(day, by)
                 periods[key] = periods.get(key, empty) + tally
     groups = [Group("all", "all", total)]
     groups += [Group("revision", str(key), revisions[key]) for key in sorted(revisions)]
+    groups += [Group("regime", key, regimes[key]) for key in sorted(regimes)]
     groups += [Group(by or "", key, periods[key]) for key in sorted(periods)]
     found = [language for language, _ in total.languages]
     others = sorted(language for language in found if language not in (*languages, NOT_RECORDED))

@@ -7,7 +7,7 @@ meets the reader's state through this module, which imports none of them.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,8 +18,10 @@ from flask import Flask, current_app, g, has_request_context, request, session
 from ...i18n import page_language
 from ..model.choice import ConsentState, gpc_signal, resolve
 from ..model.google_consent_mode import configured_tag_id
+from ..model.regions import Regime
 from ..model.registry import Registry
 from ..model.registry_file import RegistryError, load_registry
+from .edge import PlaceHeaders, place_headers, reader_regime
 from .preferences_form import PreferencesForm, preferences_form_class
 
 POLICY_MEMO_BYTES = 512 * 1024
@@ -58,6 +60,7 @@ class ConsentEngine:
     form_class: type[PreferencesForm]
     lifetime: timedelta
     google_tag_id: str | None = None
+    place_headers: PlaceHeaders = PlaceHeaders()
     policies: PolicyMemo = field(default_factory=lambda: PolicyMemo(), compare=False)
 
 
@@ -71,6 +74,7 @@ def build_engine(app: Flask) -> ConsentEngine:
         form_class=preferences_form_class(registry),
         lifetime=timedelta(days=app.config["CONSENT_LIFETIME_DAYS"]),
         google_tag_id=configured_tag_id(app, registry),
+        place_headers=place_headers(app),
     )
     app.extensions["consent"] = built
     return built
@@ -100,11 +104,18 @@ def shown_registry() -> Registry:
 def current_consent() -> ConsentState:
     """The reader's state, with a GPC signal applied; it never writes anything itself."""
     if "consent" not in g:
+        built = engine()
         g.consent = resolve(
             session,
-            engine().registry,
+            built.registry,
             now=datetime.now(UTC),
-            lifetime=engine().lifetime,
+            lifetime=built.lifetime,
             gpc=gpc_signal(request.headers.get("Sec-GPC")),
+            regime=request_regime(built, request.environ),
         )
     return g.consent
+
+
+def request_regime(built: ConsentEngine, environ: Mapping[str, Any]) -> Regime:
+    """The regime of where this request's reader is, as the trusted edge says."""
+    return reader_regime(built.registry.regions, built.place_headers, environ)

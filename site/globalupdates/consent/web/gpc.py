@@ -43,7 +43,7 @@ class RecordedRevisions:
             self.recorded[key] = None
 
 
-def record_gpc_opt_out_once(revised: StoredChoice, registry: Registry) -> None:
+def record_gpc_opt_out_once(revised: StoredChoice, registry: Registry, regime: str) -> None:
     """Record that GPC revised a stored choice, and store the revision in the session.
 
     A stored choice is revised once: the record is appended only if the reader's newest
@@ -68,6 +68,7 @@ def record_gpc_opt_out_once(revised: StoredChoice, registry: Registry) -> None:
                 notice_hash=registry.notice_hash_for(language),
                 gpc=True,
                 language=language,
+                regime=regime,
                 skip_when=already_opted_out(revised.categories),
             )
         except WriteBatchFailed:

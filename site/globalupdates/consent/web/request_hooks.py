@@ -19,9 +19,10 @@ from ... import forgery, sharedcache
 from ...assets import static_url
 from ...cookies import request_cookies
 from ...httpheaders import forbids_storing, varies_on
+from ...metrics.instruments import REGIME_DISAGREEMENTS
 from ..model.choice import ConsentState
 from ..model.google_consent_mode import consent_mode, consent_mode_script, policy_origins
-from ..model.registry import Script
+from ..model.registry import Registry, Script
 from ..model.variant_cookie import keep_variant_cookie_right
 from . import csp
 from .cookie_firewall import strip_forbidden_cookies
@@ -47,7 +48,7 @@ def resolve_consent() -> None:
     stored choice (once per stored choice; never for static files)."""
     state = current_consent()
     if request.endpoint != "static" and state.gpc_revised is not None:
-        record_gpc_opt_out_once(state.gpc_revised, engine().registry)
+        record_gpc_opt_out_once(state.gpc_revised, engine().registry, state.regime)
 
 
 def granted_scripts(state: ConsentState) -> list[tuple[str, Script]]:
@@ -81,14 +82,30 @@ def render_gated_scripts() -> Markup:
 def consent_context() -> dict[str, Any]:
     state = current_consent()
     mode = consent_mode(engine().google_tag_id, state)
+    shown = shown_registry()
     return {
         "consent": state,
-        "consent_registry": shown_registry(),
+        "consent_registry": shown,
+        "regime_defaults": regime_defaults(shown, state),
+        "gpc_signal_keys": gpc_signal_keys(shown, state),
         "gated_scripts": render_gated_scripts,
         "consent_script_url": static_url(CONSENT_SCRIPT),
         "google_consent_mode": mode,
         "google_consent_mode_script": Markup(consent_mode_script(mode)) if mode else None,
     }
+
+
+def regime_defaults(shown: Registry, state: ConsentState) -> list[str]:
+    """The titles of the categories the reader's regime runs until refused, in the page's
+    language and the registry's order (none under opt-in)."""
+    runs = shown.regions.regime(state.regime).runs_until_refused
+    return [category.title for category in shown.optional_categories if category.key in runs]
+
+
+def gpc_signal_keys(shown: Registry, state: ConsentState) -> frozenset[str]:
+    """The categories a Global Privacy Control signal refuses for this reader: those the
+    registry names, and in an opt-out place those that run there until refused."""
+    return shown.gpc_opt_out_keys | shown.regions.regime(state.regime).runs_until_refused
 
 
 def share_page() -> None:
@@ -120,7 +137,8 @@ def apply_consent_to_response(response: Response) -> Response:
 
 
 def set_cache_policy(response: Response) -> None:
-    """``public`` only for a shared page to a reader with no session that gets no cookie.
+    """``public`` only for a shared page to a reader with no session that gets no cookie,
+    and never when a proxy keyed it on another regime than the reader's.
 
     The session cookie is written after this step, so a modified session counts as a cookie
     being set. A page to a reader with a session is ``private`` and revalidated by its ETag;
@@ -129,6 +147,9 @@ def set_cache_policy(response: Response) -> None:
     """
     if not varies_on(response.headers.get("Vary"), CONSENT_VARY):
         response.vary.update(CONSENT_VARY)
+    place_headers = engine().place_headers.names
+    if place_headers and not varies_on(response.headers.get("Vary"), place_headers):
+        response.vary.update(place_headers)
     if forbids_storing(response.headers.get("Cache-Control")):
         return
     app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -139,11 +160,30 @@ def set_cache_policy(response: Response) -> None:
         return
     cookies = request_cookies(request.environ)
     verdict = sharedcache.verdict(app, request.environ, cookies, current_consent())
+    if not verdict.regime_agrees:
+        response.headers["Cache-Control"] = "private, no-cache"
+        report_regime_disagreement(app)
+        return
     if not verdict.session_sent:
         response.headers["Cache-Control"] = first_visit_cache_control(app.config)
         return
     response.headers["Cache-Control"] = "private, no-cache"
     sharedcache.tell_caches(app, response, verdict)
+
+
+def report_regime_disagreement(app: Flask) -> None:
+    """Count a page the proxy keyed on another regime than the site's, and say so in the log
+    once per worker: the proxy's map is stale, and every such page misses its cache."""
+    REGIME_DISAGREEMENTS.inc()
+    if app.extensions.get("regime_disagreement_logged"):
+        return
+    app.extensions["regime_disagreement_logged"] = True
+    app.logger.warning(
+        "the proxy keyed a page on regime %r where the site works out %r: nothing is stored "
+        "until its map agrees (flask consent nginx-regions --write deploy/nginx.conf)",
+        (request.headers.get(sharedcache.PROXY_REGIME_HEADER) or "")[:16],
+        current_consent().regime,
+    )
 
 
 def first_visit_cache_control(config: Mapping[str, Any]) -> str:
@@ -156,8 +196,9 @@ def first_visit_cache_control(config: Mapping[str, Any]) -> str:
 
 def page_variant(state: ConsentState, cookies: Mapping[str, str]) -> tuple[object, ...]:
     """What of the reader's state a page may show: the granted categories, whether the banner
-    is up, and the GPC signal. Nothing that identifies the reader."""
-    return (tuple(sorted(state.granted)), state.show_banner, state.gpc)
+    is up, the GPC signal and the regime of where they are (never the place itself). Nothing
+    that identifies the reader."""
+    return (tuple(sorted(state.granted)), state.show_banner, state.gpc, state.regime)
 
 
 def content_security_policy(state: ConsentState) -> str:

@@ -15,6 +15,7 @@ from ...formats import wants_json
 from ..model.choice import (
     ConsentState,
     gpc_signal,
+    left_on_by_default,
     new_choice,
     read_stored_choice,
     resolve,
@@ -158,7 +159,9 @@ def store_choice(action: str, granted: frozenset[str], state: ConsentState) -> N
     now = datetime.now(UTC)
     previous = read_stored_choice(session)
     consent_id = previous.consent_id if previous else None
-    choice = new_choice(granted, registry, now, consent_id, gpc=state.gpc)
+    regime = registry.regions.regime(state.regime)
+    defaulted = left_on_by_default(granted, regime, previous, accepted_all=action == ACCEPT_ALL)
+    choice = new_choice(granted, registry, now, consent_id, gpc=state.gpc, defaulted=defaulted)
     language = shown_registry().language
     append_to_chain(
         consent_id=choice.consent_id,
@@ -170,10 +173,13 @@ def store_choice(action: str, granted: frozenset[str], state: ConsentState) -> N
         gpc=state.gpc,
         language=language,
         audit=is_audit_choice(),
+        regime=state.regime,
     )
     write_stored_choice(session, choice)
     session.permanent = True
-    g.consent = resolve(session, registry, now=now, lifetime=engine().lifetime, gpc=state.gpc)
+    g.consent = resolve(
+        session, registry, now=now, lifetime=engine().lifetime, gpc=state.gpc, regime=regime
+    )
 
 
 def recorded_action(action: str, state: ConsentState, granted: frozenset[str]) -> str:
