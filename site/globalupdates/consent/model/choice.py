@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .registry import Registry
+from .registry import Registry, Service
 
 SESSION_KEY = "consent"
 
@@ -20,6 +20,9 @@ class StoredChoice:
     made_at: datetime
     revision: int
     gpc: bool = False  # whether the reader's browser sent GPC when this choice was made
+    # The services granted inside the granted categories; None in a choice stored before
+    # services could be chosen, which granted every service of its categories.
+    services: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class ConsentState:
     choice: StoredChoice | None
     gpc: bool
     gpc_revised: StoredChoice | None = None  # the stored choice as GPC revises it, when it does
+    services: frozenset[str] = frozenset()  # granted services, each of a granted category
 
     @property
     def has_choice(self) -> bool:
@@ -46,6 +50,17 @@ class ConsentState:
     def is_granted(self, key: str) -> bool:
         return key in self.granted
 
+    def allows_service(self, key: str) -> bool:
+        """A service runs only while the reader grants it (and so its category)."""
+        return key in self.services
+
+    def allows_cookie_of(self, category: str, service: Service | None) -> bool:
+        """Whether a cookie declared by this category (and this service, for a service's
+        cookie) may be kept."""
+        if service is not None:
+            return self.allows_service(service.key)
+        return self.is_granted(category)
+
 
 def gpc_signal(header_value: str | None) -> bool:
     """Global Privacy Control counts only when the header is exactly "1"."""
@@ -60,6 +75,11 @@ def read_stored_choice(session: MutableMapping[str, Any]) -> StoredChoice | None
         categories = raw["categories"]
         if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
             return None
+        services = raw.get("services")
+        if services is not None and (
+            not isinstance(services, list) or not all(isinstance(s, str) for s in services)
+        ):
+            return None
         made_at = datetime.fromtimestamp(int(raw["made_at"]), UTC)
         return StoredChoice(
             consent_id=str(uuid.UUID(str(raw["id"]))),
@@ -67,6 +87,7 @@ def read_stored_choice(session: MutableMapping[str, Any]) -> StoredChoice | None
             made_at=made_at,
             revision=int(raw["revision"]),
             gpc=raw.get("gpc") is True,
+            services=frozenset(services) if services is not None else None,
         )
     except (KeyError, TypeError, ValueError, OverflowError, OSError):
         return None
@@ -79,6 +100,7 @@ def write_stored_choice(session: MutableMapping[str, Any], choice: StoredChoice)
         "made_at": int(choice.made_at.timestamp()),
         "revision": choice.revision,
         "gpc": choice.gpc,
+        "services": sorted(choice.services or ()),
     }
 
 
@@ -107,12 +129,34 @@ def resolve(
     stored = read_stored_choice(session)
     if stored is not None and not is_current(stored, registry, now, lifetime):
         stored = None
+    if stored is not None:
+        stored = with_services_settled(stored, registry)
     revised = gpc_opt_out(stored, registry) if gpc and stored is not None else None
     effective = revised or stored
     granted = registry.required_keys
+    services: frozenset[str] = frozenset()
     if effective is not None:
         granted = granted | (effective.categories & registry.optional_keys)
-    return ConsentState(granted=granted, choice=effective, gpc=gpc, gpc_revised=revised)
+        services = effective.services or frozenset()
+    return ConsentState(
+        granted=granted, choice=effective, gpc=gpc, gpc_revised=revised, services=services
+    )
+
+
+def services_within(
+    services: frozenset[str], categories: frozenset[str], registry: Registry
+) -> frozenset[str]:
+    """The declared services among ``services`` whose categories are granted."""
+    return services & registry.services_in(categories & registry.optional_keys)
+
+
+def with_services_settled(choice: StoredChoice, registry: Registry) -> StoredChoice:
+    """The choice naming exactly the declared services it grants: a choice stored before
+    services could be chosen grants every service of its categories."""
+    chosen = choice.services
+    if chosen is None:
+        chosen = registry.services_in(choice.categories)
+    return replace(choice, services=services_within(chosen, choice.categories, registry))
 
 
 def new_choice(
@@ -121,14 +165,20 @@ def new_choice(
     now: datetime,
     consent_id: str | None,
     gpc: bool = False,
+    services: frozenset[str] | None = None,
 ) -> StoredChoice:
-    """A new choice keeps the reader's consent id, so their history stays one thread."""
+    """A new choice keeps the reader's consent id, so their history stays one thread.
+
+    ``services`` None grants every service of the granted categories."""
+    kept = (categories & registry.optional_keys) | registry.required_keys
+    chosen = registry.services_in(kept) if services is None else services
     return StoredChoice(
         consent_id=consent_id or str(uuid.uuid4()),
-        categories=(categories & registry.optional_keys) | registry.required_keys,
+        categories=kept,
         made_at=now,
         revision=registry.revision,
         gpc=gpc,
+        services=services_within(chosen, kept, registry),
     )
 
 
@@ -144,4 +194,6 @@ def gpc_opt_out(choice: StoredChoice, registry: Registry) -> StoredChoice | None
     withdrawn = choice.categories & registry.gpc_opt_out_keys
     if not withdrawn:
         return None
-    return replace(choice, categories=choice.categories - withdrawn, gpc=True)
+    kept = choice.categories - withdrawn
+    services = services_within(choice.services or frozenset(), kept, registry)
+    return replace(choice, categories=kept, gpc=True, services=services)

@@ -7,7 +7,8 @@ choice is made or revised, and on any response to a reader whose copy is missing
 expires it once the reader has no current choice.
 
 The value is opaque and versioned: the format, the registry's revision and a digest of what the
-choice grants (and whether it was made under GPC), so every reader who chose alike shares it and
+choice grants (its categories and the services inside them, and whether it was made under
+GPC), so every reader who chose alike shares it and
 a new revision never meets an old value. It is HttpOnly, lives exactly as long as the choice,
 and over HTTPS is named ``__Host-gu_variant`` with ``Secure``: no sibling subdomain and no
 plain-HTTP page can plant one. A forged value can only ever reach the forger's own browser:
@@ -30,7 +31,7 @@ from .choice import ConsentState, StoredChoice
 Environ = Mapping[str, Any]
 VARIANT_COOKIE = "gu_variant"
 SECURE_PREFIX = "__Host-"
-VALUE_FORMAT = "1"
+VALUE_FORMAT = "2"  # 2: the digest covers the granted services
 
 
 def variant_cookie_name(name: str, secure: bool) -> str:
@@ -40,7 +41,8 @@ def variant_cookie_name(name: str, secure: bool) -> str:
 
 def variant_value(choice: StoredChoice, revision: int) -> str:
     granted = ",".join(sorted(choice.categories))
-    digest = hashlib.blake2b(f"{granted}|{int(choice.gpc)}".encode(), digest_size=10)
+    services = ",".join(sorted(choice.services or ()))
+    digest = hashlib.blake2b(f"{granted}|{services}|{int(choice.gpc)}".encode(), digest_size=10)
     return f"{VALUE_FORMAT}.{revision}.{digest.hexdigest()}"
 
 

@@ -227,6 +227,7 @@ def append_to_chain(
     notice_hash: str,
     gpc: bool,
     language: str | None = None,
+    services: list[str] | None = None,
     skip_when: Condition | None = None,
 ) -> str | None:
     """Append one record and return its hash once it is committed, in a batch with whatever
@@ -246,6 +247,7 @@ def append_to_chain(
         "notice_hash": notice_hash,
         "gpc": gpc,
         "language": language,
+        "services": services,
     }
     return chain_writer().append(db.engine, PendingRecord(fields, skip_when))
 

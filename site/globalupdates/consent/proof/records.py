@@ -28,6 +28,7 @@ EXPORT_FIELDS = (
     "key_id",
     "hash",
     "language",
+    "services",
 )
 
 
@@ -50,12 +51,16 @@ class ConsentRecord(db.Model):  # type: ignore[name-defined]
     # The language of the page the choice was made on, whose notice ``notice_hash`` is the
     # digest of; None only on records made before the notice was shown in several languages.
     language: Mapped[str | None] = mapped_column(String(8))
+    # The services granted inside ``categories``; None only on records made before services
+    # could be chosen, which granted every service of their categories.
+    services: Mapped[list[str] | None] = mapped_column(JSON)
 
     def as_export(self) -> dict[str, Any]:
         """Every column under its own name, in ``EXPORT_FIELDS`` order; the time as UTC text."""
         row = {name: getattr(self, name) for name in EXPORT_FIELDS}
         row["created_at"] = utc_text(self.created_at)
         row["categories"] = list(self.categories)
+        row["services"] = list(self.services) if self.services is not None else None
         return row
 
 

@@ -68,6 +68,7 @@ def record_gpc_opt_out_once(revised: StoredChoice, registry: Registry) -> None:
                 notice_hash=registry.notice_hash_for(language),
                 gpc=True,
                 language=language,
+                services=registry.services_in_registry_order(revised.services or frozenset()),
                 skip_when=already_opted_out(revised.categories),
             )
         except WriteBatchFailed:
