@@ -3,6 +3,8 @@ runs and frames, the policy, the cookies and the proof all follow the services g
 
 from __future__ import annotations
 
+import json
+import uuid
 from datetime import UTC, datetime
 from itertools import chain, combinations
 
@@ -12,6 +14,7 @@ from globalupdates.consent import page_variant
 from globalupdates.consent.model.choice import ConsentState, gpc_opt_out, new_choice
 from globalupdates.consent.model.registry_file import RegistryError, load_registry
 from globalupdates.consent.model.variant_cookie import variant_value
+from globalupdates.consent.proof.chain import append_to_chain
 from globalupdates.consent.web.cookie_firewall import refusal
 from globalupdates.extensions import db
 from tests.support.consent import (
@@ -376,3 +379,47 @@ def test_gpc_refuses_the_services_of_the_categories_it_refuses_and_keeps_the_oth
     assert revised is not None
     assert "advertisement" not in revised.categories
     assert revised.services == frozenset({"clipwell"})
+
+
+def test_stats_count_the_opt_ins_of_each_service_and_old_records_as_every_service(app):
+    old_record(app)
+    choose(app.test_client(), "save", ("functional",), services=("clipwell",))
+    choose(app.test_client(), "accept_all")
+    choose(app.test_client(), "reject_all")
+    document = json.loads(cli(app, "stats", "--format", "json").output)
+    assert document["services"] == ["vidmoor", "clipwell", "tallyhouse"]
+    total = document["groups"][0]
+    assert total["choices"] == 4
+    assert (total["service_vidmoor_opt_ins"], total["service_clipwell_opt_ins"]) == (2, 3)
+    assert total["service_tallyhouse_opt_ins"] == 1
+    table = cli(app, "stats").output
+    assert "tallyhouse" in table.splitlines()[1]
+    result = cli(app, "report", "--output", "-")
+    assert result.exit_code == 0, result.output
+    assert "Clipwell (demonstration video host)" in result.output
+
+
+def old_record(app) -> None:
+    """A record as every record was made before services: none, and a signed form without."""
+    with app.app_context():
+        append_to_chain(
+            consent_id=str(uuid.uuid4()),
+            created_at=datetime(2026, 11, 1, 9, tzinfo=UTC),
+            action="save",
+            categories=["necessary", "functional"],
+            revision=4,
+            notice_hash="c" * 64,
+            gpc=False,
+            language="en",
+        )
+
+
+def test_a_record_made_before_services_verifies_beside_records_with_services(app):
+    old_record(app)
+    choose(app.test_client(), "save", ("functional",), services=("clipwell",))
+    [old, new] = records(app)
+    assert (old.services, new.services) == (None, ["clipwell"])
+    result = cli(app, "verify")
+    assert result.exit_code == 0, result.output
+    sql(app, """UPDATE consent_record SET services = '[]' WHERE id = 1""")
+    assert "record 1 was altered" in cli(app, "verify").output
