@@ -43,8 +43,8 @@ STATS_FORMATS: dict[str, Callable[[ConsentStats], str]] = {
 )
 def stats_command(since: datetime | None, until: datetime | None, by: str | None, fmt: str) -> None:
     """Count how readers chose: Accept All, Reject All and custom choices, the opt-in rate of
-    each optional category and each service, the share made under GPC and the choices per notice language; in
-    all, per registry revision and, with --by, per period.
+    each optional category and each service, the share made under GPC and the choices per
+    notice language; in all, per registry revision and, with --by, per period.
 
     Counted by the database in one grouped pass, in constant memory. A GPC opt-out (the
     signal revising a stored choice) is counted but is not a choice; a withdrawal is a custom
