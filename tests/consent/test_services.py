@@ -423,3 +423,11 @@ def test_a_record_made_before_services_verifies_beside_records_with_services(app
     assert result.exit_code == 0, result.output
     sql(app, """UPDATE consent_record SET services = '[]' WHERE id = 1""")
     assert "record 1 was altered" in cli(app, "verify").output
+
+
+def test_a_choice_made_before_the_services_were_declared_is_asked_again(client):
+    """Declaring the services raised the registry's revision: the banner comes back."""
+    store_choice(client, ("functional",), revision=load_registry(None).revision - 1)
+    html = client.get(VIDMOOR_ARTICLE).get_data(as_text=True)
+    assert 'id="consent-banner"' in html
+    assert frames(html) == []
