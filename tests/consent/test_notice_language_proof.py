@@ -105,7 +105,11 @@ def test_a_record_made_before_languages_verifies_as_before(app):
     assert b'"language"' not in old_form
     assert old.hash == key.mac(old_form)
     new_form = canonical_json(
-        {**{name: getattr(new, name) for name in SIGNED_FIELDS}, "language": "de"}
+        {
+            **{name: getattr(new, name) for name in SIGNED_FIELDS},
+            "language": "de",
+            "services": new.services,
+        }
     )
     assert new.hash == key.mac(new_form)
     result = cli(app, "verify")
