@@ -82,23 +82,34 @@ def test_every_demo_service_lives_on_a_reserved_example_domain():
         assert all(".example" in host for host in hosts), service.key
 
 
+TALLYHOUSE_CATEGORY = 'name = "Tallyhouse Analytics (demonstration vendor)"\ncategory = "analytics"'
+
+
+def registry_with(tmp_path, old: str, new: str):
+    """The built-in registry with one edit, loaded as an operator's copy."""
+    text = BUILTIN_REGISTRY.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    path = tmp_path / "registry.toml"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return load_registry(path)
+
+
 @pytest.mark.parametrize(
-    ("entry", "message"),
+    ("old", "new", "message"),
     [
-        ('key = "vidmoor"\ncategory = "analytics"', "service key 'vidmoor' is declared twice"),
-        ('key = "other"\ncategory = "necessary"', "services.other.category must name an optional"),
+        ('key = "tallyhouse"', 'key = "vidmoor"', "service key 'vidmoor' is declared twice"),
+        (
+            TALLYHOUSE_CATEGORY,
+            TALLYHOUSE_CATEGORY.replace('"analytics"', '"necessary"'),
+            "services.tallyhouse.category must name an optional category",
+        ),
     ],
 )
 def test_a_service_that_clashes_or_names_no_optional_category_stops_start_up(
-    tmp_path, entry, message
+    tmp_path, old, new, message
 ):
-    text = BUILTIN_REGISTRY.read_text(encoding="utf-8").replace(
-        'key = "tallyhouse"\ncategory = "analytics"', entry
-    )
-    path = tmp_path / "registry.toml"
-    path.write_text(text, encoding="utf-8")
     with pytest.raises(RegistryError, match=message):
-        load_registry(path)
+        registry_with(tmp_path, old, new)
 
 
 # The choice
@@ -361,13 +372,12 @@ def test_the_readers_history_lists_their_services(client):
 
 
 def test_gpc_refuses_the_services_of_the_categories_it_refuses_and_keeps_the_others(tmp_path):
-    text = BUILTIN_REGISTRY.read_text(encoding="utf-8").replace(
-        'key = "tallyhouse"\ncategory = "analytics"',
-        'key = "tallyhouse"\ncategory = "advertisement"',
+    registry = registry_with(
+        tmp_path,
+        TALLYHOUSE_CATEGORY,
+        TALLYHOUSE_CATEGORY.replace('"analytics"', '"advertisement"'),
     )
-    path = tmp_path / "registry.toml"
-    path.write_text(text, encoding="utf-8")
-    registry = load_registry(path)
+    assert registry.service("tallyhouse").category == "advertisement"
     choice = new_choice(
         frozenset({"functional", "advertisement"}),
         registry,
@@ -375,6 +385,7 @@ def test_gpc_refuses_the_services_of_the_categories_it_refuses_and_keeps_the_oth
         None,
         services=frozenset({"clipwell", "tallyhouse"}),
     )
+    assert choice.services == frozenset({"clipwell", "tallyhouse"})
     revised = gpc_opt_out(choice, registry)
     assert revised is not None
     assert "advertisement" not in revised.categories
