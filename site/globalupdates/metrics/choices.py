@@ -1,5 +1,5 @@
-"""Counting what the proof chain commits: choices by action and edition, grants by category,
-and the batches themselves.
+"""Counting what the proof chain commits: choices by action and edition, grants by category
+and by service, and the batches themselves.
 
 ``consent.proof.chain.ChainWriter`` calls ``count_committed`` once a batch is committed, with
 the fields of the records it stored (a conditional record left out is not among them), so the
@@ -17,6 +17,7 @@ from .instruments import (
     CHAIN_APPENDS,
     CHAIN_BATCH_SIZE,
     CHOICE_GRANTS,
+    CHOICE_SERVICE_GRANTS,
     CHOICES,
 )
 
@@ -36,3 +37,5 @@ def count_committed(records: Sequence[Mapping[str, Any]], seconds: float) -> Non
         CHOICES.labels(action, fields.get("language") or EDITION_BEFORE_LANGUAGES).inc()
         for category in fields["categories"]:
             CHOICE_GRANTS.labels(category).inc()
+        for service in fields.get("services") or ():
+            CHOICE_SERVICE_GRANTS.labels(service).inc()

@@ -122,6 +122,13 @@ CHOICE_GRANTS = Switched(
         ["category"],
     )
 )
+CHOICE_SERVICE_GRANTS = Switched(
+    Counter(
+        "globalupdates_choice_service_grants",
+        "Services granted in committed consent records, one per record and service",
+        ["service"],
+    )
+)
 CHAIN_APPENDS = Switched(
     Counter(
         "globalupdates_chain_appends",
