@@ -138,6 +138,20 @@ def test_a_service_ticked_without_its_category_grants_the_category_too(client):
     assert stored["services"] == ["vidmoor"]
 
 
+def test_clearing_a_granted_category_refuses_it_though_its_service_boxes_stay_ticked(app, client):
+    """Without a script the service boxes stay as the page showed them: ticked. Clearing the
+    category's box is still a withdrawal of the category and of all of its services."""
+    choose(client, "save", ("functional",))
+    assert checked_services(client.get("/consent").get_data(as_text=True)) == {
+        "vidmoor",
+        "clipwell",
+    }
+    choose(client, "save", services=("vidmoor", "clipwell"))
+    stored = stored_choice(client)
+    assert stored["categories"] == ["necessary"] and stored["services"] == []
+    assert records(app)[-1].action == "withdrawal"
+
+
 def test_the_script_can_keep_a_category_while_refusing_all_of_its_services(client):
     choose(client, "save", ("functional",), exact_services=True)
     stored = stored_choice(client)

@@ -104,19 +104,26 @@ class PreferencesForm(FlaskForm):
         field = self._fields.get("services")
         return field.data if isinstance(field, ServiceCheckboxes) else frozenset()
 
-    def saved_choice(self, registry: Registry) -> tuple[frozenset[str], frozenset[str]]:
+    def saved_choice(
+        self, registry: Registry, granted_before: frozenset[str] = frozenset()
+    ) -> tuple[frozenset[str], frozenset[str]]:
         """The categories and services a saved form grants.
 
-        A ticked service grants itself and its category (it cannot run outside it). A ticked
-        category grants the services of it that are ticked, or, when none of them is, all of
-        them: without a script, the category's own box speaks for its services. The consent
-        script ticks and clears the service boxes with their category's and says so
-        (``exact_services``): then the ticked services are exactly those granted.
+        A ticked category grants the services of it that are ticked, or, when none of them
+        is, all of them: without a script, the category's own box speaks for its services.
+        A ticked service grants itself and its category (it cannot run outside it), unless
+        the reader cleared that category's box where it was granted (``granted_before``):
+        clearing it withdraws the category and every service of it, whatever service boxes
+        stayed ticked. The consent script ticks and clears the service boxes with their
+        category's and says so (``exact_services``): then the ticked services are exactly
+        those granted.
         """
-        services = self.checked_services()
-        categories = self.checked_categories() | {
-            registry.service(key).category for key in services
-        }
+        ticked = self.checked_categories()
+        cleared = granted_before - ticked
+        services = frozenset(
+            key for key in self.checked_services() if registry.service(key).category not in cleared
+        )
+        categories = ticked | {registry.service(key).category for key in services}
         granted = set(services)
         if self.exact_services.data == "1":
             return frozenset(categories), frozenset(granted)

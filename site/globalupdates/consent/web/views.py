@@ -166,7 +166,7 @@ def granted_for_action(
         return registry.optional_keys - opted_out, None
     if form.action.data == REJECT_ALL:
         return frozenset(), frozenset()
-    return form.saved_choice(registry)
+    return form.saved_choice(registry, state.granted)
 
 
 def store_choice(
