@@ -64,7 +64,8 @@
   function apply(answer) {
     var running = document.querySelectorAll("script[data-category]");
     var stopped = [].some.call(running, function (s) {
-      return answer.granted.indexOf(s.dataset.category) < 0;
+      return answer.granted.indexOf(s.dataset.category) < 0 ||
+        (s.dataset.service && answer.services.indexOf(s.dataset.service) < 0);
     });
     if (stopped || answer.reload) return location.reload();
     var banner = document.getElementById("consent-banner");
@@ -93,8 +94,34 @@
     open(link);
   });
 
+  /* A category's box ticks or clears all of its services; ticking a service ticks its
+     category, which it cannot run without. The server reads the boxes the same way. */
+  document.addEventListener("change", function (event) {
+    var box = event.target;
+    var form = box.form;
+    if (!form || !form.classList.contains("preferences-form")) return;
+    if (box.dataset.categoryBox) {
+      form.querySelectorAll('input[name="services"][data-category="' + box.dataset.categoryBox + '"]').forEach(function (service) {
+        service.checked = box.checked;
+      });
+    } else if (box.name === "services" && box.checked) {
+      var category = form.querySelector('input[data-category-box="' + box.dataset.category + '"]');
+      if (category) category.checked = true;
+    }
+  });
+
+  function markExact(form) {
+    if (!form.classList.contains("preferences-form") || form.querySelector('input[name="exact_services"]')) return;
+    var exact = document.createElement("input");
+    exact.type = "hidden";
+    exact.name = "exact_services";
+    exact.value = "1";
+    form.append(exact);
+  }
+
   document.addEventListener("submit", function (event) {
     var form = event.target;
+    markExact(form);
     if (form.sendNatively || !form.closest("#consent-banner,.consent-dialog")) return;
     event.preventDefault();
     send(form, event.submitter);

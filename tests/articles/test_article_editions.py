@@ -18,6 +18,9 @@ from tests.support.pages import (
     HALDBRUECK,
     HARROWMERE,
     KESSLING,
+    LANTERNS,
+    LANTERNS_DE,
+    LANTERNS_FR,
     LOVE_VALLEY,
     MORVELLE_STATION,
     NACHTZUG,
@@ -31,9 +34,9 @@ XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 ATOM = "{http://www.w3.org/2005/Atom}"
 PREFIX = {"en": "", "de": "/de", "fr": "/fr"}
 EDITION_ARTICLES = {
-    "en": [NEWSROOMS, KESSLING, HARROWMERE],
-    "de": [NACHTZUG, HALDBRUECK],
-    "fr": [MORVELLE_STATION, LOVE_VALLEY],
+    "en": [NEWSROOMS, KESSLING, HARROWMERE, LANTERNS],
+    "de": [NACHTZUG, HALDBRUECK, LANTERNS_DE],
+    "fr": [MORVELLE_STATION, LOVE_VALLEY, LANTERNS_FR],
 }
 
 
@@ -70,7 +73,7 @@ def test_each_edition_names_its_own_sections(client):
 
 
 def test_a_section_exists_only_in_editions_that_have_it(client):
-    assert listed(html_of(client, "/de/sections/europa")) == [NACHTZUG]
+    assert listed(html_of(client, "/de/sections/europa")) == [NACHTZUG, LANTERNS_DE]
     assert listed(html_of(client, "/fr/sections/economie")) == [MORVELLE_STATION]
     assert listed(html_of(client, "/sections/europe")) == [KESSLING]
     for path in ("/sections/europa", "/de/sections/europe", "/fr/sections/wirtschaft"):
@@ -194,7 +197,10 @@ def test_a_section_feed_is_of_its_edition(client):
     assert f"{ORIGIN}/de/sections/europa/feed.atom" in feeds
     response = client.get("/de/sections/europa/feed.atom")
     assert ElementTree.fromstring(response.data).get(XML_LANG) == "de"
-    assert [entry.link for entry in feedparser.parse(response.data).entries] == [ORIGIN + NACHTZUG]
+    assert [entry.link for entry in feedparser.parse(response.data).entries] == [
+        ORIGIN + NACHTZUG,
+        ORIGIN + LANTERNS_DE,
+    ]
     assert client.get("/sections/europa/feed.atom").status_code == 404
     assert client.get("/fr/sections/europe/feed.atom").status_code == 404
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from globalupdates.articles.models import Article
 from globalupdates.extensions import db
 from tests.support.html import attributes, link_targets
-from tests.support.pages import HARROWMERE, KESSLING, NEWSROOMS
+from tests.support.pages import HARROWMERE, KESSLING, LANTERNS, NEWSROOMS
 
 ARTICLE = """---
 slug: harbour-lights
@@ -34,7 +34,12 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 def test_front_page_lists_articles_newest_first_with_links(client):
     html = client.get("/").get_data(as_text=True)
-    assert attributes(html, 'a[href^="/articles/"]', "href") == [NEWSROOMS, KESSLING, HARROWMERE]
+    assert attributes(html, 'a[href^="/articles/"]', "href") == [
+        NEWSROOMS,
+        KESSLING,
+        HARROWMERE,
+        LANTERNS,
+    ]
 
 
 def test_article_page_shows_the_whole_story(client):

@@ -11,7 +11,7 @@ from bs4 import Tag
 
 from tests.support.articles import import_articles
 from tests.support.html import attribute, attributes, one, select
-from tests.support.pages import HARROWMERE
+from tests.support.pages import HARROWMERE, LANTERNS
 
 ORIGIN = "http://localhost"
 SITEMAP_NS = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
@@ -61,6 +61,7 @@ def test_the_site_feed_is_valid_atom_with_every_story_newest_first(client):
         f"{ORIGIN}/articles/newsrooms-rethink-reader-privacy-and-consent",
         f"{ORIGIN}/articles/kessling-morvelle-night-train-returns",
         f"{ORIGIN}{HARROWMERE}",
+        f"{ORIGIN}{LANTERNS}",
     ]
     harrowmere = feed.entries[2]
     assert harrowmere.id == f"{ORIGIN}{HARROWMERE}"
@@ -175,7 +176,7 @@ def test_the_sitemap_lists_the_front_page_sections_and_every_article(client):
     assert f"{ORIGIN}/" in urls and f"{ORIGIN}/sections/analysis" in urls
     # Each edition's front page, cookie policy, privacy notice and sections, and every article
     # (test_article_editions.py names them).
-    assert len(urls) == 3 * 3 + (3 + 2 + 2) + 7
+    assert len(urls) == 3 * 3 + (3 + 2 + 2) + 10
 
 
 def test_a_large_site_gets_a_sitemap_index(app_factory, tmp_path):

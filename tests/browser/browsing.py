@@ -50,8 +50,10 @@ class Reader:
         return self.cookie_names() - NECESSARY_COOKIES
 
     def running_categories(self) -> list[str]:
+        """Each category whose scripts run, once (its own and its services' scripts alike)."""
         return self.page.eval_on_selector_all(
-            "script[data-category]", "nodes => nodes.map(n => n.dataset.category)"
+            "script[data-category]",
+            "nodes => [...new Set(nodes.map(n => n.dataset.category))]",
         )
 
     def csp_violations(self) -> list[str]:

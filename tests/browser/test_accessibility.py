@@ -237,3 +237,30 @@ def test_banner_causes_no_layout_shift(open_reader, viewport) -> None:
     reader.page.wait_for_timeout(300)
     expect(reader.page.locator("#consent-banner")).to_be_visible()
     assert reader.page.evaluate("window.__shifts") == []
+
+
+@pytest.mark.parametrize("width", WIDTHS, ids=list(WIDTHS))
+@pytest.mark.parametrize("edition", ["", "/de", "/fr"])
+def test_axe_finds_no_violation_in_the_services_of_every_edition(
+    open_reader, edition: str, width: str
+) -> None:
+    """The preferences page with a service refused, and the same in the open dialog, each
+    edition at both widths; every service box has its name and fits the screen."""
+    reader = open_reader(viewport=WIDTHS[width])
+    page = reader.page
+    page.goto(f"{edition}/consent")
+    page.locator("input[name=services][value=clipwell]").check()
+    with page.expect_navigation():
+        page.locator("button[value=save]").click()
+    page.goto(f"{edition}/consent")
+    reader.settle()
+    boxes = page.locator("input[name=services]")
+    names = [boxes.nth(i).evaluate("el => el.labels[0].textContent") for i in range(boxes.count())]
+    reports = {"page": axe_report(page)}
+    page.goto(f"{edition}/")
+    page.locator("footer a[href*='/consent?next=']").first.click()
+    expect(page.locator("dialog.consent-dialog")).to_be_visible()
+    reports["dialog"] = axe_report(page)
+    assert len(names) == 3 and all(name.strip() for name in names)
+    assert no_horizontal_scroll(page)
+    assert {where: report for where, report in reports.items() if report} == {}

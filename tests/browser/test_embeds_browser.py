@@ -134,7 +134,7 @@ def test_granting_the_category_from_the_placeholder_loads_the_embed_from_then_on
         page.goto(ARTICLE)
         page.wait_for_load_state("networkidle")
         early = traffic.to_provider()
-        page.get_by_role("button", name="Allow all Functional content").click()
+        page.get_by_role("button", name="Always allow Vidmoor (demonstration video host)").click()
         page.wait_for_url(f"**{ARTICLE}")
         page.locator("figure.embed iframe").scroll_into_view_if_needed()
         page.wait_for_load_state("networkidle")

@@ -123,7 +123,8 @@ def test_preferences_form_posts_every_field_the_contract_names(client):
     html = client.get("/consent?next=/articles/x").get_data(as_text=True)
     form = one(html, 'form.preferences-form[method="post"][action="/consent"]')
     fields = set(attributes(form, "input, button, select, textarea", "name"))
-    assert fields == {"next", "action", *OPTIONAL}  # no token: forgery protection needs none
+    # no token: forgery protection needs none
+    assert fields == {"next", "action", *OPTIONAL, "services"}
     assert attribute(one(form, 'input[type=hidden][name="next"]'), "value") == "/articles/x"
     assert "save" in attributes(form, 'button[name="action"]', "value")
 

@@ -10,6 +10,7 @@ from globalupdates.extensions import db
 from tests.support.consent import SAME_ORIGIN, choose, static_path
 
 JSON = {"Accept": "application/json"}
+TALLY_SCRIPT = "https://cdn.tallyhouse.example/tally.js"
 OPTIONAL = ["functional", "analytics", "performance", "advertisement"]
 FEATURE_FILES = {
     "functional": "features/textsize.js",
@@ -17,7 +18,16 @@ FEATURE_FILES = {
     "performance": "features/timing.js",
     "advertisement": "features/housead.js",
 }
-ANSWER_KEYS = {"granted", "withdrawn", "reload", "consent_id", "gpc", "scripts"}
+ANSWER_KEYS = {
+    "granted",
+    "withdrawn",
+    "services",
+    "withdrawn_services",
+    "reload",
+    "consent_id",
+    "gpc",
+    "scripts",
+}
 
 
 @pytest.fixture
@@ -53,7 +63,11 @@ def test_accept_all_answers_the_grant_and_asks_for_a_page_that_may_run_its_scrip
     # the page's policy names only the scripts granted when it was served: reload
     assert answer["reload"] is True
     assert len(answer["consent_id"]) == 36
-    assert answer["scripts"] == [{"src": feature_scripts[key], "category": key} for key in OPTIONAL]
+    assert answer["scripts"] == [
+        *({"src": feature_scripts[key], "category": key, "service": None} for key in OPTIONAL),
+        {"src": TALLY_SCRIPT, "category": "analytics", "service": "tallyhouse"},
+    ]
+    assert answer["services"] == ["vidmoor", "clipwell", "tallyhouse"]
     with client.session_transaction() as session:
         assert session["consent"]["id"] == answer["consent_id"]
 
@@ -61,7 +75,10 @@ def test_accept_all_answers_the_grant_and_asks_for_a_page_that_may_run_its_scrip
 def test_a_custom_choice_answers_only_its_categories_scripts(client, feature_scripts):
     answer = send_choice(client, "save", ["analytics"]).get_json()
     assert answer["granted"] == ["necessary", "analytics"]
-    assert answer["scripts"] == [{"src": feature_scripts["analytics"], "category": "analytics"}]
+    assert answer["scripts"] == [
+        {"src": feature_scripts["analytics"], "category": "analytics", "service": None},
+        {"src": TALLY_SCRIPT, "category": "analytics", "service": "tallyhouse"},
+    ]
     assert answer["reload"] is True
 
 
@@ -77,7 +94,9 @@ def test_a_choice_that_grants_nothing_new_needs_no_reload(client, feature_script
     again = send_choice(client, "save", ["functional"]).get_json()
     assert again["reload"] is False
     assert again["withdrawn"] == []
-    assert again["scripts"] == [{"src": feature_scripts["functional"], "category": "functional"}]
+    assert again["scripts"] == [
+        {"src": feature_scripts["functional"], "category": "functional", "service": None}
+    ]
     more = send_choice(client, "save", ["functional", "performance"]).get_json()
     assert more["reload"] is True
 
@@ -100,7 +119,7 @@ def test_no_script_in_the_answer_carries_a_nonce(client):
     )
     assert "X-CSP-Nonce" not in response.headers
     scripts = response.get_json()["scripts"]
-    assert scripts and all(set(script) == {"src", "category"} for script in scripts)
+    assert scripts and all(set(script) == {"src", "category", "service"} for script in scripts)
     assert "nonce" not in response.get_data(as_text=True)
 
 

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from globalupdates import create_app
-from tests.support.consent import GPC, choose, store_choice
+from tests.support.consent import BUILTIN_REGISTRY, GPC, choose, store_choice
 from tests.support.html import EXECUTABLE_SCRIPTS, attribute, select
 from tests.support.pages import ARTICLE
 
@@ -154,3 +154,47 @@ def test_a_malformed_tag_id_stops_the_site_at_start(tmp_path, monkeypatch):
                 "GOOGLE_TAG_ID": "G-1');alert(1)//",
             }
         )
+
+
+GOOGLE_ANALYTICS_SERVICE = """
+[[services]]
+key = "google_analytics"
+name = "Google Analytics"
+category = "analytics"
+google = true
+description = "Measures reading for the newsroom."
+established = "United States"
+  [services.de]
+  description = "Misst das Lesen für die Redaktion."
+  established = "Vereinigte Staaten"
+  [services.fr]
+  description = "Mesure la lecture pour la rédaction."
+  established = "États-Unis"
+  [[services.scripts]]
+  src = "https://www.googletagmanager.com/gtag/js"
+"""
+
+
+@pytest.fixture
+def tagged_with_a_google_service(app_factory, tmp_path):
+    path = tmp_path / "registry.toml"
+    path.write_text(
+        BUILTIN_REGISTRY.read_text(encoding="utf-8") + GOOGLE_ANALYTICS_SERVICE, encoding="utf-8"
+    )
+    return app_factory(GOOGLE_TAG_ID=TAG, CONSENT_REGISTRY=str(path))
+
+
+@pytest.mark.parametrize(
+    ("services", "analytics_storage"),
+    [(("google_analytics",), "granted"), (("tallyhouse",), "denied"), ((), "granted")],
+)
+def test_analytics_counts_for_google_only_while_its_google_service_is_granted(
+    tagged_with_a_google_service, services, analytics_storage
+):
+    """Analytics granted with its Google service refused denies analytics_storage; a category
+    ticked alone grants all of its services, the Google one among them."""
+    client = tagged_with_a_google_service.test_client()
+    choose(client, "save", ("analytics",), services=services)
+    update = dict(gtag_calls(client.get(ARTICLE).get_data(as_text=True)))["update"]
+    assert update["analytics_storage"] == analytics_storage
+    assert update["ad_storage"] == "denied"

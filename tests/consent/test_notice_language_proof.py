@@ -109,6 +109,7 @@ def test_a_record_made_before_languages_verifies_as_before(app):
             **{name: getattr(new, name) for name in SIGNED_FIELDS},
             "language": "de",
             "regime": "opt-in",
+            "services": new.services,
         }
     )
     assert new.hash == key.mac(new_form)
@@ -125,7 +126,7 @@ def test_export_gives_the_language_in_json_and_csv(app):
     lines = [json.loads(line) for line in cli(app, "export").output.splitlines()]
     assert [line["language"] for line in lines] == [None, "fr"]
     assert lines[1]["notice_hash"] == notice_hash(app, "fr")
-    assert list(lines[1])[-2:] == ["language", "regime"], "added after the earlier fields"
+    assert list(lines[1])[-3:] == ["language", "regime", "services"], "added after the others"
     rows = list(csv.DictReader(io.StringIO(cli(app, "export", "--format", "csv").output)))
     assert [row["language"] for row in rows] == ["", "fr"]
     assert rows[1]["notice_hash"] == notice_hash(app, "fr")

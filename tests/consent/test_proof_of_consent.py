@@ -84,7 +84,7 @@ def test_a_record_holds_the_proof_and_no_personal_data(app, client):
     [record] = records(app)
     assert set(record.as_export()) == {
         "id", "consent_id", "created_at", "action", "categories", "revision",
-        "notice_hash", "gpc", "prev_hash", "key_id", "hash", "language", "regime",
+        "notice_hash", "gpc", "prev_hash", "key_id", "hash", "language", "regime", "services",
     }  # fmt: skip
     assert record.consent_id == stored_choice(client)["id"]
     assert record.language == "en"

@@ -202,6 +202,9 @@ def expected_cells(expected: dict) -> list[str]:
         percent(expected["gpc"], choices),
         "0",  # GPC opt-outs
         *(percent(count, choices) for count in expected["opt_ins"]),
+        # the services, after the categories: a record made before services (as these are)
+        # counts for every service of its categories (two video hosts, one analytics vendor)
+        *(percent(expected["opt_ins"][index], choices) for index in (0, 0, 1)),
     ]
 
 
@@ -209,7 +212,7 @@ def test_table_shows_shares_and_opt_in_rates_with_a_legend(runner, known_choices
     result = stats(runner)
     assert result.exit_code == 0, result.output
     header = next(line for line in result.output.splitlines() if line.startswith("group"))
-    assert header.split()[-4:] == list(CATEGORIES)
+    assert header.split()[-7:] == [*CATEGORIES, "vidmoor", "clipwell", "tallyhouse"]
     rows = table_rows(result.output)
     assert rows == {
         name: expected_cells(EXPECTED[name])

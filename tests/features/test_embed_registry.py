@@ -113,7 +113,7 @@ def test_granting_the_category_allows_the_provider_and_its_frame_origin(app):
 
         session.update(session_data)
         assert provider_granted("vidmoor")
-        assert framed_now() == (PLAYER,)
+        assert framed_now() == (PLAYER, "https://embed.clipwell.example")
 
 
 def test_allowing_once_lasts_for_one_request_only(app):

@@ -31,7 +31,12 @@ class Forms(HTMLParser):
                 {"method": values.get("method", "get"), "action": values["action"], "fields": {}}
             )
         elif tag == "input" and self.forms and values.get("name"):
-            self.forms[-1]["fields"][values["name"]] = values.get("value", "")
+            fields, name = self.forms[-1]["fields"], values["name"]
+            value = values.get("value", "")
+            if name in fields:  # a repeated name (the services) is sent as every value
+                earlier = fields[name] if isinstance(fields[name], list) else [fields[name]]
+                value = [*earlier, value]
+            fields[name] = value
 
 
 def forms_of(html: str) -> list[dict]:
@@ -178,7 +183,7 @@ def test_allowing_once_is_neither_rate_limited_nor_recorded_as_a_choice(app, cli
     assert stored_choice(client)["categories"] == ["necessary"]
 
 
-def test_the_grant_button_posts_the_category_with_those_already_granted(client):
+def test_the_grant_button_posts_the_service_with_those_already_granted(client):
     choose(client, "save", ("analytics",))
     html = client.get(ARTICLE).get_data(as_text=True)
     _, grant = embed_forms(html)
@@ -186,7 +191,23 @@ def test_the_grant_button_posts_the_category_with_those_already_granted(client):
     fields = grant["fields"]
     assert fields["action"] == "save" and fields["next"] == ARTICLE
     assert {k for k, v in fields.items() if v == "on"} == {"analytics", "functional"}
-    assert set(fields) == {"action", "next", "analytics", "functional"}  # and no token
+    assert fields["services"] == ["tallyhouse", "vidmoor"] and fields["exact_services"] == "1"
+    assert set(fields) == {
+        "action",
+        "next",
+        "analytics",
+        "functional",
+        "services",
+        "exact_services",
+    }
+
+
+def test_the_grant_button_keeps_a_video_service_the_reader_refused_refused(client):
+    choose(client, "save", ("functional",), exact_services=True)
+    html = client.get(ARTICLE).get_data(as_text=True)
+    _, grant = embed_forms(html)
+    client.post(grant["action"], data=grant["fields"], headers=SAME_ORIGIN)
+    assert stored_choice(client)["services"] == ["vidmoor"]
 
 
 def test_pressing_grant_keeps_earlier_grants_and_then_renders_the_frame(app, client):
@@ -262,6 +283,8 @@ def test_the_policy_lets_the_page_frame_the_provider_only_once_allowed(client):
     assert frame_src(once) == f"frame-src {PLAYER}"
     assert frame_src(client.get(ARTICLE)) is None
     choose(client, "save", ("functional",))
+    assert frame_src(client.get(ARTICLE)) == f"frame-src {PLAYER} https://embed.clipwell.example"
+    choose(client, "save", ("functional",), services=("vidmoor",))
     assert frame_src(client.get(ARTICLE)) == f"frame-src {PLAYER}"
     choose(client, "save", ("analytics",))
     assert frame_src(client.get(ARTICLE)) is None

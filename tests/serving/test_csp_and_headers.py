@@ -81,7 +81,7 @@ def test_readers_in_different_states_get_different_policies(app):
 
 @pytest.mark.parametrize("granted", [(), ("analytics",), ("functional", "performance"), OPTIONAL])
 def test_each_gated_script_url_is_in_the_policy_only_while_granted(app, client, granted):
-    store_choice(client, granted)
+    store_choice(client, granted, services=())
     response = client.get(ARTICLE)
     html = response.get_data(as_text=True)
     script_src = directives(response.headers["Content-Security-Policy"])["script-src"]

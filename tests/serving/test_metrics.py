@@ -137,6 +137,13 @@ def test_the_choice_counters_add_up_to_the_records_stored(app, client):
     grants = Counter(category for record in made for category in record.categories)
     for category, count in grants.items():
         assert grew(before, after, "globalupdates_choice_grants_total", category=category) == count
+    services = Counter(service for record in made for service in record.services or ())
+    assert set(services) == {"vidmoor", "clipwell", "tallyhouse"}
+    for service, count in services.items():
+        assert (
+            grew(before, after, "globalupdates_choice_service_grants_total", service=service)
+            == count
+        ), service
     assert grew(before, after, "globalupdates_chain_appends_total") == len(made)
     assert grew(before, after, "globalupdates_chain_batch_size_sum") == len(made)
     assert grew(before, after, "globalupdates_chain_append_duration_seconds_count") >= 1

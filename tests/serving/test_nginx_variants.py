@@ -74,10 +74,14 @@ def site(migrated_sqlite: Path, site_root: Path, tmp_path_factory) -> Iterator[S
 
 
 def reader(
-    site: Site, action: str, categories: tuple[str, ...] = (), **headers: str
+    site: Site,
+    action: str,
+    categories: tuple[str, ...] = (),
+    services: tuple[str, ...] = (),
+    **headers: str,
 ) -> dict[str, str]:
     """A reader who chose through nginx: the session and variant cookies the 303 set."""
-    answer = site.choose(action, categories=categories, **SAME_ORIGIN, **headers)
+    answer = site.choose(action, categories=categories, services=services, **SAME_ORIGIN, **headers)
     assert answer.status == 303, answer.body[:300]
     cookies = answer.cookies()
     assert set(cookies) == {"gu_session", "gu_variant"}, answer.cookies_set()
@@ -126,6 +130,30 @@ def test_readers_who_chose_alike_share_one_cached_page(site):
     assert own.cache_status == "MISS"
     assert_page_of(own, set())
     assert visit(site, url, refused).cache_status == "HIT"
+
+
+def test_readers_who_chose_different_services_never_share_a_cached_page(site):
+    """Both granted functional; one allowed only the video host this story embeds, the other
+    only the other host. Each gets their own page from nginx, never the other's."""
+    url = fresh(ARTICLE, "services")
+    vidmoor = reader(site, "save", ("functional",), services=("vidmoor",))
+    clipwell = reader(site, "save", ("functional",), services=("clipwell",))
+    assert vidmoor["gu_variant"] != clipwell["gu_variant"]
+    framed = [visit(site, url, vidmoor) for _ in range(2)]
+    placeholder = [visit(site, url, clipwell) for _ in range(2)]
+    alike = visit(site, url, reader(site, "save", ("functional",), services=("vidmoor",)))
+    assert [a.cache_status for a in (*framed, *placeholder, alike)] == [
+        "MISS",
+        "HIT",
+        "MISS",
+        "HIT",
+        "HIT",
+    ]
+    for answer in (*framed, alike):
+        assert attributes(answer.text(), "iframe", "src") != [], answer.cache_status
+    for answer in placeholder:
+        assert attributes(answer.text(), "iframe", "src") == [], answer.cache_status
+        assert "player.vidmoor.example" not in (answer.header("Content-Security-Policy") or "")
 
 
 def test_a_forged_variant_without_a_session_goes_to_the_site_and_stores_nothing(site):

@@ -147,6 +147,11 @@ def test_a_gpc_first_visit_is_its_own_variant(client):
     assert "Global Privacy Control" in signalled.get_data(as_text=True)
 
 
+TALLY_SCRIPT = "https://cdn.tallyhouse.example/tally.js"
+TALLY_ORIGIN = "https://cdn.tallyhouse.example"
+TALLY_COLLECTOR = "https://collect.tallyhouse.example"
+
+
 def script_sources(response) -> set[str]:
     policy = response.headers["Content-Security-Policy"]
     [directive] = [d for d in policy.split("; ") if d.startswith("script-src ")]
@@ -164,18 +169,25 @@ def test_the_policy_of_each_state_lists_exactly_the_scripts_it_may_run(app):
             expected = {f"http://localhost{static_url('js/consent.js')}"} | {
                 f"http://localhost{static_url(FEATURE_SCRIPTS[key])}" for key in granted
             }
-        assert script_sources(response) == expected, sorted(granted)
+        # A category ticked alone grants its services: analytics brings its vendor's script,
+        # allowed by its origin.
+        vendor = {TALLY_SCRIPT} if "analytics" in granted else set()
+        origins = {TALLY_ORIGIN, TALLY_COLLECTOR} if vendor else set()
+        assert script_sources(response) == expected | origins, sorted(granted)
         written = set(attributes(html, "script[src]", "src"))
-        assert {f"http://localhost{src}" for src in written} == expected, sorted(granted)
+        local = {f"http://localhost{src}" for src in written - vendor}
+        assert local == expected and written & {TALLY_SCRIPT} == vendor, sorted(granted)
         assert "'unsafe-inline'" not in response.headers["Content-Security-Policy"]
 
 
 def test_after_reject_all_the_policy_refuses_every_gated_script(app):
     reader = reader_who_chose(app, "accept_all")
-    assert len(script_sources(reader.get(ARTICLE))) == 5
+    # the consent script, four features, and the analytics vendor's origin and collector
+    assert len(script_sources(reader.get(ARTICLE))) == 7
     choose(reader, "reject_all")
     response = reader.get(ARTICLE)
     assert not any("/features/" in source for source in script_sources(response))
+    assert not any("tallyhouse" in source for source in script_sources(response))
     assert "data-category" not in response.get_data(as_text=True)
 
 

@@ -49,6 +49,7 @@ def store_choice(
     revision: int | None = None,
     gpc: bool = False,
     consent_id: str | None = None,
+    services: Iterable[str] | None = None,
 ) -> str:
     """Put a choice straight into the reader's session, as an earlier visit would have (under
     the built-in registry's revision unless another is given)."""
@@ -61,6 +62,8 @@ def store_choice(
             "revision": BUILTIN_REVISION if revision is None else revision,
             "gpc": gpc,
         }
+        if services is not None:
+            session["consent"]["services"] = sorted(services)
         session.permanent = True
     return consent_id
 
@@ -72,7 +75,12 @@ def gated_categories(html: str) -> set[str]:
 
 def checked_boxes(html: str) -> set[str]:
     """The categories the preferences page shows ticked."""
-    return set(attributes(html, "input[type=checkbox][checked]", "id"))
+    return set(attributes(html, "input[type=checkbox][checked]:not([name=services])", "id"))
+
+
+def checked_services(html: str) -> set[str]:
+    """The services the preferences page shows ticked."""
+    return set(attributes(html, "input[type=checkbox][name=services][checked]", "value"))
 
 
 def cookie_value(set_cookie_headers: Iterable[str], name: str = SESSION_COOKIE) -> str | None:
@@ -109,13 +117,20 @@ def choose(
     next_path: str | None = None,
     headers: dict[str, str] | None = None,
     language: str = "en",
+    services: tuple[str, ...] = (),
+    exact_services: bool = False,
 ):
     """Open a page as a reader and post a consent choice from it, as the browser would:
     with ``Sec-Fetch-Site: same-origin`` (and no token: there is none), to the preferences
-    of the page's edition (``language``)."""
+    of the page's edition (``language``). ``services`` are the service boxes ticked;
+    ``exact_services`` posts as the consent script does."""
     client.get(page or in_edition("/consent", language), headers=headers)
-    form: dict[str, str] = {"action": action}
+    form: dict[str, str | list[str]] = {"action": action}
     form.update({key: "on" for key in categories})
+    if services:
+        form["services"] = list(services)
+    if exact_services:
+        form["exact_services"] = "1"
     if next_path is not None:
         form["next"] = next_path
     return client.post(

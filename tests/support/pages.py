@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 HARROWMERE = "/articles/harrowmere-tidal-lagoon-switches-on"
+# The demo stories that embed the second video host, one per edition.
+LANTERNS = "/articles/ostervale-lantern-boats-return"
+LANTERNS_DE = "/de/articles/laternenboote-kehren-nach-ostervale-zurueck"
+LANTERNS_FR = "/fr/articles/ostervale-les-bateaux-lanternes-reviennent"
 KESSLING = "/articles/kessling-morvelle-night-train-returns"
 NEWSROOMS = "/articles/newsrooms-rethink-reader-privacy-and-consent"
 MISSING_ARTICLE = "/articles/missing"

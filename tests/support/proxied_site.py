@@ -100,9 +100,15 @@ class Site:
         return self.request("GET", path, headers=header_names(headers))
 
     def choose(
-        self, action: str, cookie: str | None = None, categories: tuple[str, ...] = (), **headers
+        self,
+        action: str,
+        cookie: str | None = None,
+        categories: tuple[str, ...] = (),
+        services: tuple[str, ...] = (),
+        **headers,
     ) -> Answer:
-        fields = {"action": action, "next": ARTICLE, **{key: "on" for key in categories}}
+        fields = [("action", action), ("next", ARTICLE), *((key, "on") for key in categories)]
+        fields += [("services", key) for key in services]
         sent = {**FORM, **header_names(headers)}
         if cookie:
             sent["Cookie"] = f"gu_session={cookie}"

@@ -1,5 +1,5 @@
 """Counting what the proof chain commits: choices by action and edition, and by action and
-regime, grants by category, and the batches themselves.
+regime, grants by category and by service, and the batches themselves.
 
 ``consent.proof.chain.ChainWriter`` calls ``count_committed`` once a batch is committed, with
 the fields of the records it stored (a conditional record left out is not among them), so the
@@ -18,6 +18,7 @@ from .instruments import (
     CHAIN_APPENDS,
     CHAIN_BATCH_SIZE,
     CHOICE_GRANTS,
+    CHOICE_SERVICE_GRANTS,
     CHOICES,
     CHOICES_BY_REGIME,
 )
@@ -46,3 +47,5 @@ def count_committed(
         CHOICES_BY_REGIME.labels(action, fields.get("regime") or REGIME_BEFORE_REGIONS).inc()
         for category in fields["categories"]:
             CHOICE_GRANTS.labels(category).inc()
+        for service in fields.get("services") or ():
+            CHOICE_SERVICE_GRANTS.labels(service).inc()

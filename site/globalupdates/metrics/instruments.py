@@ -150,6 +150,13 @@ AUDIT_CHOICES = Switched(
         "Consent records made by flask consent audit, left out of the choice counters",
     )
 )
+CHOICE_SERVICE_GRANTS = Switched(
+    Counter(
+        "globalupdates_choice_service_grants",
+        "Services granted in committed consent records, one per record and service",
+        ["service"],
+    )
+)
 CHAIN_APPENDS = Switched(
     Counter(
         "globalupdates_chain_appends",

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .regions import OPT_IN, OPT_OUT, STRICTEST, Regime
-from .registry import Registry
+from .registry import Registry, Service
 
 SESSION_KEY = "consent"
 
@@ -24,6 +24,9 @@ class StoredChoice:
     # Categories on only because an opt-out regime runs them until refused: never consented
     # to, so an opt-in place does not count them (``resolve``).
     defaulted: frozenset[str] = frozenset()
+    # The services granted inside the granted categories; None in a choice stored before
+    # services could be chosen, which granted every service of its categories.
+    services: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class ConsentState:
     # A stored choice whose categories were on only by an opt-out default, met in an opt-in
     # place: the reader is asked, and those categories stay off until they answer.
     ask_again: bool = False
+    services: frozenset[str] = frozenset()  # granted services, each of a granted category
 
     @property
     def has_choice(self) -> bool:
@@ -58,6 +62,17 @@ class ConsentState:
     def is_granted(self, key: str) -> bool:
         return key in self.granted
 
+    def allows_service(self, key: str) -> bool:
+        """A service runs only while the reader grants it (and so its category)."""
+        return key in self.services
+
+    def allows_cookie_of(self, category: str, service: Service | None) -> bool:
+        """Whether a cookie declared by this category (and this service, for a service's
+        cookie) may be kept."""
+        if service is not None:
+            return self.allows_service(service.key)
+        return self.is_granted(category)
+
 
 def gpc_signal(header_value: str | None) -> bool:
     """Global Privacy Control counts only when the header is exactly "1"."""
@@ -72,6 +87,11 @@ def read_stored_choice(session: MutableMapping[str, Any]) -> StoredChoice | None
         categories = raw["categories"]
         if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
             return None
+        services = raw.get("services")
+        if services is not None and (
+            not isinstance(services, list) or not all(isinstance(s, str) for s in services)
+        ):
+            return None
         made_at = datetime.fromtimestamp(int(raw["made_at"]), UTC)
         return StoredChoice(
             consent_id=str(uuid.UUID(str(raw["id"]))),
@@ -80,6 +100,7 @@ def read_stored_choice(session: MutableMapping[str, Any]) -> StoredChoice | None
             revision=int(raw["revision"]),
             gpc=raw.get("gpc") is True,
             defaulted=read_defaulted(raw.get("defaulted")),
+            services=frozenset(services) if services is not None else None,
         )
     except (KeyError, TypeError, ValueError, OverflowError, OSError):
         return None
@@ -100,6 +121,7 @@ def write_stored_choice(session: MutableMapping[str, Any], choice: StoredChoice)
         "made_at": int(choice.made_at.timestamp()),
         "revision": choice.revision,
         "gpc": choice.gpc,
+        "services": sorted(choice.services or ()),
     }
     if choice.defaulted:
         stored["defaulted"] = sorted(choice.defaulted)
@@ -136,9 +158,12 @@ def resolve(
     stored = read_stored_choice(session)
     if stored is not None and not is_current(stored, registry, now, lifetime):
         stored = None
+    if stored is not None:
+        stored = with_services_settled(stored, registry)
     revised = gpc_opt_out(stored, registry, regime) if gpc and stored is not None else None
     effective = revised or stored
     granted = registry.required_keys
+    services: frozenset[str] = frozenset()
     ask_again = False
     if effective is not None:
         categories = effective.categories
@@ -146,8 +171,10 @@ def resolve(
             categories = categories - effective.defaulted
             ask_again = True
         granted = granted | (categories & registry.optional_keys)
+        services = services_within(effective.services or frozenset(), granted, registry)
     elif regime.is_opt_out and not gpc:
         granted = granted | (regime.runs_until_refused & registry.optional_keys)
+        services = registry.services_in(granted)
     return ConsentState(
         granted=granted,
         choice=effective,
@@ -155,7 +182,24 @@ def resolve(
         gpc_revised=revised,
         regime=regime.name,
         ask_again=ask_again,
+        services=services,
     )
+
+
+def services_within(
+    services: frozenset[str], categories: frozenset[str], registry: Registry
+) -> frozenset[str]:
+    """The declared services among ``services`` whose categories are granted."""
+    return services & registry.services_in(categories & registry.optional_keys)
+
+
+def with_services_settled(choice: StoredChoice, registry: Registry) -> StoredChoice:
+    """The choice naming exactly the declared services it grants: a choice stored before
+    services could be chosen grants every service of its categories."""
+    chosen = choice.services
+    if chosen is None:
+        chosen = registry.services_in(choice.categories)
+    return replace(choice, services=services_within(chosen, choice.categories, registry))
 
 
 def new_choice(
@@ -165,16 +209,21 @@ def new_choice(
     consent_id: str | None,
     gpc: bool = False,
     defaulted: frozenset[str] = frozenset(),
+    services: frozenset[str] | None = None,
 ) -> StoredChoice:
-    """A new choice keeps the reader's consent id, so their history stays one thread."""
-    categories = (categories & registry.optional_keys) | registry.required_keys
+    """A new choice keeps the reader's consent id, so their history stays one thread.
+
+    ``services`` None grants every service of the granted categories."""
+    kept = (categories & registry.optional_keys) | registry.required_keys
+    chosen = registry.services_in(kept) if services is None else services
     return StoredChoice(
         consent_id=consent_id or str(uuid.uuid4()),
-        categories=categories,
+        categories=kept,
         made_at=now,
         revision=registry.revision,
         gpc=gpc,
-        defaulted=defaulted & categories,
+        defaulted=defaulted & kept,
+        services=services_within(chosen, kept, registry),
     )
 
 
@@ -205,9 +254,12 @@ def gpc_opt_out(
     withdrawn = choice.categories & (registry.gpc_opt_out_keys | regime.runs_until_refused)
     if not withdrawn:
         return None
+    kept = choice.categories - withdrawn
+    services = services_within(choice.services or frozenset(), kept, registry)
     return replace(
         choice,
-        categories=choice.categories - withdrawn,
+        categories=kept,
         gpc=True,
         defaulted=choice.defaulted - withdrawn,
+        services=services,
     )

@@ -61,17 +61,29 @@ def configured_tag_id(app: Flask, registry: Registry) -> str | None:
     return tag_id
 
 
-def signals_for(state: ConsentState) -> dict[str, str]:
+def granted_for_google(state: ConsentState, key: str, registry: Registry | None) -> bool:
+    """A category counts as granted to Google only when the reader grants it and every one
+    of its Google services (``google = true`` in the registry): refusing one Google service
+    of a category denies the category's signals."""
+    if not state.is_granted(key):
+        return False
+    google = registry.google_services_of(key) if registry is not None else frozenset()
+    return all(state.allows_service(service) for service in google)
+
+
+def signals_for(state: ConsentState, registry: Registry | None = None) -> dict[str, str]:
     granted = {
         signal
         for key, signals in SIGNALS_OF_CATEGORY.items()
-        if state.is_granted(key)
+        if granted_for_google(state, key, registry)
         for signal in signals
     }
     return {signal: "granted" if signal in granted else "denied" for signal in SIGNALS}
 
 
-def consent_mode(tag_id: str | None, state: ConsentState) -> ConsentMode | None:
+def consent_mode(
+    tag_id: str | None, state: ConsentState, registry: Registry | None = None
+) -> ConsentMode | None:
     """Every signal denied by default; updated to the reader's choice, or, in an opt-out place,
     to what runs there until refused."""
     if tag_id is None:
@@ -79,8 +91,8 @@ def consent_mode(tag_id: str | None, state: ConsentState) -> ConsentMode | None:
     return ConsentMode(
         tag_id=tag_id,
         defaults=dict.fromkeys(SIGNALS, "denied"),
-        update=signals_for(state) if state.has_choice or state.opt_out_regime else None,
-        load_tag=any(state.is_granted(key) for key in SIGNALS_OF_CATEGORY),
+        update=signals_for(state, registry) if state.has_choice or state.opt_out_regime else None,
+        load_tag=any(granted_for_google(state, key, registry) for key in SIGNALS_OF_CATEGORY),
     )
 
 

@@ -91,23 +91,36 @@ class Notice:
     text: str
 
 
-@dataclass(frozen=True)
-class Provider:
-    """A third party whose content an article may embed, loaded only once its category is granted.
+@dataclass(frozen=True, kw_only=True)
+class Service:
+    """A third party inside a category, which a reader may refuse while granting the category.
 
-    ``embed_url`` and ``page_url`` hold ``{id}``, replaced by the embed's reference; the embed
-    URL must lie in one of ``origins``, the origins a browser would contact for it.
+    ``name`` says who runs it, ``description`` what it does, ``established`` where the data it
+    receives goes. Its cookies, scripts and origins are used only while the reader grants both
+    its category and the service itself.
     """
 
     key: str
     name: str
     category: str
     description: str
-    origins: tuple[str, ...]
+    origins: tuple[str, ...] = ()
+    cookies: tuple[Cookie, ...] = ()
+    scripts: tuple[Script, ...] = ()
+    established: str | None = None  # where the service is based, for the privacy notice
+    google: bool = False  # a Google service, which Google Consent Mode's signals speak for
+
+
+@dataclass(frozen=True, kw_only=True)
+class Provider(Service):
+    """A service whose content an article may embed, loaded only once the reader allows it.
+
+    ``embed_url`` and ``page_url`` hold ``{id}``, replaced by the embed's reference; the embed
+    URL must lie in one of ``origins``, the origins a browser would contact for it.
+    """
+
     embed_url: str
     page_url: str
-    cookies: tuple[Cookie, ...] = ()
-    established: str | None = None  # where the provider is based, for the privacy notice
 
     def embed_src(self, ref: str) -> str:
         return self.embed_url.replace("{id}", ref)
@@ -176,6 +189,7 @@ class Registry:
     controller: Controller
     providers: tuple[Provider, ...] = ()
     regions: Regions = field(default_factory=Regions)
+    script_services: tuple[Service, ...] = ()  # the services that are not embed providers
     language: str = DEFAULT_LANGUAGES[0]
     languages: tuple[str, ...] = DEFAULT_LANGUAGES
     editions: Mapping[str, Registry] = field(default_factory=dict, compare=False, repr=False)
@@ -205,6 +219,35 @@ class Registry:
     def gpc_opt_out_keys(self) -> frozenset[str]:
         return frozenset(c.key for c in self.categories if c.gpc_opt_out)
 
+    @cached_property
+    def services(self) -> tuple[Service, ...]:
+        """Every service, embed providers and the others, in the order of their categories."""
+        declared = (*self.providers, *self.script_services)
+        return tuple(s for key in self.keys for s in declared if s.category == key)
+
+    @cached_property
+    def service_keys(self) -> frozenset[str]:
+        return frozenset(s.key for s in self.services)
+
+    def services_of(self, category_key: str) -> tuple[Service, ...]:
+        return tuple(s for s in self.services if s.category == category_key)
+
+    def google_services_of(self, category_key: str) -> frozenset[str]:
+        return frozenset(s.key for s in self.services_of(category_key) if s.google)
+
+    def service(self, key: str) -> Service:
+        for service in self.services:
+            if service.key == key:
+                return service
+        raise KeyError(key)
+
+    def services_in(self, categories: frozenset[str] | set[str]) -> frozenset[str]:
+        """The keys of every service of these categories: what granting them all grants."""
+        return frozenset(s.key for s in self.services if s.category in categories)
+
+    def services_in_registry_order(self, keys: frozenset[str] | set[str]) -> list[str]:
+        return [s.key for s in self.services if s.key in keys]
+
     def category(self, key: str) -> Category:
         for category in self.categories:
             if category.key == key:
@@ -215,10 +258,19 @@ class Registry:
         return [k for k in self.keys if k in keys]
 
     def find_cookie(self, cookie_name: str) -> tuple[Category, Cookie] | None:
+        found = self.find_cookie_owner(cookie_name)
+        return (found[0], found[2]) if found is not None else None
+
+    def find_cookie_owner(self, cookie_name: str) -> tuple[Category, Service | None, Cookie] | None:
+        """The category and, for a service's cookie, the service that declare this cookie."""
         for category in self.categories:
             for cookie in category.cookies:
                 if cookie.matches(cookie_name):
-                    return category, cookie
+                    return category, None, cookie
+        for service in self.services:
+            for cookie in service.cookies:
+                if cookie.matches(cookie_name):
+                    return self.category(service.category), service, cookie
         return None
 
     def first_party_cookie_names(self) -> frozenset[str]:
@@ -251,7 +303,9 @@ class Registry:
 
     @cached_property
     def third_party_scripts(self) -> tuple[tuple[Category, Script], ...]:
-        return tuple((c, s) for c in self.categories for s in c.scripts if s.third_party)
+        in_categories = [(c, s) for c in self.categories for s in c.scripts if s.third_party]
+        of_services = [(self.category(v.category), s) for v in self.services for s in v.scripts]
+        return tuple(in_categories + of_services)
 
     @cached_property
     def third_parties(self) -> tuple[ThirdParties, ...]:
@@ -287,6 +341,7 @@ class Registry:
             "notice": asdict(self.notice),
             "categories": [asdict(c) for c in self.categories],
             "providers": [asdict(p) for p in self.providers],
+            "services": [asdict(s) for s in self.script_services],
             "controller": asdict(self.controller),
         }
         encoded = json.dumps(shown, sort_keys=True, separators=(",", ":"), default=str).encode()

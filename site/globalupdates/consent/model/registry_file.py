@@ -31,11 +31,12 @@ from .registry import (
     Provider,
     Registry,
     Script,
+    Service,
 )
 
 BUILTIN_REGISTRY = Path(__file__).parent.parent / "registry.toml"
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
-RESERVED_KEYS = {"action", "next", "csrf_token"}
+RESERVED_KEYS = {"action", "next", "csrf_token", "services", "exact_services"}
 EMAIL_PATTERN = re.compile(r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$")
 LANGUAGE_PATTERN = re.compile(r"^[a-z]{2,3}(_[A-Za-z0-9]{2,8})?$")
 
@@ -159,7 +160,8 @@ def parse_edition(data: dict[str, Any], wording: Wording) -> Registry:
         ),
         categories=categories,
         controller=controller,
-        providers=parse_providers(data.get("providers", []), categories, wording),
+        providers=(providers := parse_providers(data.get("providers", []), categories, wording)),
+        script_services=parse_services(data.get("services", []), categories, providers, wording),
         regions=parse_regions(data.get("regions", {}), categories),
     )
 
@@ -431,9 +433,6 @@ def _parse_provider(raw: Any, where: str, optional_keys: set[str], wording: Word
     if _origin_of(embed_url) not in origins:
         raise RegistryError(f"{where}.embed_url must load from one of its declared origins")
     name = wording.name(raw, "name", where)
-    cookies = raw.get("cookies", [])
-    if not isinstance(cookies, list):
-        raise RegistryError(f"{where}.cookies must be a list of tables")
     return Provider(
         key=key,
         name=name,
@@ -443,11 +442,87 @@ def _parse_provider(raw: Any, where: str, optional_keys: set[str], wording: Word
         embed_url=embed_url,
         page_url=_url_pattern(raw, "page_url", where),
         established=wording.optional_text(raw, "established", where),
-        cookies=tuple(
-            replace(_parse_cookie(c, f"{where}.cookies[{i}]", wording), provider=name)
-            for i, c in enumerate(cookies)
-        ),
+        cookies=_service_cookies(raw, where, name, wording),
+        scripts=_service_scripts(raw, where, name, wording),
+        google=_flag(raw, "google", where),
     )
+
+
+def parse_services(
+    raw: Any,
+    categories: tuple[Category, ...],
+    providers: tuple[Provider, ...],
+    wording: Wording = PLAIN,
+) -> tuple[Service, ...]:
+    """The ``[[services]]`` that are not embed providers: an operator's third-party scripts,
+    each with its own cookies and origins, inside an optional category."""
+    if not isinstance(raw, list):
+        raise RegistryError("'services' must be a list of [[services]] tables")
+    optional = {c.key for c in categories if not c.required}
+    services = tuple(
+        _parse_service(entry, f"services[{i}]", optional, wording) for i, entry in enumerate(raw)
+    )
+    keys = [s.key for s in (*providers, *services)]
+    repeated = {k for k in keys if keys.count(k) > 1}
+    if repeated:
+        raise RegistryError(f"service key {sorted(repeated)[0]!r} is declared twice")
+    return services
+
+
+def _parse_service(raw: Any, where: str, optional_keys: set[str], wording: Wording) -> Service:
+    if not isinstance(raw, dict):
+        raise RegistryError(f"{where} must be a table")
+    key = raw.get("key")
+    if not isinstance(key, str) or not KEY_PATTERN.match(key):
+        raise RegistryError(f"{where}.key must be a lowercase identifier, not {key!r}")
+    where = f"services.{key}"
+    category = raw.get("category")
+    if category not in optional_keys:
+        raise RegistryError(f"{where}.category must name an optional category, not {category!r}")
+    name = wording.name(raw, "name", where)
+    scripts = _service_scripts(raw, where, name, wording)
+    if not scripts:
+        raise RegistryError(f"{where} needs at least one [[services.scripts]] entry")
+    return Service(
+        key=key,
+        name=name,
+        category=category,
+        description=wording.text(raw, "description", where),
+        origins=_origins(raw["origins"], where) if "origins" in raw else (),
+        established=wording.text(raw, "established", where),
+        cookies=_service_cookies(raw, where, name, wording),
+        scripts=scripts,
+        google=_flag(raw, "google", where),
+    )
+
+
+def _service_cookies(
+    raw: dict[str, Any], where: str, name: str, wording: Wording
+) -> tuple[Cookie, ...]:
+    cookies = raw.get("cookies", [])
+    if not isinstance(cookies, list):
+        raise RegistryError(f"{where}.cookies must be a list of tables")
+    return tuple(
+        replace(_parse_cookie(c, f"{where}.cookies[{i}]", wording), provider=name)
+        for i, c in enumerate(cookies)
+    )
+
+
+def _service_scripts(
+    raw: dict[str, Any], where: str, name: str, wording: Wording
+) -> tuple[Script, ...]:
+    """A service's scripts are a third party's: each loads from an https:// ``src``."""
+    scripts = raw.get("scripts", [])
+    if not isinstance(scripts, list):
+        raise RegistryError(f"{where}.scripts must be a list of tables")
+    parsed = []
+    for i, entry in enumerate(scripts):
+        script = _parse_script(entry, f"{where}.scripts[{i}]", wording)
+        if script.src is None:
+            raise RegistryError(f"{where}.scripts[{i}] must load from a third party's 'src'")
+        established = script.established or wording.optional_text(raw, "established", where)
+        parsed.append(replace(script, provider=name, established=established))
+    return tuple(parsed)
 
 
 def _origins(value: Any, where: str) -> tuple[str, ...]:

@@ -7,11 +7,12 @@ choice is made or revised, and on any response to a reader whose copy is missing
 expires it once the reader has no current choice.
 
 The value is opaque and versioned: the format, the registry's revision and a digest of what the
-choice grants (whether it was made under GPC, and which categories it has on only by an opt-out
-default), so every reader who chose alike shares it and a new revision never meets an old
-value. It is HttpOnly, lives exactly as long as the choice, and over HTTPS is named
-``__Host-gu_variant`` with ``Secure``: no sibling subdomain and no plain-HTTP page can plant
-one. A forged value can only ever reach the forger's own browser:
+choice grants (its categories and the services inside them, whether it was made under GPC,
+and which categories it has on only by an opt-out default), so every reader who chose alike
+shares it and a new revision never meets an old value. It is HttpOnly, lives exactly as long
+as the choice, and over HTTPS is named ``__Host-gu_variant`` with ``Secure``: no sibling
+subdomain and no plain-HTTP page can plant one. A forged value can only ever reach the forger's
+own browser:
 the site marks a response storable only when the value is the one the verified session gives
 (``sharedcache``).
 """
@@ -31,7 +32,7 @@ from .choice import ConsentState, StoredChoice
 Environ = Mapping[str, Any]
 VARIANT_COOKIE = "gu_variant"
 SECURE_PREFIX = "__Host-"
-VALUE_FORMAT = "1"
+VALUE_FORMAT = "2"  # 2: the digest covers the granted services
 
 
 def variant_cookie_name(name: str, secure: bool) -> str:
@@ -41,10 +42,10 @@ def variant_cookie_name(name: str, secure: bool) -> str:
 
 def variant_value(choice: StoredChoice, revision: int) -> str:
     """Categories on only by an opt-out default make a variant of their own: in an opt-in
-    place such a reader is asked again, where a reader who granted the same is not. A choice
-    without them keeps the value it had before regions."""
+    place such a reader is asked again, where a reader who granted the same is not."""
     granted = ",".join(sorted(choice.categories))
-    chosen = f"{granted}|{int(choice.gpc)}"
+    services = ",".join(sorted(choice.services or ()))
+    chosen = f"{granted}|{services}|{int(choice.gpc)}"
     if choice.defaulted:
         chosen += "|defaulted=" + ",".join(sorted(choice.defaulted))
     digest = hashlib.blake2b(chosen.encode(), digest_size=10)

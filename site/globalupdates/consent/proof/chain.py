@@ -257,6 +257,7 @@ def append_to_chain(
     gpc: bool,
     language: str | None = None,
     regime: str | None = None,
+    services: list[str] | None = None,
     skip_when: Condition | None = None,
     audit: bool = False,
 ) -> str | None:
@@ -279,6 +280,7 @@ def append_to_chain(
         "gpc": gpc,
         "language": language,
         "regime": regime,
+        "services": services,
     }
     return chain_writer().append(db.engine, PendingRecord(fields, skip_when, audit=audit))
 

@@ -29,6 +29,7 @@ EXPORT_FIELDS = (
     "hash",
     "language",
     "regime",
+    "services",
 )
 
 
@@ -54,12 +55,16 @@ class ConsentRecord(db.Model):  # type: ignore[name-defined]
     # The consent regime of where the reader was (``opt-in``, ``opt-out``), never the place;
     # None only on records made before regions, all of them under opt-in.
     regime: Mapped[str | None] = mapped_column(String(8))
+    # The services granted inside ``categories``; None only on records made before services
+    # could be chosen, which granted every service of their categories.
+    services: Mapped[list[str] | None] = mapped_column(JSON)
 
     def as_export(self) -> dict[str, Any]:
         """Every column under its own name, in ``EXPORT_FIELDS`` order; the time as UTC text."""
         row = {name: getattr(self, name) for name in EXPORT_FIELDS}
         row["created_at"] = utc_text(self.created_at)
         row["categories"] = list(self.categories)
+        row["services"] = list(self.services) if self.services is not None else None
         return row
 
 

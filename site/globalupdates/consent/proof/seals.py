@@ -27,8 +27,14 @@ class MacKey(Protocol):
     def mac(self, message: bytes) -> str: ...
 
 
-# Signed only when not None, so that records made before the field keep their signed form.
-SIGNED_WHEN_SET = ("language", "regime")
+# The versions of a record's signed form, each adding fields to the one before: a field added
+# later is signed only when not None, so a record made before it keeps the form it was signed
+# in, and one made since cannot lose the field unnoticed (its signature covers it).
+#   1: every field of EXPORT_FIELDS before ``language`` (``key_id`` only on keyed records)
+#   2: + ``language``, the notice's language
+#   3: + ``regime``, the consent regime of where the reader was, and ``services``, the
+#      services granted inside the categories
+SIGNED_WHEN_SET = ("language", "regime", "services")
 SIGNED_FIELDS = tuple(
     name for name in EXPORT_FIELDS if name not in ("id", "hash", *SIGNED_WHEN_SET)
 )
@@ -66,6 +72,8 @@ def canonical_json(fields: Mapping[str, Any]) -> bytes:
         "categories": list(fields["categories"]),
         "gpc": bool(fields["gpc"]),
     }
+    if fields.get("services") is not None:
+        canonical["services"] = list(fields["services"])
     return json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
 
 

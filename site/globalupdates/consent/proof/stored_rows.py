@@ -135,6 +135,16 @@ def category_list(value: Any) -> list[str]:
     return value
 
 
+def optional_service_list(value: Any) -> list[str] | None:
+    """A record's services: a list like its categories, or None on a record made before."""
+    if value is None or value == "null":
+        return None
+    try:
+        return category_list(value)
+    except Malformed:
+        raise Malformed("is not a list of service names") from None
+
+
 RECORD_FIELDS: dict[str, Callable[[Any], Any]] = {
     "id": whole_number,
     "consent_id": text_value,
@@ -149,6 +159,7 @@ RECORD_FIELDS: dict[str, Callable[[Any], Any]] = {
     "hash": text_value,
     "language": optional_text,
     "regime": optional_text,
+    "services": optional_service_list,
 }
 ANCHOR_FIELDS: dict[str, Callable[[Any], Any]] = {
     "id": whole_number,

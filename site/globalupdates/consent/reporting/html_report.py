@@ -131,7 +131,7 @@ def tallies_over_time(stats: ConsentStats) -> tuple[list[str], list[Tally]]:
     """The periods from first to last, each with its tally (empty for a period with none)."""
     found = {group.key: group.tally for group in stats.of_kind(stats.by or "")}
     keys = period_keys(stats)
-    empty = Tally.empty(len(stats.categories))
+    empty = Tally.empty(len(stats.categories) + len(stats.services))
     return keys, [found.get(key, empty) for key in keys]
 
 
@@ -212,15 +212,19 @@ def build_report(
     made_at = datetime.now(UTC)
     registry = engine().registry
     keys = [category.key for category in registry.optional_categories]
-    stats = consent_stats(keys, since=since, until=until, by=by, languages=registry.languages)
+    services = [(service.key, service.category) for service in registry.services]
+    stats = consent_stats(
+        keys, since=since, until=until, by=by, languages=registry.languages, services=services
+    )
+    titles = [category.title for category in registry.optional_categories]
     status = chain_status(allow_unkeyed)
     page = current_app.jinja_env.get_template("consent/report.html").render(
         made_at=utc_text(made_at.replace(microsecond=0)),
         records_range=range_text(stats),
         empty=stats.is_empty,
         chain=status,
-        charts=report_charts(stats, [category.title for category in registry.optional_categories]),
-        headings=[*TABLE_HEADINGS, *keys],
+        charts=report_charts(stats, [*titles, *(service.name for service in registry.services)]),
+        headings=[*TABLE_HEADINGS, *keys, *stats.services],
         rows=[table_cells(group) for group in stats.groups],
         legend=" ".join(TABLE_LEGEND),
         languages=languages_text(stats),

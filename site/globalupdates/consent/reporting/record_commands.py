@@ -41,7 +41,8 @@ def json_lines(records: Iterator[Fields]) -> Iterator[str]:
 
 
 def csv_lines(records: Iterator[Fields]) -> Iterator[str]:
-    """One CSV row at a time; categories are joined with spaces inside their cell."""
+    """One CSV row at a time; categories and services are joined with spaces inside their
+    cell (an empty services cell on a record made before services could be chosen)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
 
@@ -56,6 +57,8 @@ def csv_lines(records: Iterator[Fields]) -> Iterator[str]:
     for record in records:
         row = export_row(record)
         row["categories"] = " ".join(row["categories"])
+        if row.get("services") is not None:
+            row["services"] = " ".join(row["services"])
         row["gpc"] = "true" if row["gpc"] else "false"
         writer.writerow([row[field] for field in EXPORT_FIELDS])
         yield take()
@@ -104,6 +107,14 @@ def stored_records(what: str, *conditions: Any) -> Iterator[Iterator[Fields]]:
         ) from None
 
 
+def services_text(services: list[str] | None) -> str:
+    """A record's services for ``show``: those it names, or every one of its categories' for
+    a record made before services could be chosen."""
+    if services is None:
+        return "services of every category"
+    return f"services {', '.join(services) or 'none'}"
+
+
 @click.command("show")
 @with_appcontext
 @click.argument("consent_id")
@@ -121,7 +132,8 @@ def show_command(consent_id: str) -> None:
             found += 1
             click.echo(
                 f"#{record['id']}  {utc_text(record['created_at'])}  {record['action']:<12} "
-                f"{', '.join(record['categories'])}  (revision {record['revision']}, "
+                f"{', '.join(record['categories'])}  "
+                f"{services_text(record.get('services'))}  (revision {record['revision']}, "
                 f"GPC {'present' if record['gpc'] else 'absent'}, "
                 f"notice {record['notice_hash'][:12]}, "
                 f"language {record['language'] or 'not recorded'}, "

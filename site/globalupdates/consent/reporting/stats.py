@@ -17,7 +17,10 @@ How a record counts, by its ``action``:
 
 Shares and opt-in rates are of choices. A category is opted in when the choice's categories
 name it; the categories asked about are the optional ones of the registry in use now, so a
-category an older revision did not offer shows a low rate there. A choice is "under GPC"
+category an older revision did not offer shows a low rate there. A service is opted in when
+the choice's services name it, or, on a record made before services could be chosen (no
+services), when its categories name the service's category, since such a choice granted every
+service of its categories. A choice is "under GPC"
 when the browser sent the signal as it was made. Days, weeks (from Monday) and months are
 UTC, like the records. Each group also counts its choices per notice language: the language
 of the page the choice was made on (``not_recorded`` for records made before that was kept).
@@ -119,6 +122,7 @@ class ConsentStats:
     categories: tuple[str, ...]
     groups: list[Group]
     languages: tuple[str, ...] = ()  # the notice languages counted, each group in this order
+    services: tuple[str, ...] = ()  # counted after the categories in each tally's opt_ins
 
     @property
     def total(self) -> Tally:
@@ -148,7 +152,17 @@ def grants(key: str) -> ColumnElement[bool]:
     return cast(RECORDS.c.categories, Text).contains(f'"{key}"', autoescape=True)
 
 
-def tally_columns(categories: Sequence[str]) -> list[ColumnElement[int]]:
+def grants_service(service: str, category: str) -> ColumnElement[bool]:
+    """Whether a record's services name ``service``; a record made before services could be
+    chosen (no services) granted every service of the categories it names."""
+    named = cast(RECORDS.c.services, Text).contains(f'"{service}"', autoescape=True)
+    unrecorded = db.or_(RECORDS.c.services.is_(None), cast(RECORDS.c.services, Text) == "null")
+    return db.or_(named, db.and_(unrecorded, grants(category)))
+
+
+def tally_columns(
+    categories: Sequence[str], services: Sequence[tuple[str, str]] = ()
+) -> list[ColumnElement[int]]:
     action = RECORDS.c.action
     choice = action != GPC_OPT_OUT
     return [
@@ -160,6 +174,7 @@ def tally_columns(categories: Sequence[str]) -> list[ColumnElement[int]]:
         count_where(choice, RECORDS.c.gpc == true()),
         count_where(action == GPC_OPT_OUT),
         *(count_where(choice, grants(key)) for key in categories),
+        *(count_where(choice, grants_service(key, category)) for key, category in services),
     ]
 
 
@@ -198,13 +213,17 @@ def naive_utc(moment: datetime) -> datetime:
 
 
 def stats_query(
-    categories: Sequence[str], since: datetime | None, until: datetime | None, by: str | None
+    categories: Sequence[str],
+    since: datetime | None,
+    until: datetime | None,
+    by: str | None,
+    services: Sequence[tuple[str, str]] = (),
 ) -> Any:
     day = (utc_day(db.engine.dialect.name) if by else literal_column("NULL", String)).label("day")
     language, regime = RECORDS.c.language, RECORDS.c.regime
-    query = select(RECORDS.c.revision, language, regime, day, *tally_columns(categories)).where(
-        RECORDS.c.consent_id.not_in(select(AUDIT_READERS.c.consent_id))
-    )
+    query = select(
+        RECORDS.c.revision, language, regime, day, *tally_columns(categories, services)
+    ).where(RECORDS.c.consent_id.not_in(select(AUDIT_READERS.c.consent_id)))
     if since is not None:
         query = query.where(RECORDS.c.created_at >= naive_utc(since))
     if until is not None:
@@ -228,6 +247,7 @@ def consent_stats(
     until: datetime | None = None,
     by: str | None = None,
     languages: Sequence[str] = (),
+    services: Sequence[tuple[str, str]] = (),
 ) -> ConsentStats:
     """Count the records made in ``[since, until)``: in all, per revision, and per period.
 
@@ -235,16 +255,17 @@ def consent_stats(
     when ``by`` is given); Python adds those rows up, so what it holds grows with the days
     the records span, never with the records. Choices are counted per language in ``languages`` (the
     registry's), then in any other language found, then those with none recorded.
+    ``services`` are (service, its category) pairs, counted after the categories.
     """
     if by is not None and by not in PERIODS:
         raise ValueError(f"--by takes one of {', '.join(PERIODS)}, not {by!r}")
-    empty = Tally.empty(len(categories))
+    empty = Tally.empty(len(categories) + len(services))
     total = empty
     revisions: dict[int, Tally] = {}
     regimes: dict[str, Tally] = {}
     periods: dict[str, Tally] = {}
     with db.engine.connect() as connection:
-        query = stats_query(categories, since, until, by)
+        query = stats_query(categories, since, until, by, services)
         for revision, language, regime, day, *counts in connection.execute(query):
             tally = tally_of(counts, language)
             total += tally
@@ -261,7 +282,8 @@ def consent_stats(
     found = [language for language, _ in total.languages]
     others = sorted(language for language in found if language not in (*languages, NOT_RECORDED))
     counted = (*languages, *others, *([NOT_RECORDED] if NOT_RECORDED in found else []))
-    return ConsentStats(since, until, by, tuple(categories), groups, counted)
+    service_keys = tuple(key for key, _ in services)
+    return ConsentStats(since, until, by, tuple(categories), groups, counted, service_keys)
 
 
 def period_keys(stats: ConsentStats) -> list[str]:

@@ -43,8 +43,8 @@ STATS_FORMATS: dict[str, Callable[[ConsentStats], str]] = {
 )
 def stats_command(since: datetime | None, until: datetime | None, by: str | None, fmt: str) -> None:
     """Count how readers chose: Accept All, Reject All and custom choices, the opt-in rate of
-    each optional category, the share made under GPC and the choices per notice language; in
-    all, per registry revision and, with --by, per period.
+    each optional category and each service, the share made under GPC and the choices per
+    notice language; in all, per registry revision and, with --by, per period.
 
     Counted by the database in one grouped pass, in constant memory. A GPC opt-out (the
     signal revising a stored choice) is counted but is not a choice; a withdrawal is a custom
@@ -53,8 +53,11 @@ def stats_command(since: datetime | None, until: datetime | None, by: str | None
     check_range(since, until)
     registry = engine().registry
     keys = [category.key for category in registry.optional_categories]
+    services = [(service.key, service.category) for service in registry.services]
     try:
-        stats = consent_stats(keys, since=since, until=until, by=by, languages=registry.languages)
+        stats = consent_stats(
+            keys, since=since, until=until, by=by, languages=registry.languages, services=services
+        )
     except SQLAlchemyError as error:
         raise click.ClickException(f"cannot count the records: {error_summary(error)}") from None
     if stats.is_empty:

@@ -19,7 +19,8 @@ from .stats import ConsentStats, Group
 
 def as_rows(stats: ConsentStats) -> list[dict[str, Any]]:
     """One flat row per group, the same for JSON and CSV; shares are fractions of choices."""
-    return [row_of(group, stats.categories, stats.languages) for group in stats.groups]
+    columns = (*stats.categories, *(f"service_{key}" for key in stats.services))
+    return [row_of(group, columns, stats.languages) for group in stats.groups]
 
 
 def row_of(
@@ -59,6 +60,7 @@ def as_json(stats: ConsentStats, generated_at: datetime | None = None) -> str:
         "until": utc_text(stats.until) if stats.until else None,
         "by": stats.by,
         "optional_categories": list(stats.categories),
+        "services": list(stats.services),
         "languages": list(stats.languages),
         "groups": as_rows(stats),
     }
@@ -108,7 +110,7 @@ TABLE_HEADINGS = (
 
 def table_lines(stats: ConsentStats) -> Iterable[str]:
     """An aligned plain-text table, with a legend saying what the columns count."""
-    headings = [*TABLE_HEADINGS, *stats.categories]
+    headings = [*TABLE_HEADINGS, *stats.categories, *stats.services]
     body = [table_cells(group) for group in stats.groups]
     widths = [max(len(row[i]) for row in [headings, *body]) for i in range(len(headings))]
 
@@ -142,7 +144,8 @@ TABLE_LEGEND = (
     "withdrawal (a save or Reject All that took back an earlier grant). Under GPC: the",
     "browser sent Global Privacy Control as the choice was made. GPC opt-outs: choices the",
     "signal revised later; they are not choices and are left out of every share.",
-    "Category columns: the share of choices that opted in to each optional category.",
+    "Category columns: the share of choices that opted in to each optional category; service",
+    "columns after them: the share that opted in to each service of a category.",
 )
 
 

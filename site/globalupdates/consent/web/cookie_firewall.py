@@ -1,6 +1,7 @@
 """The cookie firewall: no Set-Cookie leaves the site unless the registry declares the cookie
-and the reader granted its category. Expiring a declared cookie is always allowed, since that
-is how a withdrawn category's cookies are cleared."""
+and the reader granted its category (and, for a service's cookie, that service). Expiring a
+declared cookie is always allowed, since that is how a withdrawn category's cookies are
+cleared."""
 
 from __future__ import annotations
 
@@ -41,12 +42,14 @@ def expires_cookie(set_cookie: str) -> bool:
 def refusal(set_cookie: str, state: ConsentState, registry: Registry) -> str | None:
     """Why this Set-Cookie may not leave, or None when it may."""
     name = cookie_name(set_cookie)
-    found = registry.find_cookie(name)
+    found = registry.find_cookie_owner(name)
     if found is None:
         return "it is not declared in the consent registry"
-    category, _cookie = found
-    if state.is_granted(category.key) or expires_cookie(set_cookie):
+    category, service, _cookie = found
+    if state.allows_cookie_of(category.key, service) or expires_cookie(set_cookie):
         return None
+    if service is not None:
+        return f"the reader has not granted the service {service.key} of {category.key}"
     return f"the reader has not granted {category.key}"
 
 

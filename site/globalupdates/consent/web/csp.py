@@ -36,13 +36,22 @@ def script_origins(script: Script) -> list[str]:
 
 
 def granted_origins(state: ConsentState, registry: Registry) -> list[str]:
-    """Third-party origins of the granted categories, in registry order, without repeats."""
+    """Third-party origins of the granted categories' scripts and of the granted services'
+    scripts and declared origins, in registry order, without repeats. An embed provider's
+    origins are framed, not scripted: ``embed_providers.frame_origins`` gives those."""
     found: list[str] = []
     for category in registry.optional_categories:
         if not state.is_granted(category.key):
             continue
         for script in category.scripts:
             found.extend(o for o in script_origins(script) if o not in found)
+    for service in registry.services:
+        if not state.allows_service(service.key):
+            continue
+        for script in service.scripts:
+            found.extend(o for o in script_origins(script) if o not in found)
+        if service in registry.script_services:
+            found.extend(o for o in service.origins if o not in found)
     return found
 
 

@@ -1,6 +1,7 @@
 """Embed providers as the consent engine sees them: allowed or not, for this request.
 
-A provider is allowed when the reader has granted its category, or when the reader asked
+A provider is a service of its category: it is allowed when the reader has granted it (and so
+its category), or when the reader asked
 to see one of its embeds once (for this response only; nothing is stored). The engine
 knows which providers were allowed, and so which origins a page may frame, but nothing of
 the pages that embed them.
@@ -24,9 +25,9 @@ def declared_provider(key: str) -> Provider | None:
 
 
 def provider_granted(key: str) -> bool:
-    """True when the reader's stored choice grants the provider's category."""
+    """True when the reader's stored choice grants the provider (a service of its category)."""
     provider = declared_provider(key)
-    return provider is not None and current_consent().is_granted(provider.category)
+    return provider is not None and current_consent().allows_service(provider.key)
 
 
 def allow_provider_once(key: str) -> bool:
@@ -48,6 +49,6 @@ def frame_origins(state: ConsentState, allowed_once: frozenset[str]) -> tuple[st
     providers the state grants and of those allowed once."""
     origins: list[str] = []
     for provider in engine().registry.providers:
-        if state.is_granted(provider.category) or provider.key in allowed_once:
+        if state.allows_service(provider.key) or provider.key in allowed_once:
             origins.extend(o for o in provider.origins if o not in origins)
     return tuple(origins)

@@ -69,6 +69,7 @@ def record_gpc_opt_out_once(revised: StoredChoice, registry: Registry, regime: s
                 gpc=True,
                 language=language,
                 regime=regime,
+                services=registry.services_in_registry_order(revised.services or frozenset()),
                 skip_when=already_opted_out(revised.categories),
             )
         except WriteBatchFailed:

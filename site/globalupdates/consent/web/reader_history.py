@@ -22,6 +22,7 @@ HISTORY_FIELDS = (
     "language",
     "gpc",
     "hash",
+    "services",
 )
 
 
@@ -40,4 +41,5 @@ def history_entry(record: ConsentRecord) -> dict[str, Any]:
     entry = {name: getattr(record, name) for name in HISTORY_FIELDS}
     entry["created_at"] = utc_text(record.created_at)
     entry["categories"] = list(record.categories)
+    entry["services"] = list(record.services) if record.services is not None else None
     return entry

@@ -10,7 +10,7 @@ computed from the same value.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import Flask, Response, current_app, g, request, session
 from markupsafe import Markup
@@ -31,6 +31,14 @@ from .engine import build_engine, current_consent, engine, shown_registry
 from .gpc import record_gpc_opt_out_once
 
 CONSENT_SCRIPT = "js/consent.js"
+
+
+class GatedScript(NamedTuple):
+    category: str
+    service: str | None  # the service that runs it, or None for the category's own script
+    script: Script
+
+
 CONSENT_VARY = ("Cookie", "Sec-GPC")
 
 
@@ -51,13 +59,23 @@ def resolve_consent() -> None:
         record_gpc_opt_out_once(state.gpc_revised, engine().registry, state.regime)
 
 
-def granted_scripts(state: ConsentState) -> list[tuple[str, Script]]:
-    return [
-        (category.key, script)
-        for category in engine().registry.optional_categories
+def granted_scripts(state: ConsentState) -> list[GatedScript]:
+    """The scripts this state runs: those of the granted categories, then those of the
+    granted services (each only while its service is granted, whatever its category)."""
+    registry = engine().registry
+    of_categories = [
+        GatedScript(category.key, None, script)
+        for category in registry.optional_categories
         if state.is_granted(category.key)
         for script in category.scripts
     ]
+    of_services = [
+        GatedScript(service.category, service.key, script)
+        for service in registry.services
+        if state.allows_service(service.key)
+        for script in service.scripts
+    ]
+    return of_categories + of_services
 
 
 def script_url(script: Script) -> str:
@@ -69,19 +87,20 @@ def script_url(script: Script) -> str:
 def render_gated_scripts() -> Markup:
     """The one place a gated ``<script>`` is written: category and src from the registry."""
     tags = [
-        Markup('<script src="{src}" data-category="{key}"{defer}></script>').format(
-            src=script_url(script),
-            key=key,
-            defer=Markup(" defer") if script.defer else Markup(""),
+        Markup('<script src="{src}" data-category="{key}"{service}{defer}></script>').format(
+            src=script_url(gated.script),
+            key=gated.category,
+            service=Markup(' data-service="{}"').format(gated.service) if gated.service else "",
+            defer=Markup(" defer") if gated.script.defer else Markup(""),
         )
-        for key, script in granted_scripts(current_consent())
+        for gated in granted_scripts(current_consent())
     ]
     return Markup("\n").join(tags)
 
 
 def consent_context() -> dict[str, Any]:
     state = current_consent()
-    mode = consent_mode(engine().google_tag_id, state)
+    mode = consent_mode(engine().google_tag_id, state, engine().registry)
     shown = shown_registry()
     return {
         "consent": state,
@@ -195,10 +214,16 @@ def first_visit_cache_control(config: Mapping[str, Any]) -> str:
 
 
 def page_variant(state: ConsentState, cookies: Mapping[str, str]) -> tuple[object, ...]:
-    """What of the reader's state a page may show: the granted categories, whether the banner
-    is up, the GPC signal and the regime of where they are (never the place itself). Nothing
-    that identifies the reader."""
-    return (tuple(sorted(state.granted)), state.show_banner, state.gpc, state.regime)
+    """What of the reader's state a page may show: the granted categories and the services
+    granted inside them, whether the banner is up, the GPC signal and the regime of where they
+    are (never the place itself). Nothing that identifies the reader."""
+    return (
+        tuple(sorted(state.granted)),
+        tuple(sorted(state.services)),
+        state.show_banner,
+        state.gpc,
+        state.regime,
+    )
 
 
 def content_security_policy(state: ConsentState) -> str:
@@ -210,6 +235,7 @@ def content_security_policy(state: ConsentState) -> str:
         request.host,
         request.script_root,
         state.granted,
+        state.services,
         state.has_choice,
         allowed_once,
     )
@@ -218,11 +244,11 @@ def content_security_policy(state: ConsentState) -> str:
 
 def build_policy(state: ConsentState, allowed_once: frozenset[str]) -> str:
     registry = engine().registry
-    mode = consent_mode(engine().google_tag_id, state)
+    mode = consent_mode(engine().google_tag_id, state, registry)
     extra = policy_origins(mode)
     origin = f"{request.scheme}://{request.host}"
     scripts = [static_url(CONSENT_SCRIPT)] + [
-        static_url(script.static) for _, script in granted_scripts(state) if script.static
+        static_url(gated.script.static) for gated in granted_scripts(state) if gated.script.static
     ]
     return csp.html_policy(
         script_src=[
@@ -238,11 +264,12 @@ def build_policy(state: ConsentState, allowed_once: frozenset[str]) -> str:
 
 
 def expire_cookies_not_granted(response: Response, state: ConsentState) -> None:
-    """Expire, with the declared path and domain, every cookie the browser sent without a grant."""
+    """Expire, with the declared path and domain, every cookie the browser sent without a
+    grant: of a category not granted, or of a service the reader refused."""
     registry = engine().registry
     for name in request.cookies:
-        found = registry.find_cookie(name)
-        if found is not None and not state.is_granted(found[0].key):
+        found = registry.find_cookie_owner(name)
+        if found is not None and not state.allows_cookie_of(found[0].key, found[1]):
             expire_declared_cookie(response, name)
 
 

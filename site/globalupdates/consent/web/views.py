@@ -14,6 +14,7 @@ from flask_babel import gettext, lazy_gettext
 from ...formats import wants_json
 from ..model.choice import (
     ConsentState,
+    StoredChoice,
     gpc_signal,
     left_on_by_default,
     new_choice,
@@ -61,6 +62,8 @@ def preferences_form(state: ConsentState, formdata: object = None) -> Preference
     if formdata is None:
         for field in form.category_fields():
             field.data = state.is_granted(field.name)
+        if "services" in form:
+            form["services"].data = state.services
         form.next.data = safe_next(request.args.get("next"))
     return form
 
@@ -94,10 +97,10 @@ def choose() -> ResponseReturnValue:
             form, 400, gettext("Nothing was changed: the form you sent could not be understood.")
         )
     state = honour_script_gpc(current_consent())
-    granted = granted_for_action(form, state)
-    store_choice(form.action.data, granted, state)
+    granted, services = granted_for_action(form, state)
+    store_choice(form.action.data, granted, state, services)
     if wants_json():
-        return choice_answer(previously_granted=state.granted)
+        return choice_answer(state)
     return redirect(safe_next(form.next.data), code=303)
 
 
@@ -119,55 +122,77 @@ def honour_script_gpc(state: ConsentState) -> ConsentState:
     return g.consent
 
 
-def choice_answer(previously_granted: frozenset[str]) -> ResponseReturnValue:
+def choice_answer(previous: ConsentState) -> ResponseReturnValue:
     """What the page must do now: stay as it is, or reload.
 
-    It reloads when something was withdrawn (its cookies expire with this very response,
-    and its scripts must stop), and when a newly granted category has scripts: the page's
-    Content-Security-Policy names the exact URLs of the scripts granted when it was served,
-    so a script granted since can only run in a page served under the new policy.
+    It reloads when something was withdrawn, a category or a service (its cookies expire
+    with this very response, and its scripts and embeds must stop), and when a newly granted
+    category or service has scripts: the page's Content-Security-Policy names the exact URLs
+    of the scripts granted when it was served, so a script granted since can only run in a
+    page served under the new policy.
     """
     state = current_consent()
     registry = engine().registry
-    withdrawn = previously_granted - state.granted
+    withdrawn = previous.granted - state.granted
+    withdrawn_services = previous.services - state.services
     granted = granted_scripts(state)
-    newly_granted_scripts = any(key not in previously_granted for key, _ in granted)
+    newly_granted_scripts = any(
+        gated.category not in previous.granted
+        or (gated.service is not None and gated.service not in previous.services)
+        for gated in granted
+    )
     response = jsonify(
         granted=registry.in_registry_order(state.granted),
         withdrawn=registry.in_registry_order(withdrawn),
-        reload=bool(withdrawn) or newly_granted_scripts,
+        services=registry.services_in_registry_order(state.services),
+        withdrawn_services=registry.services_in_registry_order(withdrawn_services),
+        reload=bool(withdrawn or withdrawn_services) or newly_granted_scripts,
         consent_id=state.consent_id,
         gpc=state.gpc,
-        scripts=[{"src": script_url(script), "category": key} for key, script in granted],
+        scripts=[
+            {"src": script_url(gated.script), "category": gated.category, "service": gated.service}
+            for gated in granted
+        ],
     )
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
-def granted_for_action(form: PreferencesForm, state: ConsentState) -> frozenset[str]:
+def granted_for_action(
+    form: PreferencesForm, state: ConsentState
+) -> tuple[frozenset[str], frozenset[str] | None]:
+    """The categories and the services (None: every service of them) the form grants."""
     registry = engine().registry
     if form.action.data == ACCEPT_ALL:
         opted_out = registry.gpc_opt_out_keys if state.gpc else frozenset()
-        return registry.optional_keys - opted_out
+        return registry.optional_keys - opted_out, None
     if form.action.data == REJECT_ALL:
-        return frozenset()
-    return form.checked_categories()
+        return frozenset(), frozenset()
+    return form.saved_choice(registry, state.granted)
 
 
-def store_choice(action: str, granted: frozenset[str], state: ConsentState) -> None:
+def store_choice(
+    action: str,
+    granted: frozenset[str],
+    state: ConsentState,
+    services: frozenset[str] | None = None,
+) -> None:
     registry = engine().registry
     now = datetime.now(UTC)
     previous = read_stored_choice(session)
     consent_id = previous.consent_id if previous else None
     regime = registry.regions.regime(state.regime)
     defaulted = left_on_by_default(granted, regime, previous, accepted_all=action == ACCEPT_ALL)
-    choice = new_choice(granted, registry, now, consent_id, gpc=state.gpc, defaulted=defaulted)
+    choice = new_choice(
+        granted, registry, now, consent_id, gpc=state.gpc, defaulted=defaulted, services=services
+    )
     language = shown_registry().language
     append_to_chain(
         consent_id=choice.consent_id,
         created_at=now,
-        action=recorded_action(action, state, choice.categories),
+        action=recorded_action(action, state, choice),
         categories=registry.in_registry_order(choice.categories),
+        services=registry.services_in_registry_order(choice.services or frozenset()),
         revision=registry.revision,
         notice_hash=registry.notice_hash_for(language),
         gpc=state.gpc,
@@ -182,9 +207,11 @@ def store_choice(action: str, granted: frozenset[str], state: ConsentState) -> N
     )
 
 
-def recorded_action(action: str, state: ConsentState, granted: frozenset[str]) -> str:
-    """A save or reject that takes back a category the reader had granted is a withdrawal."""
-    if action != ACCEPT_ALL and state.choice is not None and state.granted - granted:
+def recorded_action(action: str, state: ConsentState, choice: StoredChoice) -> str:
+    """A save or reject that takes back a category or a service the reader had granted is a
+    withdrawal."""
+    taken_back = state.granted - choice.categories or state.services - (choice.services or set())
+    if action != ACCEPT_ALL and state.choice is not None and taken_back:
         return WITHDRAWAL
     return action
 
@@ -208,6 +235,15 @@ def action_label(action: str) -> str:
     return str(label) if label is not None else action.replace("_", " ")
 
 
+def service_name(key: str) -> str:
+    """A recorded service by its name in the page's language, or its key once the registry
+    no longer declares it."""
+    try:
+        return shown_registry().service(key).name
+    except KeyError:
+        return key
+
+
 @bp.get("/consent/history")
 def history() -> ResponseReturnValue:
     """Every record of the reader's own consent ID, newest first; the ID comes only from their
@@ -220,7 +256,11 @@ def history() -> ResponseReturnValue:
     else:
         response = make_response(
             render_template(
-                "consent/history.html", entries=entries, hide_banner=True, action_label=action_label
+                "consent/history.html",
+                entries=entries,
+                hide_banner=True,
+                action_label=action_label,
+                service_name=service_name,
             )
         )
     response.headers["Cache-Control"] = "private, no-store"
