@@ -78,8 +78,10 @@ def test_a_record_made_before_regions_verifies_as_before(edge_app):
             **{name: getattr(new, name) for name in SIGNED_FIELDS},
             "language": "en",
             "regime": "opt-out",
+            "services": new.services,
         }
     )
+    assert new.services, "Accept All grants every service"
     assert new.hash == key.mac(new_form)
     result = cli(edge_app, "verify")
     assert result.exit_code == 0, result.output

@@ -97,15 +97,33 @@ def test_every_declared_cookie_is_described_with_a_duration():
             assert cookie["description"] and cookie["max_age"] > 0
 
 
-def test_the_builtin_registry_names_the_video_host_as_the_only_third_party_of_functional():
-    """Only functional sends data to anyone (the video host); the site's own analytics,
+def test_the_builtin_registry_names_the_video_hosts_and_the_analytics_vendor_as_third_parties():
+    """Functional sends data to the two video hosts and analytics to its vendor; the site's own
     performance and advertisement send nothing elsewhere, and the hosting and mail processors
     serve every reader, so none of them is named in the first layer."""
     registry = load_registry()
-    for language, name in (
-        ("en", "Vidmoor (demonstration video host)"),
-        ("de", "Vidmoor (Videoplattform zur Vorführung)"),
-        ("fr", "Vidmoor (hébergeur vidéo de démonstration)"),
+    for language, videos, vendor in (
+        (
+            "en",
+            ("Vidmoor (demonstration video host)", "Clipwell (demonstration video host)"),
+            "Tallyhouse Analytics (demonstration vendor)",
+        ),
+        (
+            "de",
+            ("Vidmoor (Videoplattform zur Vorführung)", "Clipwell (Videoplattform zur Vorführung)"),
+            "Tallyhouse Analytics (Anbieter zur Vorführung)",
+        ),
+        (
+            "fr",
+            (
+                "Vidmoor (hébergeur vidéo de démonstration)",
+                "Clipwell (hébergeur vidéo de démonstration)",
+            ),
+            "Tallyhouse Analytics (prestataire de démonstration)",
+        ),
     ):
-        [only] = registry.in_language(language).third_parties
-        assert (only.category.key, only.names) == ("functional", (name,))
+        found = registry.in_language(language).third_parties
+        assert [(each.category.key, each.names) for each in found] == [
+            ("functional", videos),
+            ("analytics", (vendor,)),
+        ]

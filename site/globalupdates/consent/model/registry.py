@@ -310,13 +310,14 @@ class Registry:
     @cached_property
     def third_parties(self) -> tuple[ThirdParties, ...]:
         """The third parties each optional category sends data to, in registry order, each
-        name once: its embed providers, the senders of its third-party scripts and cookies,
-        and the processors hired for it. The banner names them; a category that sends
+        name once: its embed providers and other services, the senders of its third-party
+        scripts and cookies, and the processors hired for it. The banner names them; a category that sends
         nothing to anyone is left out."""
         found = []
         for category in self.optional_categories:
             names = dict.fromkeys(
                 [p.name for p in self.providers if p.category == category.key]
+                + [s.name for s in self.script_services if s.category == category.key]
                 + [s.provider for s in category.scripts if s.third_party]
                 + [c.provider for c in category.cookies if not c.set_by_this_site]
                 + [p.name for p in self.controller.processors if p.category == category.key]
