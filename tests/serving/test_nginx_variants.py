@@ -96,6 +96,21 @@ def visit(site: Site, path: str, cookies: dict[str, str] | None = None, **header
     return answer
 
 
+def visit_once_stored(
+    site: Site, path: str, cookies: dict[str, str] | None = None, tries: int = 20
+) -> Answer:
+    """A visit meant to find the entry the visit before it filled. nginx stores an answer by
+    renaming its temporary file once the upstream is done, which may come after the client
+    already holds the last byte: under load the next request can arrive first and miss. So
+    ask again, a bounded number of times, until nginx answers from its cache."""
+    for _ in range(tries):
+        answer = visit(site, path, cookies)
+        if answer.cache_status == "HIT":
+            break
+        time.sleep(0.05)
+    return answer
+
+
 def scripts(answer: Answer) -> set[str]:
     return gated_categories(answer.text())
 
@@ -121,6 +136,7 @@ def test_readers_who_chose_alike_share_one_cached_page(site):
     one, other = reader(site, "accept_all"), reader(site, "accept_all")
     assert one["gu_variant"] == other["gu_variant"] and one["gu_session"] != other["gu_session"]
     first = visit(site, url, one)
+    assert visit_once_stored(site, url, one).cache_status == "HIT"
     second = visit(site, url, other)
     assert (first.cache_status, second.cache_status) == ("MISS", "HIT")
     assert_page_of(first, ALL)
@@ -181,7 +197,7 @@ def test_a_forged_variant_with_a_session_that_refused_is_never_stored(site, whos
         assert_page_of(answer, set())
         assert answer.cookies() == {"gu_variant": victim_or_forger["gu_variant"]}
     honest = reader(site, "accept_all")
-    first, again = visit(site, url, honest), visit(site, url, honest)
+    first, again = visit(site, url, honest), visit_once_stored(site, url, honest)
     assert (first.cache_status, again.cache_status) == ("MISS", "HIT")
     assert_page_of(first, ALL)
     assert_page_of(visit(site, url, victim_or_forger), set())
