@@ -311,8 +311,8 @@ class Registry:
     def third_parties(self) -> tuple[ThirdParties, ...]:
         """The third parties each optional category sends data to, in registry order, each
         name once: its embed providers and other services, the senders of its third-party
-        scripts and cookies, and the processors hired for it. The banner names them; a category that sends
-        nothing to anyone is left out."""
+        scripts and cookies, and the processors hired for it. The banner names them; a
+        category that sends nothing to anyone is left out."""
         found = []
         for category in self.optional_categories:
             names = dict.fromkeys(

@@ -3,9 +3,9 @@ declared, and declared but never seen.
 
 A storage key is declared like a cookie, by a name (or pattern) in the registry's cookies: the
 registry has one list of what a reader's browser may keep. An origin is declared by a script's
-``src`` and ``origins`` or by an embed provider's ``origins``, under their category. The
-necessary categories are granted in every state; before a choice nothing else is, and any
-request to another origin is too early whatever declares it.
+``src`` and ``origins`` or by a service's ``origins`` (an embed provider's among them), under
+their category. The necessary categories are granted in every state; before a choice nothing
+else is, and any request to another origin is too early whatever declares it.
 """
 
 from __future__ import annotations
@@ -69,15 +69,18 @@ class Declarations:
             for category in registry.categories
             for cookie in category.cookies
         ]
-        self.cookies += [(p.category, cookie) for p in registry.providers for cookie in p.cookies]
+        self.cookies += [(s.category, cookie) for s in registry.services for cookie in s.cookies]
         self.origins: dict[str, str] = {}
         for category in registry.categories:
             for script in category.scripts:
                 for origin in script_origins(script):
                     self.origins.setdefault(origin.lower(), category.key)
-        for provider in registry.providers:
-            for origin in provider.origins:
-                self.origins.setdefault(origin.lower(), provider.category)
+        for service in registry.services:
+            for script in service.scripts:
+                for origin in script_origins(script):
+                    self.origins.setdefault(origin.lower(), service.category)
+            for origin in service.origins:
+                self.origins.setdefault(origin.lower(), service.category)
 
     def name(self, name: str) -> Declared | None:
         for category, cookie in self.cookies:
