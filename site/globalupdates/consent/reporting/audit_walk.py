@@ -168,7 +168,7 @@ class StateWalk:
         self.open(page, preferences)
         form = page.locator("form.preferences-form")
         for box in form.locator("input[type=checkbox]").all():
-            box.set_checked(box.get_attribute("name") in state.ticked)
+            box.set_checked(box_category(box) in state.ticked)
         button = form.locator(f"button[name=action][value={state.action}]")
         self.collect(page.context, page)
         self.before_choice = False
@@ -268,3 +268,11 @@ def walk_edition(
         )
         visits.append(visit)
     return visits
+
+
+def box_category(box: Any) -> str | None:
+    """The category a box of the preferences form belongs to: a category's box is named after
+    it, a service's box names it in ``data-category`` (a state grants every service of the
+    categories it ticks)."""
+    name = box.get_attribute("name")
+    return box.get_attribute("data-category") if name == "services" else name
