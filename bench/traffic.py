@@ -145,7 +145,9 @@ def read_edition(fetch: Fetch, root: str) -> Edition:
         raise RuntimeError(f"{root}consent has {len(forms)} preferences forms, not one")
     form = forms[0]
     categories = tuple(
-        name for box in select(form, "input[type=checkbox]") if (name := attribute(box, "name"))
+        name
+        for box in select(form, "input[type=checkbox][data-category-box]")
+        if (name := attribute(box, "name"))
     )
     if not categories:
         raise RuntimeError(f"the preferences form at {root}consent offers no category")
