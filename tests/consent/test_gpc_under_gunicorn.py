@@ -12,8 +12,10 @@ from sqlalchemy import create_engine, text
 
 from tests.support.consent import SAME_ORIGIN, cookie_value
 from tests.support.gunicorn_server import SECRET_KEY, Server, running_gunicorn
-from tests.support.load_client import consent_id_in
+from tests.support.load_client import consent_id_in, session_reader
 from tests.support.pages import ARTICLE
+
+SESSIONS = session_reader(SECRET_KEY)
 
 REPLAYS = 24
 READERS = 3  # each a fresh choice replayed at once: the race gets three chances to show
@@ -92,6 +94,6 @@ def test_simultaneous_gpc_replays_of_one_choice_record_one_opt_out(database_uri,
         for _ in range(READERS):
             cookie = accept_all(server)
             assert replay_at_once(server, cookie) == [200] * REPLAYS
-            readers.append(consent_id_in(cookie, SECRET_KEY))
+            readers.append(consent_id_in(cookie, SESSIONS))
         assert "Traceback" not in server.log_text()
     assert opt_outs_by_reader(database_uri) == {consent_id: 1 for consent_id in readers}

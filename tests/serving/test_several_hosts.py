@@ -44,7 +44,7 @@ from tests.support.articles import article_markdown
 from tests.support.consent import SAME_ORIGIN, checked_boxes
 from tests.support.databases import PostgresTestDatabase
 from tests.support.gunicorn_server import SECRET_KEY, Server, running_gunicorn, server_environment
-from tests.support.load_client import consent_id_in
+from tests.support.load_client import consent_id_in, session_reader
 from tests.support.nginx_hosts import HOSTS_CONF, hosts_conf_for, hosts_nginx, several_hosts_conf
 from tests.support.nginx_server import DEPLOYED_CONF, check_configuration, nginx_binary
 from tests.support.pages import ARTICLE
@@ -58,6 +58,8 @@ from tests.support.proxied_site import (
     static_root_for_nginx,
 )
 from tests.support.servers import free_port, silent_port
+
+SESSIONS = session_reader(SECRET_KEY)
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 # Shorter than the defaults (10 s and 30 s), so that the documented bound on an edit, the
@@ -270,7 +272,7 @@ class Reader:
 
     @property
     def consent_id(self) -> str:
-        return consent_id_in(self.session, SECRET_KEY)
+        return consent_id_in(self.session, SESSIONS)
 
     def keep(self, answer: Answer) -> None:
         for name, value in answer.cookies().items():

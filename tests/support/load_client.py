@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import URLSafeTimedSerializer
 
 from tests.support.consent import SAME_ORIGIN, cookie_value
 from tests.support.html import ACCEPT_ALL_BUTTON, select
@@ -29,12 +30,20 @@ ACCEPTED = {200, 201, 204, 303}
 DELIBERATE_REFUSAL = 429
 
 
-def consent_id_in(cookie: str, secret_key: str) -> str:
-    """Read the consent id from a session cookie, as the site itself would."""
+def session_reader(secret_key: str) -> URLSafeTimedSerializer:
+    """The serializer the site signs its session cookie with.
+
+    Made once, before the readers' threads start: making a Flask app compiles its URL rules,
+    and Python 3.11's compiler is not safe to run from many threads at once."""
     app = Flask(__name__)
     app.secret_key = secret_key
     serializer = SecureCookieSessionInterface().get_signing_serializer(app)
     assert serializer is not None
+    return serializer
+
+
+def consent_id_in(cookie: str, serializer: URLSafeTimedSerializer) -> str:
+    """Read the consent id from a session cookie, as the site itself would."""
     return str(serializer.loads(cookie)["consent"]["id"])
 
 
@@ -48,9 +57,9 @@ class Tally:
 
 
 class Reader:
-    def __init__(self, port: int, secret_key: str) -> None:
+    def __init__(self, port: int, sessions: URLSafeTimedSerializer) -> None:
         self.port = port
-        self.secret_key = secret_key
+        self.sessions = sessions
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         self.cookie = ""
         self.reader_id = secrets.token_hex(16)
@@ -93,21 +102,23 @@ class Reader:
         headers = {"Content-Type": "application/x-www-form-urlencoded", **SAME_ORIGIN}
         status, _ = self.send(self.consents, "POST", "/consent", body, headers)
         if status == 303 and self.consent_id is None:
-            self.consent_id = consent_id_in(self.cookie, self.secret_key)
+            self.consent_id = consent_id_in(self.cookie, self.sessions)
 
     def count_view(self) -> None:
         headers = {"Content-Type": "application/json", **SAME_ORIGIN}
         self.send(self.views, "POST", "/features/pageview", json.dumps({"path": ARTICLE}), headers)
 
     def run(self, rounds: int, progress: Callable[[], None]) -> None:
-        self.open_preferences()
-        self.choose()
-        for _ in range(rounds):
+        try:
+            self.open_preferences()
             self.choose()
-            if self.consent_id is not None:
-                self.count_view()
-            progress()
-        self.conn.close()
+            for _ in range(rounds):
+                self.choose()
+                if self.consent_id is not None:
+                    self.count_view()
+                progress()
+        finally:
+            self.conn.close()
 
 
 @dataclass
@@ -141,7 +152,8 @@ def run_load(
     midway: Callable[[], None] | None = None,
 ) -> LoadResult:
     """Run ``readers`` concurrent readers for ``rounds`` rounds; call ``midway`` halfway."""
-    crowd = [Reader(port, secret_key) for _ in range(readers)]
+    sessions = session_reader(secret_key)
+    crowd = [Reader(port, sessions) for _ in range(readers)]
     halfway = threading.Event()
     lock = threading.Lock()
     done = [0]
