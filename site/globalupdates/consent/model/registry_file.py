@@ -4,45 +4,49 @@ A registry that cannot be used raises ``RegistryError`` naming the key at fault 
 language, for a missing text), so start-up stops with a message the operator can act on. Each
 of the registry's ``languages`` becomes one edition of the ``Registry`` value (see
 ``registry.py``), each the same in everything but its texts.
+
+The services (providers and script services) are read in ``registry_services``, the pieces
+every table is read with in ``registry_fields``; this module's names are the ones to import.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit
 
 from .regions import OPT_OUT, PLACE_PATTERN, REGIMES, UNKNOWN_COUNTRIES, Regions
 from .registry import (
     DEFAULT_LANGUAGES,
-    FIRST_PARTY,
     Authority,
     Category,
     Contact,
     Controller,
-    Cookie,
     Notice,
     Processor,
-    Provider,
     Registry,
-    Script,
-    Service,
 )
+from .registry_fields import (
+    KEY_PATTERN,
+    PLAIN,
+    RegistryError,
+    Wording,
+    flag_of,
+    origin_of,
+    parse_cookie,
+    parse_script,
+    text_of,
+)
+from .registry_services import parse_providers, parse_services
 
 BUILTIN_REGISTRY = Path(__file__).parent.parent / "registry.toml"
-KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 RESERVED_KEYS = {"action", "next", "csrf_token", "services", "exact_services"}
 EMAIL_PATTERN = re.compile(r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$")
 LANGUAGE_PATTERN = re.compile(r"^[a-z]{2,3}(_[A-Za-z0-9]{2,8})?$")
-
-
-class RegistryError(ValueError):
-    """The registry file cannot be used; the message names the offending key."""
 
 
 def load_registry(path: str | Path | None = None) -> Registry:
@@ -57,49 +61,6 @@ def load_registry(path: str | Path | None = None) -> Registry:
         return parse_registry(data)
     except RegistryError as error:
         raise RegistryError(f"consent registry {source}: {error}") from error
-
-
-@dataclass(frozen=True)
-class Wording:
-    """Where one edition reads its texts: the plain fields for the registry's first language,
-    the sub-table named after the language (``[notice.de]``) for any other."""
-
-    language: str
-    plain: bool = True
-
-    def text(self, raw: dict[str, Any], name: str, where: str) -> str:
-        """A text every language must give; its absence names the key and the language."""
-        plain = _text(raw, name, where)
-        if self.plain:
-            return plain
-        table = self.table(raw, where)
-        if table.get(name) is None:
-            raise RegistryError(f"{where}.{name} has no {self.language!r} text")
-        return _text(table, name, f"{where}.{self.language}")
-
-    def optional_text(self, raw: dict[str, Any], name: str, where: str) -> str | None:
-        """A text that may be left out; once given, it is needed in every language."""
-        if raw.get(name) is None:
-            return None
-        return self.text(raw, name, where)
-
-    def name(self, raw: dict[str, Any], name: str, where: str) -> str:
-        """A name: in the language's own form where one is given, else as written."""
-        plain = _text(raw, name, where)
-        if self.plain or self.table(raw, where).get(name) is None:
-            return plain
-        return _text(self.table(raw, where), name, f"{where}.{self.language}")
-
-    def table(self, raw: dict[str, Any], where: str) -> dict[str, Any]:
-        table = raw.get(self.language, {})
-        if not isinstance(table, dict):
-            raise RegistryError(
-                f"{where}.{self.language} must be a table of the {self.language!r} texts"
-            )
-        return table
-
-
-PLAIN = Wording(DEFAULT_LANGUAGES[0])
 
 
 def parse_registry(data: dict[str, Any]) -> Registry:
@@ -222,7 +183,7 @@ def parse_controller(raw: Any, wording: Wording = PLAIN) -> Controller:
         raise RegistryError("controller.updated must be a date such as 2026-11-27")
     return Controller(
         name=wording.name(raw, "name", where),
-        address=_text(raw, "address", where),
+        address=text_of(raw, "address", where),
         email=_email(raw, "email", where),
         authority=Authority(
             name=wording.name(authority, "name", "controller.authority"),
@@ -280,17 +241,11 @@ def _https_url(raw: dict[str, Any], name: str, where: str) -> str:
     value = raw.get(name)
     if (
         not isinstance(value, str)
-        or not _origin_of(value)
+        or not origin_of(value)
         or any(ch.isspace() or ch in "\\\"'<>" for ch in value)
     ):
         raise RegistryError(f"{where}.{name} must be an https:// URL")
     return value
-
-
-def _optional_text(raw: dict[str, Any], name: str, where: str) -> str | None:
-    if raw.get(name) is None:
-        return None
-    return _text(raw, name, where)
 
 
 def _check_categories(categories: tuple[Category, ...]) -> None:
@@ -320,238 +275,19 @@ def _parse_category(raw: Any, where: str, wording: Wording) -> Category:
         raise RegistryError(f"{where}.key must be a lowercase identifier, not {key!r}")
     where = f"categories.{key}"
     cookies = tuple(
-        _parse_cookie(c, f"{where}.cookies[{i}]", wording)
+        parse_cookie(c, f"{where}.cookies[{i}]", wording)
         for i, c in enumerate(raw.get("cookies", []))
     )
     scripts = tuple(
-        _parse_script(s, f"{where}.scripts[{i}]", wording)
+        parse_script(s, f"{where}.scripts[{i}]", wording)
         for i, s in enumerate(raw.get("scripts", []))
     )
     return Category(
         key=key,
         title=wording.text(raw, "title", where),
         description=wording.text(raw, "description", where),
-        required=_flag(raw, "required", where),
-        gpc_opt_out=_flag(raw, "gpc_opt_out", where),
+        required=flag_of(raw, "required", where),
+        gpc_opt_out=flag_of(raw, "gpc_opt_out", where),
         cookies=cookies,
         scripts=scripts,
     )
-
-
-def _parse_cookie(raw: Any, where: str, wording: Wording) -> Cookie:
-    if not isinstance(raw, dict):
-        raise RegistryError(f"{where} must be a table")
-    max_age = raw.get("max_age")
-    if max_age is not None and (
-        not isinstance(max_age, int) or isinstance(max_age, bool) or max_age <= 0
-    ):
-        raise RegistryError(f"{where}.max_age must be a positive number of seconds")
-    domain = raw.get("domain")
-    if domain is not None and not isinstance(domain, str):
-        raise RegistryError(f"{where}.domain must be a string")
-    path = raw.get("path", "/")
-    if not isinstance(path, str) or not path.startswith("/"):
-        raise RegistryError(f"{where}.path must start with '/'")
-    return Cookie(
-        name=_text(raw, "name", where),
-        description=wording.text(raw, "description", where),
-        max_age=max_age,
-        path=path,
-        domain=domain or None,
-        provider=raw.get("provider", FIRST_PARTY),
-    )
-
-
-def _parse_script(raw: Any, where: str, wording: Wording) -> Script:
-    if not isinstance(raw, dict):
-        raise RegistryError(f"{where} must be a table")
-    src, static = raw.get("src"), raw.get("static")
-    if (src is None) == (static is None):
-        raise RegistryError(f"{where} needs exactly one of 'src' (a URL) or 'static' (a file)")
-    if src is not None and (not isinstance(src, str) or not src.startswith("https://")):
-        raise RegistryError(f"{where}.src must be an https:// URL")
-    origins = raw.get("origins", [])
-    if not isinstance(origins, list) or not all(
-        isinstance(o, str) and o.startswith("https://") for o in origins
-    ):
-        raise RegistryError(f"{where}.origins must be a list of https:// origins")
-    provider = _optional_text(raw, "provider", where)
-    if src is None and provider is not None:
-        raise RegistryError(f"{where}.provider is only for a third party's 'src' script")
-    return Script(
-        src=src,
-        static=static,
-        origins=tuple(origins),
-        defer=_flag(raw, "defer", where, True),
-        provider=provider or (_origin_of(src) if src else FIRST_PARTY),
-        established=wording.optional_text(raw, "established", where),
-    )
-
-
-def _text(raw: dict[str, Any], name: str, where: str) -> str:
-    value = raw.get(name)
-    if not isinstance(value, str) or not value.strip():
-        raise RegistryError(f"{where}.{name} must be non-empty text")
-    return " ".join(value.split())
-
-
-def _flag(raw: dict[str, Any], name: str, where: str, default: bool = False) -> bool:
-    value = raw.get(name, default)
-    if not isinstance(value, bool):
-        raise RegistryError(f"{where}.{name} must be true or false")
-    return value
-
-
-def parse_providers(
-    raw: Any, categories: tuple[Category, ...], wording: Wording = PLAIN
-) -> tuple[Provider, ...]:
-    if not isinstance(raw, list):
-        raise RegistryError("'providers' must be a list of [[providers]] tables")
-    optional = {c.key for c in categories if not c.required}
-    providers = tuple(
-        _parse_provider(entry, f"providers[{i}]", optional, wording) for i, entry in enumerate(raw)
-    )
-    keys = [p.key for p in providers]
-    repeated = {k for k in keys if keys.count(k) > 1}
-    if repeated:
-        raise RegistryError(f"provider key {sorted(repeated)[0]!r} is declared twice")
-    return providers
-
-
-def _parse_provider(raw: Any, where: str, optional_keys: set[str], wording: Wording) -> Provider:
-    if not isinstance(raw, dict):
-        raise RegistryError(f"{where} must be a table")
-    key = raw.get("key")
-    if not isinstance(key, str) or not KEY_PATTERN.match(key):
-        raise RegistryError(f"{where}.key must be a lowercase identifier, not {key!r}")
-    where = f"providers.{key}"
-    category = raw.get("category")
-    if category not in optional_keys:
-        raise RegistryError(f"{where}.category must name an optional category, not {category!r}")
-    origins = _origins(raw.get("origins"), where)
-    embed_url = _url_pattern(raw, "embed_url", where)
-    if _origin_of(embed_url) not in origins:
-        raise RegistryError(f"{where}.embed_url must load from one of its declared origins")
-    name = wording.name(raw, "name", where)
-    return Provider(
-        key=key,
-        name=name,
-        category=category,
-        description=wording.text(raw, "description", where),
-        origins=origins,
-        embed_url=embed_url,
-        page_url=_url_pattern(raw, "page_url", where),
-        established=wording.optional_text(raw, "established", where),
-        cookies=_service_cookies(raw, where, name, wording),
-        scripts=_service_scripts(raw, where, name, wording),
-        google=_flag(raw, "google", where),
-    )
-
-
-def parse_services(
-    raw: Any,
-    categories: tuple[Category, ...],
-    providers: tuple[Provider, ...],
-    wording: Wording = PLAIN,
-) -> tuple[Service, ...]:
-    """The ``[[services]]`` that are not embed providers: an operator's third-party scripts,
-    each with its own cookies and origins, inside an optional category."""
-    if not isinstance(raw, list):
-        raise RegistryError("'services' must be a list of [[services]] tables")
-    optional = {c.key for c in categories if not c.required}
-    services = tuple(
-        _parse_service(entry, f"services[{i}]", optional, wording) for i, entry in enumerate(raw)
-    )
-    keys = [s.key for s in (*providers, *services)]
-    repeated = {k for k in keys if keys.count(k) > 1}
-    if repeated:
-        raise RegistryError(f"service key {sorted(repeated)[0]!r} is declared twice")
-    return services
-
-
-def _parse_service(raw: Any, where: str, optional_keys: set[str], wording: Wording) -> Service:
-    if not isinstance(raw, dict):
-        raise RegistryError(f"{where} must be a table")
-    key = raw.get("key")
-    if not isinstance(key, str) or not KEY_PATTERN.match(key):
-        raise RegistryError(f"{where}.key must be a lowercase identifier, not {key!r}")
-    where = f"services.{key}"
-    category = raw.get("category")
-    if category not in optional_keys:
-        raise RegistryError(f"{where}.category must name an optional category, not {category!r}")
-    name = wording.name(raw, "name", where)
-    scripts = _service_scripts(raw, where, name, wording)
-    if not scripts:
-        raise RegistryError(f"{where} needs at least one [[services.scripts]] entry")
-    return Service(
-        key=key,
-        name=name,
-        category=category,
-        description=wording.text(raw, "description", where),
-        origins=_origins(raw["origins"], where) if "origins" in raw else (),
-        established=wording.text(raw, "established", where),
-        cookies=_service_cookies(raw, where, name, wording),
-        scripts=scripts,
-        google=_flag(raw, "google", where),
-    )
-
-
-def _service_cookies(
-    raw: dict[str, Any], where: str, name: str, wording: Wording
-) -> tuple[Cookie, ...]:
-    cookies = raw.get("cookies", [])
-    if not isinstance(cookies, list):
-        raise RegistryError(f"{where}.cookies must be a list of tables")
-    return tuple(
-        replace(_parse_cookie(c, f"{where}.cookies[{i}]", wording), provider=name)
-        for i, c in enumerate(cookies)
-    )
-
-
-def _service_scripts(
-    raw: dict[str, Any], where: str, name: str, wording: Wording
-) -> tuple[Script, ...]:
-    """A service's scripts are a third party's: each loads from an https:// ``src``."""
-    scripts = raw.get("scripts", [])
-    if not isinstance(scripts, list):
-        raise RegistryError(f"{where}.scripts must be a list of tables")
-    parsed = []
-    for i, entry in enumerate(scripts):
-        script = _parse_script(entry, f"{where}.scripts[{i}]", wording)
-        if script.src is None:
-            raise RegistryError(f"{where}.scripts[{i}] must load from a third party's 'src'")
-        established = script.established or wording.optional_text(raw, "established", where)
-        parsed.append(replace(script, provider=name, established=established))
-    return tuple(parsed)
-
-
-def _origins(value: Any, where: str) -> tuple[str, ...]:
-    if (
-        not isinstance(value, list)
-        or not value
-        or not all(isinstance(o, str) and _origin_of(o) == o for o in value)
-    ):
-        raise RegistryError(
-            f"{where}.origins must list https:// origins (scheme and host, no path)"
-        )
-    return tuple(value)
-
-
-def _url_pattern(raw: dict[str, Any], name: str, where: str) -> str:
-    value = raw.get(name)
-    if (
-        not isinstance(value, str)
-        or value.count("{id}") != 1
-        or not _origin_of(value)
-        or any(ch.isspace() or ch in "\\\"'<>" for ch in value)
-    ):
-        raise RegistryError(f"{where}.{name} must be an https:// URL holding '{{id}}' once")
-    return value
-
-
-def _origin_of(url: str) -> str:
-    """``https://host[:port]`` of an https URL, or an empty string for anything else."""
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
-        return ""
-    return f"https://{parts.netloc}"
