@@ -20,21 +20,14 @@ from .audit_findings import findings_of
 from .audit_formats import FORMATS, AuditResult
 from .audit_plan import SiteReader, reader_states, sample_pages
 from .audit_walk import SETTLE_MS, StateVisit, walk_edition
-from .command_options import output_option, write_lines
+from .command_options import format_option, output_option, write_lines
 from .cookie_database import refresh, shipped_database
 
 
 @click.command("audit")
 @with_appcontext
 @click.argument("url")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(list(FORMATS)),
-    default="table",
-    show_default=True,
-    help="An aligned table to read, JSON for another program, or one HTML page.",
-)
+@format_option(FORMATS, "An aligned table to read, JSON for another program, or one HTML page.")
 @output_option("result")
 @click.option("--insecure", is_flag=True, help="Accept a self-signed certificate (a test site).")
 @click.option(

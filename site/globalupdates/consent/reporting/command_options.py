@@ -1,10 +1,10 @@
-"""What the ``flask consent`` commands share: UTC times as options, a range of them, and
-where to write."""
+"""What the ``flask consent`` commands share: UTC times as options, a range of them, the
+format to write and where to write it."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -60,6 +60,21 @@ def output_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any
         type=click.Path(dir_okay=False, writable=True, allow_dash=True),
         default="-",
         help=f"{what} to write (default: standard output).",
+    )
+
+
+def format_option(
+    formats: Iterable[str], help_text: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--format``: one of ``formats``, an aligned ``table`` by default; the command receives
+    it as ``fmt`` (``format`` is Python's own)."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(list(formats)),
+        default="table",
+        show_default=True,
+        help=help_text,
     )
 
 

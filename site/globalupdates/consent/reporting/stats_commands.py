@@ -13,7 +13,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from ...database import error_summary
 from ..proof.proof_keys import ProofKeyError
 from ..web.engine import engine
-from .command_options import SINCE, UNTIL, check_range, output_option, write_lines
+from .command_options import (
+    SINCE,
+    UNTIL,
+    check_range,
+    format_option,
+    output_option,
+    write_lines,
+)
 from .stats import PERIODS, ConsentStats, consent_stats
 from .stats_formats import as_csv, as_json, as_table, range_text
 
@@ -33,14 +40,7 @@ STATS_FORMATS: dict[str, Callable[[ConsentStats], str]] = {
     type=click.Choice(PERIODS),
     help="Also count each day, week (from Monday) or month, in UTC.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(list(STATS_FORMATS)),
-    default="table",
-    show_default=True,
-    help="An aligned table to read, or JSON or CSV for another program.",
-)
+@format_option(STATS_FORMATS, "An aligned table to read, or JSON or CSV for another program.")
 def stats_command(since: datetime | None, until: datetime | None, by: str | None, fmt: str) -> None:
     """Count how readers chose: Accept All, Reject All and custom choices, the opt-in rate of
     each optional category and each service, the share made under GPC and the choices per
