@@ -1,13 +1,21 @@
-"""What the browser tests share: window sizes, the pages and a reader's tab."""
+"""What the browser tests share: window sizes, the pages, a reader's tab, and a browser of its
+own for a module that serves its own site."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import BrowserContext, Page, Request
 
 from globalupdates.consent.model.registry_file import load_registry
+from tests.support.chromium import CHROMIUM, CHROMIUM_FLAGS
+from tests.support.gunicorn_server import Server, running_gunicorn
 from tests.support.pages import NEWSROOMS
 
 DESKTOP = {"width": 1280, "height": 800}
@@ -85,3 +93,51 @@ def no_horizontal_scroll(page: Page) -> bool:
             ".every(el => el.scrollWidth <= el.clientWidth)"
         )
     )
+
+
+# Every host but the site's fails to resolve: no third party is ever contacted for real.
+OFFLINE_CHROMIUM_FLAGS = [
+    *CHROMIUM_FLAGS,
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+]
+
+
+def site_of_its_own(folder: Path) -> Iterator[Server]:
+    """A site served for one test module alone, from ``folder``: one worker of four threads."""
+    settings = {"WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "4"}
+    with running_gunicorn(f"sqlite:///{folder / 'site.sqlite3'}", folder, settings) as server:
+        yield server
+
+
+def in_browser(served: Server, scenario: Callable[..., Any], **context_options: Any) -> Any:
+    """Run ``scenario(page, outside)`` in a fresh Chromium, in a thread of its own (so it never
+    shares an event loop with the session's browser). Every request to a host other than the
+    site is answered here with a stand-in and listed in ``outside``, so the list shows whether,
+    and when, the page asked for it."""
+
+    def run() -> Any:
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM, args=OFFLINE_CHROMIUM_FLAGS
+            )
+            try:
+                context = browser.new_context(base_url=served.base_url, **context_options)
+                context.set_default_timeout(FEATURE_TIMEOUT_MS)
+                outside: list[str] = []
+
+                def answer(route: Any) -> None:
+                    if urlsplit(route.request.url).hostname == "127.0.0.1":
+                        route.continue_()
+                        return
+                    outside.append(route.request.url)
+                    route.fulfill(status=200, content_type="text/html", body="<p>Stand-in</p>")
+
+                context.route("**/*", answer)
+                return scenario(context.new_page(), outside)
+            finally:
+                browser.close()
+
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        return worker.submit(run).result(timeout=120)

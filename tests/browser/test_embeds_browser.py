@@ -9,89 +9,43 @@ real, and the record shows exactly when the page asked for it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from tests.support.chromium import CHROMIUM
-from tests.support.chromium import CHROMIUM_FLAGS as SHARED_CHROMIUM_FLAGS
-from tests.support.gunicorn_server import Server, running_gunicorn
+from tests.support.gunicorn_server import Server
 from tests.support.pages import ARTICLE
+
+from .browsing import in_browser, site_of_its_own
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_FLAGS = [
-    *SHARED_CHROMIUM_FLAGS,
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-]
 PLAYER_HOST = "player.vidmoor.example"
 ANCHOR = "embed-vidmoor-harrowmere-first-cycle"
 PROVIDER_HOSTS = {PLAYER_HOST, "vidmoor.example"}
-TIMEOUT_MS = 10_000
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    folder = tmp_path_factory.mktemp("embeds-site")
-    settings = {"WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "4"}
-    with running_gunicorn(f"sqlite:///{folder / 'site.sqlite3'}", folder, settings) as server:
-        yield server
+    yield from site_of_its_own(tmp_path_factory.mktemp("embeds-site"))
 
 
-@dataclass
-class Traffic:
-    """Every request the page made to a host other than the site."""
-
-    outside: list[str] = field(default_factory=list)
-
-    def to_provider(self) -> list[str]:
-        return [url for url in self.outside if urlsplit(url).hostname in PROVIDER_HOSTS]
-
-
-def in_browser(served: Server, scenario: Callable[..., Any], **context_options: Any) -> Any:
-    """Run ``scenario(page, traffic)`` in a fresh Chromium, in a thread of its own."""
-
-    def run() -> Any:
-        from playwright.sync_api import sync_playwright
-
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-            try:
-                context = browser.new_context(base_url=served.base_url, **context_options)
-                context.set_default_timeout(TIMEOUT_MS)
-                traffic = Traffic()
-
-                def answer(route: Any) -> None:
-                    if urlsplit(route.request.url).hostname == "127.0.0.1":
-                        route.continue_()
-                        return
-                    traffic.outside.append(route.request.url)
-                    route.fulfill(
-                        status=200, content_type="text/html", body="<p>Stand-in player</p>"
-                    )
-
-                context.route("**/*", answer)
-                return scenario(context.new_page(), traffic)
-            finally:
-                browser.close()
-
-    with ThreadPoolExecutor(max_workers=1) as worker:
-        return worker.submit(run).result(timeout=120)
+def to_provider(outside: list[str]) -> list[str]:
+    """The requests of ``outside`` that went to the provider."""
+    return [url for url in outside if urlsplit(url).hostname in PROVIDER_HOSTS]
 
 
 def test_nothing_is_requested_from_the_provider_until_the_reader_allows_it_once(served):
-    def scenario(page: Any, traffic: Traffic) -> dict:
+    def scenario(page: Any, outside: list[str]) -> dict:
         page.goto(ARTICLE)
         page.wait_for_load_state("networkidle")
         placeholder = page.locator(".embed-placeholder")
         placeholder.scroll_into_view_if_needed()
         page.wait_for_load_state("networkidle")
         before = {
-            "provider_requests": traffic.to_provider(),
+            "provider_requests": to_provider(outside),
             "iframes": page.locator("iframe").count(),
             "placeholder": placeholder.inner_text(),
         }
@@ -105,14 +59,14 @@ def test_nothing_is_requested_from_the_provider_until_the_reader_allows_it_once(
             "url": page.url,
             "iframe_src": page.locator("figure.embed iframe").get_attribute("src"),
         }
-        traffic.outside.clear()
+        outside.clear()
         page.goto(ARTICLE)
         page.locator("figure.embed").scroll_into_view_if_needed()
         page.wait_for_load_state("networkidle")
         return {
             **before,
             **after_once,
-            "requests_on_return": traffic.to_provider(),
+            "requests_on_return": to_provider(outside),
             "iframes_on_return": page.locator("iframe").count(),
         }
 
@@ -130,17 +84,17 @@ def test_nothing_is_requested_from_the_provider_until_the_reader_allows_it_once(
 
 
 def test_granting_the_category_from_the_placeholder_loads_the_embed_from_then_on(served):
-    def scenario(page: Any, traffic: Traffic) -> dict:
+    def scenario(page: Any, outside: list[str]) -> dict:
         page.goto(ARTICLE)
         page.wait_for_load_state("networkidle")
-        early = traffic.to_provider()
+        early = to_provider(outside)
         page.get_by_role("button", name="Always allow Vidmoor (demonstration video host)").click()
         page.wait_for_url(f"**{ARTICLE}")
         page.locator("figure.embed iframe").scroll_into_view_if_needed()
         page.wait_for_load_state("networkidle")
         seen = {
             "early": early,
-            "after_grant": traffic.to_provider(),
+            "after_grant": to_provider(outside),
             "banner": page.locator("#consent-banner").count(),
         }
         page.reload()
@@ -155,12 +109,12 @@ def test_granting_the_category_from_the_placeholder_loads_the_embed_from_then_on
 
 
 def test_without_javascript_the_placeholder_links_to_the_provider_and_still_works(served):
-    def scenario(page: Any, traffic: Traffic) -> dict:
+    def scenario(page: Any, outside: list[str]) -> dict:
         page.goto(ARTICLE)
         page.locator(".embed-placeholder").scroll_into_view_if_needed()
         page.wait_for_load_state("networkidle")
         link = page.get_by_role("link", name="Open it on Vidmoor (demonstration video host)")
-        seen = {"href": link.get_attribute("href"), "early": traffic.to_provider()}
+        seen = {"href": link.get_attribute("href"), "early": to_provider(outside)}
         with page.expect_navigation():
             page.get_by_role("button", name="Show this once").click()
         seen["url"] = page.url
@@ -178,12 +132,12 @@ def test_a_link_that_asks_for_the_embed_loads_nothing_from_the_provider(served):
     """The old "show once" address, followed from anywhere: the reader did nothing on this
     site, so the page stays as it is for them, with no frame and no request to the provider."""
 
-    def scenario(page: Any, traffic: Traffic) -> dict:
+    def scenario(page: Any, outside: list[str]) -> dict:
         page.goto(f"{ARTICLE}?embed=vidmoor:harrowmere-first-cycle#{ANCHOR}")
         page.locator("figure.embed").scroll_into_view_if_needed()
         page.wait_for_load_state("networkidle")
         return {
-            "provider_requests": traffic.to_provider(),
+            "provider_requests": to_provider(outside),
             "iframes": page.locator("iframe").count(),
             "placeholders": page.locator(".embed-placeholder").count(),
         }
@@ -197,7 +151,7 @@ def test_pages_fit_a_320_px_screen_and_follow_the_dark_preference(served, path):
     """The same browser, at phone width: no sideways scrolling, dark colours when asked for,
     and a print layout without navigation, banner or embed controls."""
 
-    def scenario(page: Any, traffic: Traffic) -> dict:
+    def scenario(page: Any, outside: list[str]) -> dict:
         page.goto(path)
         layout = page.evaluate(
             """() => ({

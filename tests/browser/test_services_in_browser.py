@@ -9,67 +9,28 @@ the page asked for it at all.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from tests.support.chromium import CHROMIUM
-from tests.support.chromium import CHROMIUM_FLAGS as SHARED_CHROMIUM_FLAGS
-from tests.support.gunicorn_server import Server, running_gunicorn
+from tests.support.gunicorn_server import Server
+
+from .browsing import in_browser, site_of_its_own
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_FLAGS = [
-    *SHARED_CHROMIUM_FLAGS,
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-]
 VIDMOOR_ARTICLE = "/articles/harrowmere-tidal-lagoon-switches-on"
 CLIPWELL_ARTICLE = "/articles/ostervale-lantern-boats-return"
 VIDMOOR_HOSTS = {"player.vidmoor.example", "vidmoor.example"}
 CLIPWELL_FRAME = "https://embed.clipwell.example/v/ostervale-lanterns"
 TALLY_HOSTS = {"cdn.tallyhouse.example", "collect.tallyhouse.example"}
-TIMEOUT_MS = 10_000
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    folder = tmp_path_factory.mktemp("services-site")
-    settings = {"WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "4"}
-    with running_gunicorn(f"sqlite:///{folder / 'site.sqlite3'}", folder, settings) as server:
-        yield server
-
-
-def in_browser(served: Server, scenario: Callable[..., Any], **context_options: Any) -> Any:
-    """Run ``scenario(page, outside)`` in a fresh Chromium; ``outside`` lists every URL asked
-    of another host."""
-
-    def run() -> Any:
-        from playwright.sync_api import sync_playwright
-
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-            try:
-                context = browser.new_context(base_url=served.base_url, **context_options)
-                context.set_default_timeout(TIMEOUT_MS)
-                outside: list[str] = []
-
-                def answer(route: Any) -> None:
-                    if urlsplit(route.request.url).hostname == "127.0.0.1":
-                        route.continue_()
-                        return
-                    outside.append(route.request.url)
-                    route.fulfill(status=200, content_type="text/html", body="<p>Stand-in</p>")
-
-                context.route("**/*", answer)
-                return scenario(context.new_page(), outside)
-            finally:
-                browser.close()
-
-    with ThreadPoolExecutor(max_workers=1) as worker:
-        return worker.submit(run).result(timeout=120)
+    yield from site_of_its_own(tmp_path_factory.mktemp("services-site"))
 
 
 def read_both_articles(page: Any, outside: list[str]) -> dict:
