@@ -7,16 +7,20 @@ from __future__ import annotations
 import csv
 import io
 import json
-import uuid
-from datetime import UTC, datetime
 
 import pytest
 
-from globalupdates.consent.proof.chain import append_to_chain
 from globalupdates.consent.proof.next_signer import signing_key
-from globalupdates.consent.proof.seals import SIGNED_FIELDS, canonical_json
 from globalupdates.extensions import db
-from tests.support.consent import GPC, choose, in_edition, records, store_choice
+from tests.support.consent import (
+    GPC,
+    append_old_record,
+    choose,
+    in_edition,
+    records,
+    signed_form,
+    store_choice,
+)
 
 
 def notice_hash(app, language: str) -> str:
@@ -44,16 +48,7 @@ def choose_in(app, language: str, action: str, categories: tuple[str, ...] = (),
 
 def old_record(app, consent_id: str | None = None) -> None:
     """A record as every record was made before languages: none, and a signed form without it."""
-    with app.app_context():
-        append_to_chain(
-            consent_id=consent_id or str(uuid.uuid4()),
-            created_at=datetime(2026, 11, 1, 9, tzinfo=UTC),
-            action="accept_all",
-            categories=["necessary", "functional"],
-            revision=2,
-            notice_hash="c" * 64,
-            gpc=False,
-        )
+    append_old_record(app, "accept_all", 2, consent_id=consent_id)
 
 
 def test_a_choice_records_the_page_language_and_the_hash_of_the_notice_in_it(app):
@@ -101,17 +96,10 @@ def test_a_record_made_before_languages_verifies_as_before(app):
     with app.app_context():
         key = signing_key()
     # The old signed form, field for field: no language in it at all.
-    old_form = canonical_json({name: getattr(old, name) for name in SIGNED_FIELDS})
+    old_form = signed_form(old)
     assert b'"language"' not in old_form
     assert old.hash == key.mac(old_form)
-    new_form = canonical_json(
-        {
-            **{name: getattr(new, name) for name in SIGNED_FIELDS},
-            "language": "de",
-            "regime": "opt-in",
-            "services": new.services,
-        }
-    )
+    new_form = signed_form(new, language="de", regime="opt-in", services=new.services)
     assert new.hash == key.mac(new_form)
     result = cli(app, "verify")
     assert result.exit_code == 0, result.output

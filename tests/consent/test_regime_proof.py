@@ -11,10 +11,9 @@ import json
 import pytest
 
 from globalupdates.consent.proof.next_signer import signing_key
-from globalupdates.consent.proof.seals import SIGNED_FIELDS, canonical_json
 from tests.consent.test_notice_language_proof import cli, old_record, sql
 from tests.serving.test_metrics import grew, scrape
-from tests.support.consent import GPC, choose, records
+from tests.support.consent import GPC, choose, records, signed_form
 
 EDGE = {"COUNTRY_HEADER": "X-Country", "REGION_HEADER": "X-Region", "PROXY_FIX_X_FOR": 1}
 CALIFORNIA = {"X-Country": "US", "X-Region": "CA"}
@@ -70,17 +69,10 @@ def test_a_record_made_before_regions_verifies_as_before(edge_app):
     assert old.regime is None and new.regime == "opt-out"
     with edge_app.app_context():
         key = signing_key()
-    old_form = canonical_json({name: getattr(old, name) for name in SIGNED_FIELDS})
+    old_form = signed_form(old)
     assert b'"regime"' not in old_form
     assert old.hash == key.mac(old_form)
-    new_form = canonical_json(
-        {
-            **{name: getattr(new, name) for name in SIGNED_FIELDS},
-            "language": "en",
-            "regime": "opt-out",
-            "services": new.services,
-        }
-    )
+    new_form = signed_form(new, language="en", regime="opt-out", services=new.services)
     assert new.services, "Accept All grants every service"
     assert new.hash == key.mac(new_form)
     result = cli(edge_app, "verify")

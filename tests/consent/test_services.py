@@ -4,7 +4,6 @@ runs and frames, the policy, the cookies and the proof all follow the services g
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime
 from itertools import chain, combinations
 
@@ -14,12 +13,12 @@ from globalupdates.consent import page_variant
 from globalupdates.consent.model.choice import ConsentState, gpc_opt_out, new_choice
 from globalupdates.consent.model.registry_file import RegistryError, load_registry
 from globalupdates.consent.model.variant_cookie import variant_value
-from globalupdates.consent.proof.chain import append_to_chain
 from globalupdates.consent.web.cookie_firewall import refusal
 from globalupdates.extensions import db
 from tests.support.consent import (
     BUILTIN_REGISTRY,
     SAME_ORIGIN,
+    append_old_record,
     checked_boxes,
     checked_services,
     choose,
@@ -426,17 +425,7 @@ def test_stats_count_the_opt_ins_of_each_service_and_old_records_as_every_servic
 
 def old_record(app) -> None:
     """A record as every record was made before services: none, and a signed form without."""
-    with app.app_context():
-        append_to_chain(
-            consent_id=str(uuid.uuid4()),
-            created_at=datetime(2026, 11, 1, 9, tzinfo=UTC),
-            action="save",
-            categories=["necessary", "functional"],
-            revision=4,
-            notice_hash="c" * 64,
-            gpc=False,
-            language="en",
-        )
+    append_old_record(app, "save", 4, language="en")
 
 
 def test_a_record_made_before_services_verifies_beside_records_with_services(app):

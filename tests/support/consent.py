@@ -14,7 +14,9 @@ from flask.testing import FlaskClient
 
 from globalupdates.assets import static_url
 from globalupdates.consent.model.registry_file import BUILTIN_REGISTRY, load_registry
+from globalupdates.consent.proof.chain import append_to_chain
 from globalupdates.consent.proof.records import ConsentRecord
+from globalupdates.consent.proof.seals import SIGNED_FIELDS, canonical_json
 from globalupdates.extensions import db
 from tests.support.html import attributes
 
@@ -34,6 +36,38 @@ def records(app: Flask) -> list[ConsentRecord]:
         found = list(db.session.scalars(db.select(ConsentRecord).order_by(ConsentRecord.id)))
         db.session.expunge_all()
         return found
+
+
+def append_old_record(
+    app: Flask,
+    action: str,
+    revision: int,
+    *,
+    consent_id: str | None = None,
+    language: str | None = None,
+) -> None:
+    """Append a record as records were made before the later fields of the signed form: none
+    of them but ``language`` where given, so it is signed in the form of its time."""
+    with app.app_context():
+        append_to_chain(
+            consent_id=consent_id or str(uuid.uuid4()),
+            created_at=datetime(2026, 11, 1, 9, tzinfo=UTC),
+            action=action,
+            categories=["necessary", "functional"],
+            revision=revision,
+            notice_hash="c" * 64,
+            gpc=False,
+            language=language,
+        )
+
+
+def signed_form(record: ConsentRecord, **later_fields: object) -> bytes:
+    """The bytes a record's hash is the HMAC of, written out here field for field: the fields
+    every record signs, read off ``record``, and ``later_fields`` (the fields signed once set)
+    as the test expects them, not as the record holds them."""
+    return canonical_json(
+        {**{name: getattr(record, name) for name in SIGNED_FIELDS}, **later_fields}
+    )
 
 
 def stored_choice(client: FlaskClient) -> dict | None:
