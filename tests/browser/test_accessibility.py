@@ -4,7 +4,10 @@ every state, a keyboard-only walk, target sizes, equal choices, narrow and zoome
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
+
+from tests.support.gunicorn_server import Server
+from tests.support.stalling_network import Stall, stalling_network
 
 from .browsing import ARTICLE, DESKTOP, PHONE, Reader, axe_report, no_horizontal_scroll
 
@@ -20,6 +23,35 @@ SCREENS = {
 }
 WIDTHS = {"desktop": DESKTOP, "320px": PHONE}
 MAX_TABS = 80
+RECORD_LAYOUT_SHIFTS = """window.__shifts = [];
+new PerformanceObserver(list => {
+    window.__shifts.push(...list.getEntries().map(e => ({
+        value: e.value,
+        at: Math.round(e.startTime),
+        moved: (e.sources || []).map(s => s.node
+            ? `${s.node.nodeName}.${s.node.className}#${s.node.id}`
+            : "?"),
+    })));
+}).observe({type: 'layout-shift', buffered: true});"""
+# Where a slow network holds the rest of a page back, inside the banner: each place where a
+# banner painted as far as it had come would then grow, at that width.
+BANNER_PIECES = {
+    "heading": '<h2 id="consent-banner-title">',
+    "buttons": '<button type="submit" name="action" value="accept_all"',
+    "last-link": '<a class="consent-customize"',
+    "last-word": ">Customize</a>",
+}
+HELD_BACK_CASES = [
+    ("desktop", "heading"),
+    ("desktop", "buttons"),
+    ("320px", "heading"),
+    ("320px", "last-link"),
+    ("320px", "last-word"),
+]
+# True in the frame that paints the banner, as far as it has arrived: the page's first paint is
+# done (its stylesheet has come) and the banner's element is there.
+BANNER_PAINTED_IN_PART = """() => performance.getEntriesByName("first-paint").length > 0
+    && !!document.getElementById("consent-banner")"""
 
 
 def accept_all_from_banner(reader: Reader) -> None:
@@ -220,23 +252,40 @@ def test_narrow_and_zoomed_readers_see_every_choice(open_reader, screen) -> None
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "320px"])
 def test_banner_causes_no_layout_shift(open_reader, viewport) -> None:
     reader = open_reader(viewport=viewport)
-    reader.page.add_init_script(
-        """window.__shifts = [];
-        new PerformanceObserver(list => {
-            window.__shifts.push(...list.getEntries().map(e => ({
-                value: e.value,
-                at: Math.round(e.startTime),
-                moved: (e.sources || []).map(s => s.node
-                    ? `${s.node.nodeName}.${s.node.className}#${s.node.id}`
-                    : "?"),
-            })));
-        }).observe({type: 'layout-shift', buffered: true});"""
-    )
+    reader.page.add_init_script(RECORD_LAYOUT_SHIFTS)
     reader.page.goto(ARTICLE)
     reader.settle()
     reader.page.wait_for_timeout(300)
     expect(reader.page.locator("#consent-banner")).to_be_visible()
     assert reader.page.evaluate("window.__shifts") == []
+
+
+@pytest.mark.parametrize(
+    ("width", "piece"), HELD_BACK_CASES, ids=[f"{w}-{p}" for w, p in HELD_BACK_CASES]
+)
+def test_a_banner_arriving_in_pieces_appears_whole(
+    browser: Browser, site: Server, width: str, piece: str
+) -> None:
+    """A browser paints the part of a page that has arrived. Painted half-built, the banner,
+    held to the bottom of the window, would grow upward as the rest arrived: a layout shift
+    that a reader on a slow connection or a busy phone sees. It shows only once whole."""
+    stall = Stall(BANNER_PIECES[piece])
+    with stalling_network(site.port, stall) as base_url:
+        context = browser.new_context(base_url=base_url, viewport=WIDTHS[width])
+        try:
+            page = context.new_page()
+            page.add_init_script(RECORD_LAYOUT_SHIFTS)
+            page.goto(ARTICLE, wait_until="commit")
+            page.wait_for_function(BANNER_PAINTED_IN_PART, polling="raf")
+            stall.release()
+            page.wait_for_load_state("networkidle")
+            expect(page.locator("#consent-banner")).to_be_visible()
+            shifts = page.evaluate("window.__shifts")
+        finally:
+            stall.release()
+            context.close()
+    assert stall.held_back == 1, "the page was not held back inside the banner"
+    assert shifts == []
 
 
 @pytest.mark.parametrize("width", WIDTHS, ids=list(WIDTHS))

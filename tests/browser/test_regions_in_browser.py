@@ -14,12 +14,14 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, expect
 
+from globalupdates.consent.model.registry_file import load_registry
 from tests.support.gunicorn_server import Server, running_gunicorn
 
 from .browsing import ARTICLE, DESKTOP, axe_report
 from .test_screenshots import assert_is_a_picture
 
 CALIFORNIA = {"X-Country": "US", "X-Country-Region": "CA"}
+BAVARIA = {"X-Country": "DE", "X-Country-Region": "BY"}
 PLACE_SETTINGS = {
     "WEB_CONCURRENCY": "1",
     "FLASK_PROXY_FIX_X_FOR": "1",
@@ -125,3 +127,19 @@ def test_the_opt_out_banner_speaks_german_and_french(californian, folder, editio
     picture = folder / f"opt-out-banner-{edition}.png"
     page.screenshot(path=picture, animations="disabled", caret="hide", full_page=True)
     assert_is_a_picture(picture)
+
+
+@pytest.mark.parametrize("edition", ["en", "de", "fr"])
+def test_the_banner_promises_permission_only_where_nothing_runs_without_it(californian, edition):
+    """An opt-in reader is told nothing optional runs without their permission; an opt-out
+    reader, for whom some categories run until refused, is told so instead, never the other."""
+    notice = load_registry().in_language(edition).notice
+    assert notice.text_opt_out is not None
+    for place, shown, untrue in [
+        (BAVARIA, notice.text, notice.text_opt_out),
+        (CALIFORNIA, notice.text_opt_out, notice.text),
+    ]:
+        page = californian(**place)
+        page.goto("/" if edition == "en" else f"/{edition}/")
+        said = " ".join(page.locator("#consent-banner").inner_text().split())
+        assert shown in said and untrue not in said

@@ -3,19 +3,27 @@ before a choice; only the regime, never the place, reaches the page."""
 
 from __future__ import annotations
 
+import tomllib
+
 import pytest
 
 from globalupdates.consent.model.regions import OPT_IN, OPT_OUT
-from globalupdates.consent.model.registry_file import RegistryError, load_registry
+from globalupdates.consent.model.registry_file import (
+    BUILTIN_REGISTRY,
+    RegistryError,
+    load_registry,
+    parse_registry,
+)
 from tests.support.consent import (
     GPC,
     checked_boxes,
     choose,
     gated_categories,
+    in_edition,
     records,
     stored_choice,
 )
-from tests.support.html import select, texts
+from tests.support.html import one, parse, select, texts
 
 PAGE = "/"  # the front page: there without any article imported
 
@@ -24,6 +32,13 @@ CALIFORNIA = {"X-Country": "US", "X-Region": "CA"}
 GERMANY = {"X-Country": "DE"}
 OPT_OUT_RUNS = {"analytics", "performance"}
 DO_NOT_SELL = "Do Not Sell or Share My Personal Information"
+# The opt-in notice's promise that nothing optional runs without the reader's permission, in
+# each language: words an opt-out place's reader must never be shown.
+PERMISSION_ONLY = {
+    "en": ("We use only what this page needs", "With your permission we would also use"),
+    "de": ("Wir verwenden nur, was diese Seite braucht", "Mit Ihrer Einwilligung würden wir"),
+    "fr": ("Nous n'utilisons que ce dont cette page a besoin", "Avec votre consentement, nous"),
+}
 
 
 @pytest.fixture
@@ -33,6 +48,11 @@ def edge_client(app_factory):
 
 def links_to_do_not_sell(html: str) -> list[str]:
     return texts(html, "a.do-not-sell")
+
+
+def words(markup: object) -> str:
+    """The text a reader sees, with its spaces and line breaks made single spaces."""
+    return " ".join(parse(str(markup)).get_text(" ").split())
 
 
 def test_the_demo_registry_maps_the_us_opt_out_states_and_leaves_every_other_place_opt_in():
@@ -219,3 +239,62 @@ def test_google_consent_mode_grants_what_an_opt_out_place_runs_until_refused(app
     assert all(value == "denied" for _, values in gtag_calls(with_gpc) for value in values.values())
     german = client.get(PAGE, headers=GERMANY).get_data(as_text=True)
     assert [kind for kind, _ in gtag_calls(german)] == ["default"]
+
+
+@pytest.mark.parametrize("language", PERMISSION_ONLY)
+def test_the_first_layer_promises_permission_only_where_nothing_runs_without_it(
+    edge_client, language
+):
+    notice = load_registry().in_language(language).notice
+    assert notice.text_opt_out is not None
+    promise = list(PERMISSION_ONLY[language])
+    for place, shown, untrue, promised in [
+        (GERMANY, notice.text, notice.text_opt_out, promise),
+        (CALIFORNIA, notice.text_opt_out, notice.text, []),
+    ]:
+        banner = one(page_in(edge_client, "/", language, place), "#consent-banner")
+        settings = one(page_in(edge_client, "/consent", language, place), ".preferences")
+        for said in (words(banner), words(settings)):
+            assert shown in said and untrue not in said
+            assert [phrase for phrase in promise if phrase in said] == promised
+
+
+@pytest.mark.parametrize("language", PERMISSION_ONLY)
+def test_the_opt_out_banner_names_what_runs_right_after_its_text_and_once(edge_client, language):
+    edition = load_registry().in_language(language)
+    banner = one(page_in(edge_client, "/", language, CALIFORNIA), "#consent-banner")
+    paragraphs = [words(p) for p in select(banner, ".consent-notice > p")]
+    regime = words(one(banner, "[data-regime=opt-out]"))
+    assert paragraphs[:2] == [edition.notice.text_opt_out, regime]
+    for key in sorted(OPT_OUT_RUNS):
+        title = edition.category(key).title
+        assert title in regime and title not in edition.notice.text_opt_out
+
+
+def page_in(client, path: str, language: str, place: dict[str, str]) -> str:
+    response = client.get(in_edition(path, language), headers=place)
+    assert response.status_code == 200
+    return response.get_data(as_text=True)
+
+
+def builtin_registry_data() -> dict:
+    return tomllib.loads(BUILTIN_REGISTRY.read_text(encoding="utf-8"))
+
+
+def test_an_opt_out_place_needs_a_notice_text_that_does_not_promise_permission():
+    data = builtin_registry_data()
+    del data["notice"]["text_opt_out"]
+    with pytest.raises(RegistryError, match="notice.text_opt_out is required"):
+        parse_registry(data)
+    data["regions"]["places"] = {
+        place: regime for place, regime in data["regions"]["places"].items() if regime == OPT_IN
+    }
+    assert parse_registry(data).notice.text_for(OPT_IN) == load_registry().notice.text
+
+
+@pytest.mark.parametrize("language", ["de", "fr"])
+def test_the_opt_out_text_is_needed_in_every_language(language):
+    data = builtin_registry_data()
+    del data["notice"][language]["text_opt_out"]
+    with pytest.raises(RegistryError, match=f"notice.text_opt_out has no '{language}' text"):
+        parse_registry(data)

@@ -39,7 +39,8 @@ def reader_texts(registry) -> list[str]:
     """The prose of one edition a reader is shown (titles may be the same word in two
     languages, as "Performance" is in English and French)."""
     controller = registry.controller
-    found = [registry.notice.title, registry.notice.text, controller.necessary_basis]
+    notice = registry.notice
+    found = [notice.title, notice.text, notice.text_opt_out or "", controller.necessary_basis]
     for category in registry.categories:
         found.append(category.description)
         found += [cookie.description for cookie in category.cookies]
@@ -193,6 +194,7 @@ def test_the_hash_of_a_language_covers_the_texts_shown_in_it(registry_data):
     registry = parse_registry(registry_data)
     for table, key in [
         (registry_data["notice"]["fr"], "text"),
+        (registry_data["notice"]["fr"], "text_opt_out"),
         (registry_data["providers"][0]["cookies"][0]["fr"], "description"),
         (registry_data["controller"]["processors"][0]["fr"], "established"),
     ]:

@@ -23,7 +23,7 @@ from functools import cached_property
 
 from flask_babel import gettext, ngettext
 
-from .regions import Regions
+from .regions import OPT_OUT, Regions
 
 FIRST_PARTY = "Global Updates (this site)"
 DEFAULT_LANGUAGES = ("en",)
@@ -87,8 +87,19 @@ class Category:
 
 @dataclass(frozen=True)
 class Notice:
+    """The banner's first layer. ``text`` tells a reader that nothing optional runs without
+    their permission; where some categories run until refused, that is untrue, so an opt-out
+    place is shown ``text_opt_out`` instead (the parser requires it once a place is opt-out)."""
+
     title: str
     text: str
+    text_opt_out: str | None = None
+
+    def text_for(self, regime: str) -> str:
+        """The first layer's text under the reader's regime (``regions``)."""
+        if regime == OPT_OUT and self.text_opt_out is not None:
+            return self.text_opt_out
+        return self.text
 
 
 @dataclass(frozen=True, kw_only=True)

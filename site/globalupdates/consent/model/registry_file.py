@@ -113,18 +113,33 @@ def parse_edition(data: dict[str, Any], wording: Wording) -> Registry:
     _check_categories(categories)
     controller = parse_controller(data.get("controller"), wording)
     _check_processor_categories(controller, categories)
+    regions = parse_regions(data.get("regions", {}), categories)
     return Registry(
         revision=data["revision"],
-        notice=Notice(
-            title=wording.text(notice, "title", "notice"),
-            text=wording.text(notice, "text", "notice"),
-        ),
+        notice=parse_notice(notice, regions, wording),
         categories=categories,
         controller=controller,
         providers=(providers := parse_providers(data.get("providers", []), categories, wording)),
         script_services=parse_services(data.get("services", []), categories, providers, wording),
-        regions=parse_regions(data.get("regions", {}), categories),
+        regions=regions,
     )
+
+
+def parse_notice(raw: dict[str, Any], regions: Regions, wording: Wording) -> Notice:
+    """The ``[notice]`` table. ``text`` says nothing optional runs without the reader's
+    permission, which an opt-out place's reader would be told untruly: once ``[regions]``
+    lists an opt-out place, ``text_opt_out`` must say what is true there."""
+    notice = Notice(
+        title=wording.text(raw, "title", "notice"),
+        text=wording.text(raw, "text", "notice"),
+        text_opt_out=wording.optional_text(raw, "text_opt_out", "notice"),
+    )
+    if notice.text_opt_out is None and any(regime.is_opt_out for regime in regions.regimes):
+        raise RegistryError(
+            "notice.text_opt_out is required once regions.places lists an opt-out place: "
+            "its readers must not be told that nothing optional runs without their permission"
+        )
+    return notice
 
 
 def parse_regions(raw: Any, categories: tuple[Category, ...]) -> Regions:
