@@ -14,10 +14,12 @@ from globalupdates.consent.reporting.audit_findings import findings_of
 from globalupdates.consent.reporting.audit_formats import AuditResult, as_html, as_json, as_table
 from globalupdates.consent.reporting.audit_plan import reader_states
 from globalupdates.consent.reporting.audit_walk import (
+    RegimeNotShown,
     SeenCookie,
     SeenRequest,
     SeenStorage,
     StateVisit,
+    StateWalk,
 )
 from globalupdates.consent.web.engine import engine
 from tests.consent.test_stats import PageShape, validation_errors
@@ -192,6 +194,21 @@ def test_under_opt_out_a_choice_that_refuses_the_defaults_makes_them_too_early(a
     }
 
 
+def test_under_opt_out_a_default_called_before_a_choice_that_refuses_it_is_not_too_early(
+    app_context,
+):
+    def called(before: bool) -> StateVisit:
+        request = SeenRequest(TALLYHOUSE, f"{TALLYHOUSE}/c", "/consent", before)
+        return visit("reject-all", regime="opt-out", requests=[request])
+
+    assert failing(called(before=True)) == {}, "on the page the choice was made on"
+    found = failing(called(before=False))
+    assert set(found) == {("too-early", TALLYHOUSE, "reject-all", "opt-out")}
+    assert (
+        "does not grant it" in found[("too-early", TALLYHOUSE, "reject-all", "opt-out")]["detail"]
+    )
+
+
 def test_one_finding_per_regime_and_a_visit_under_the_wrong_regime_is_not_judged(app_context):
     wrong = before_any_choice("no-choice", "opt-out")
     wrong.regime_shown = False
@@ -203,6 +220,16 @@ def test_one_finding_per_regime_and_a_visit_under_the_wrong_regime_is_not_judged
         "opt-in",
         "opt-out",
     }
+
+
+def test_a_page_under_another_regime_ends_the_visit_and_says_how_to_fix_it(app_context):
+    walk = StateWalk(None, SITE, insecure=False, settle_ms=0, names_regime=True)
+    walk.visit = visit("no-choice", regime="opt-out")
+    walk.check_regime("/", "opt-out")
+    with pytest.raises(RegimeNotShown) as raised:
+        walk.check_regime("/", "opt-in")
+    assert "shows the opt-in regime, not opt-out" in str(raised.value)
+    assert "FLASK_CONSENT_AUDIT_ALLOWED" in str(raised.value)
 
 
 def result_with_findings() -> AuditResult:

@@ -190,7 +190,7 @@ class Judge:
                 Finding(TOO_EARLY, "origin", origin, state, f"{attempt} {BEFORE_CHOICE}"),
                 visit,
             )
-        elif declared is not None and declared.category not in self.granted(visit, False):
+        elif declared is not None and declared.category not in self.granted(visit, before_choice):
             detail = (
                 f"{attempt}, declared under {declared.category}, in a state that does not grant it"
             )

@@ -206,6 +206,8 @@ class StateWalk:
         it would see is not what its state grants), and says why."""
         try:
             self.choose(page, state, preferences_page(pages))
+        except RegimeNotShown:
+            raise
         except Exception as error:  # noqa: BLE001 (Playwright's timeouts, a page without the form)
             assert self.visit is not None
             self.visit.problems.append(f"the choice failed: {str(error).splitlines()[0]}")
