@@ -10,9 +10,11 @@ function (``consent.model.choice.resolve``). A response Flask gave under that ve
 ``Set-Cookie``, is kept and answers every later request with the same key. Flask notes the
 key it worked out in the environ, and a response is kept only when both layers agree.
 
-Three kinds of request always go through Flask: one whose stored choice GPC revises (Flask
+Four kinds of request always go through Flask: one whose stored choice GPC revises (Flask
 records the opt-out once and rewrites the session), one whose variant cookie is missing, wrong
-or doubled (Flask sets it right), and anything but a GET.
+or doubled (Flask sets it right), one that names a regime for the cookie audit
+(``X-Consent-Audit-Regime``: only Flask, after ``ProxyFix``, can tell whether its address may;
+its response is never kept), and anything but a GET.
 
 The kept responses are a ``cachetools.TTLCache`` bounded in bytes (``KEPT_RESPONSE_BYTES``,
 bodies and headers counted; least recently used first out) and in time
@@ -35,6 +37,7 @@ from werkzeug.http import unquote_etag
 
 from .consent.model.choice import ConsentState, gpc_signal, resolve
 from .consent.model.variant_cookie import is_settled
+from .consent.web.audit_marks import carries_audit_regime
 from .consent.web.engine import request_regime
 from .cookies import request_cookies
 from .httpheaders import forbids_storing, not_modified
@@ -110,7 +113,7 @@ class KeptResponses:
         self.lock = threading.Lock()
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("REQUEST_METHOD") != "GET":
+        if environ.get("REQUEST_METHOD") != "GET" or carries_audit_regime(environ):
             return self.wsgi_app(environ, start_response)
         key = self.key_for(environ)
         if key is not None:

@@ -45,6 +45,7 @@ from werkzeug.wsgi import get_host
 
 from . import redisoptions, sharedcache
 from .consent.model.choice import ConsentState
+from .consent.web.audit_marks import audit_regime
 from .consent.web.embed_providers import allowed_once_providers
 from .consent.web.engine import current_consent
 from .consent.web.request_hooks import share_page
@@ -328,11 +329,14 @@ def cached_page(view: Callable[..., Any]) -> Callable[..., Any]:
     Only a 200 HTML answer that may be stored is kept; anything else (a 404, a refused search,
     a page marked ``no-store``) goes out as the view made it. So does a page on which the view
     allowed an embed once: that is one reader's act, and its policy frames a provider the
-    shared page must not.
+    shared page must not. A page the cookie audit asks for under a regime it names is
+    rendered, never read from the cache nor kept (``audit_marks``).
     """
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if audit_regime() is not None:
+            return view(*args, **kwargs)
         key = page_key()
         store = state_of(current_app).store
         entry = store.get(key)

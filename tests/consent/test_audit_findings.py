@@ -14,10 +14,12 @@ from globalupdates.consent.reporting.audit_findings import findings_of
 from globalupdates.consent.reporting.audit_formats import AuditResult, as_html, as_json, as_table
 from globalupdates.consent.reporting.audit_plan import reader_states
 from globalupdates.consent.reporting.audit_walk import (
+    RegimeNotShown,
     SeenCookie,
     SeenRequest,
     SeenStorage,
     StateVisit,
+    StateWalk,
 )
 from globalupdates.consent.web.engine import engine
 from tests.consent.test_stats import PageShape, validation_errors
@@ -31,10 +33,12 @@ def cookie(name: str, lifetime: int | None = 3600, *, before: bool = False) -> S
     return SeenCookie(name, "127.0.0.1", "/", lifetime, True, False, "Lax", before)
 
 
-def visit(state_key: str, *, cookies=(), storage=(), requests=(), edition="en") -> StateVisit:
+def visit(
+    state_key: str, *, cookies=(), storage=(), requests=(), edition="en", regime="opt-in"
+) -> StateVisit:
     registry = engine().registry
     state = next(s for s in reader_states(registry) if s.key == state_key)
-    seen = StateVisit(edition, state)
+    seen = StateVisit(edition, state, regime)
     seen.cookies = {(c.name, c.domain, c.path, c.before_choice): c for c in cookies}
     seen.storage = set(storage)
     seen.requests = set(requests)
@@ -134,6 +138,100 @@ def test_declared_but_never_seen_and_one_finding_per_state_across_editions(app_c
     assert {"gu_session", "gu_text_size", "vm_viewer", VIDMOOR} <= never
 
 
+TALLYHOUSE = "https://collect.tallyhouse.example"
+
+
+def before_any_choice(state_key: str, regime: str) -> StateVisit:
+    """A visit whose browser held an analytics cookie and called the analytics service, and
+    held the advertisement cookie, all before any choice."""
+    return visit(
+        state_key,
+        regime=regime,
+        cookies=[cookie("gu_reader", before=True), cookie("gu_ad_cap", before=True)],
+        requests=[SeenRequest(TALLYHOUSE, f"{TALLYHOUSE}/c", "/", True)],
+    )
+
+
+def failing(*visits: StateVisit) -> dict[tuple[str, str, str, str], dict]:
+    found = findings_of(list(visits), engine().registry, cookie_database.shipped_database())
+    return {
+        (f.kind, f.name, f.state, f.regime): f.as_json() for f in found if f.kind != "never-seen"
+    }
+
+
+def test_under_opt_out_what_runs_until_refused_is_not_too_early_before_a_choice(app_context):
+    found = failing(before_any_choice("no-choice", "opt-out"))
+    assert set(found) == {("too-early", "gu_ad_cap", "no-choice", "opt-out")}, found
+    assert (
+        "before the choice" in found[("too-early", "gu_ad_cap", "no-choice", "opt-out")]["detail"]
+    )
+
+
+def test_under_opt_in_the_same_defaults_are_too_early(app_context):
+    found = failing(before_any_choice("no-choice", "opt-in"))
+    assert set(found) == {
+        ("too-early", name, "no-choice", "opt-in")
+        for name in ("gu_reader", "gu_ad_cap", TALLYHOUSE)
+    }
+
+
+def test_under_opt_out_gpc_refuses_what_would_run_until_refused(app_context):
+    found = failing(before_any_choice("gpc", "opt-out"))
+    assert set(found) == {
+        ("too-early", name, "gpc", "opt-out") for name in ("gu_reader", "gu_ad_cap", TALLYHOUSE)
+    }
+
+
+def test_under_opt_out_a_choice_that_refuses_the_defaults_makes_them_too_early(app_context):
+    found = failing(
+        visit("reject-all", regime="opt-out", cookies=[cookie("gu_reader")]),
+        visit("only-performance", regime="opt-out", cookies=[cookie("gu_reader")]),
+        visit("only-analytics", regime="opt-out", cookies=[cookie("gu_reader")]),
+    )
+    assert set(found) == {
+        ("too-early", "gu_reader", "reject-all", "opt-out"),
+        ("too-early", "gu_reader", "only-performance", "opt-out"),
+    }
+
+
+def test_under_opt_out_a_default_called_before_a_choice_that_refuses_it_is_not_too_early(
+    app_context,
+):
+    def called(before: bool) -> StateVisit:
+        request = SeenRequest(TALLYHOUSE, f"{TALLYHOUSE}/c", "/consent", before)
+        return visit("reject-all", regime="opt-out", requests=[request])
+
+    assert failing(called(before=True)) == {}, "on the page the choice was made on"
+    found = failing(called(before=False))
+    assert set(found) == {("too-early", TALLYHOUSE, "reject-all", "opt-out")}
+    assert (
+        "does not grant it" in found[("too-early", TALLYHOUSE, "reject-all", "opt-out")]["detail"]
+    )
+
+
+def test_one_finding_per_regime_and_a_visit_under_the_wrong_regime_is_not_judged(app_context):
+    wrong = before_any_choice("no-choice", "opt-out")
+    wrong.regime_shown = False
+    assert failing(wrong) == {}
+    found = failing(
+        before_any_choice("no-choice", "opt-in"), before_any_choice("no-choice", "opt-out")
+    )
+    assert {regime for (_, name, _, regime) in found if name == "gu_ad_cap"} == {
+        "opt-in",
+        "opt-out",
+    }
+
+
+def test_a_page_under_another_regime_ends_the_visit_and_says_how_to_fix_it(app_context):
+    walk = StateWalk(None, SITE, insecure=False, settle_ms=0, names_regime=True)
+    walk.visit = visit("no-choice", regime="opt-out")
+    walk.check_regime("/", "opt-out")
+    with pytest.raises(RegimeNotShown) as raised:
+        walk.check_regime("/", "opt-in")
+    assert "shows the opt-in regime, not opt-out" in str(raised.value)
+    assert "FLASK_CONSENT_AUDIT_ALLOWED" in str(raised.value)
+
+
 def result_with_findings() -> AuditResult:
     visits = [
         visit(
@@ -152,11 +250,16 @@ def test_the_outputs_say_the_same_findings(app_context, tmp_path: Path):
     assert result.failed
     document = json.loads(as_json(result))
     assert document["passed"] is False
-    assert {"kind", "what", "name", "state", "editions", "detail"} <= set(document["findings"][0])
+    finding = document["findings"][0]
+    assert {"kind", "what", "name", "state", "regime", "editions", "detail"} <= set(finding)
+    assert finding["regime"] == "opt-in" and document["visits"][0]["regime"] == "opt-in"
+    assert document["regimes"] == ["opt-in"]
     assert document["visits"][0]["storage"][0]["name"] == "trk <seen>"
     table = as_table(result)
-    assert "undeclared  cookie        _ga" in table
-    assert table.rstrip().endswith("(1 edition and state visits).")
+    rows = [line.split()[:5] for line in table.splitlines()]
+    assert ["finding", "what", "name", "regime", "state"] in rows
+    assert ["undeclared", "cookie", "_ga", "opt-in", "only-analytics"] in rows
+    assert table.rstrip().endswith("(1 edition and state visits; regimes opt-in).")
     assert "Audit FAILED: 3 undeclared" in table
 
 

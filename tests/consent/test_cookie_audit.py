@@ -98,9 +98,13 @@ def run_audit(
     return done.returncode, json.loads(output.read_text("utf-8")), done.stderr
 
 
-def findings(document: dict, kind: str, name: str) -> dict[str, dict]:
-    """The findings of this kind and name, by state."""
-    return {f["state"]: f for f in document["findings"] if f["kind"] == kind and f["name"] == name}
+def findings(document: dict, kind: str, name: str, regime: str = "opt-in") -> dict[str, dict]:
+    """The findings of this kind and name under one regime, by state."""
+    return {
+        f["state"]: f
+        for f in document["findings"]
+        if f["kind"] == kind and f["name"] == name and f["regime"] == regime
+    }
 
 
 def planted_registry(folder: Path, tracker: str) -> Path:
@@ -149,22 +153,40 @@ def test_the_audit_names_a_trackers_cookie_storage_key_and_third_origin_and_fail
     assert document["passed"] is False
     collector = planted["collector"].origin
     for kind_name in (("undeclared", "_ga"), ("undeclared", "trk_seen"), ("undeclared", collector)):
+        # the tracker runs wherever analytics is granted, and nowhere else; under opt-out
+        # that is also before any choice (unless GPC refuses it), so every state whose choice
+        # is made on a page finds it there
         states = set(findings(document, *kind_name))
-        # the tracker runs wherever analytics is granted, and nowhere else
         assert states == {"only-analytics", "accept-all", "gpc"}, (kind_name, states)
+        states = set(findings(document, *kind_name, regime="opt-out"))
+        assert states == set(AUDITED_STATES), (kind_name, states)
     cookie = findings(document, "undeclared", "_ga")["only-analytics"]
     assert cookie["what"] == "cookie"
     assert "Analytics" in cookie["suggestion"] and "analytics" in cookie["suggestion"]
     assert findings(document, "undeclared", "trk_seen")["only-analytics"]["what"] == "localStorage"
     assert findings(document, "undeclared", collector)["only-analytics"]["what"] == "origin"
     tracker = planted["tracker"].origin
-    assert not findings(document, "undeclared", tracker), "the tracker's own origin is declared"
-    assert not findings(document, "too-early", tracker), "it loads only once analytics is granted"
+    for regime in ("opt-in", "opt-out"):
+        assert not findings(document, "undeclared", tracker, regime), "its origin is declared"
+        assert not findings(document, "too-early", tracker, regime), (
+            "it loads only where analytics is granted (under opt-out, until refused)"
+        )
 
 
 def test_what_the_json_holds_per_state_is_what_the_browser_held(planted):
-    visits = {visit["state"]: visit for visit in planted["document"]["visits"]}
-    assert set(visits) == set(AUDITED_STATES)
+    document = planted["document"]
+    assert document["regimes"] == ["opt-in", "opt-out"]
+    assert [(v["regime"], v["state"]) for v in document["visits"]] == [
+        (regime, state) for regime in ("opt-in", "opt-out") for state in AUDITED_STATES
+    ]
+    assert all(v["regime_shown"] for v in document["visits"])
+    visits = {v["state"]: v for v in document["visits"] if v["regime"] == "opt-in"}
+    tracker = planted["tracker"].origin
+    by_default = next(
+        v for v in document["visits"] if (v["regime"], v["state"]) == ("opt-out", "no-choice")
+    )
+    assert any(r["origin"] == tracker and r["before_choice"] for r in by_default["requests"])
+    assert not any(r["origin"] == tracker for r in visits["no-choice"]["requests"])
     analytics = visits["only-analytics"]
     assert {c["name"] for c in analytics["cookies"]} >= {"_ga", "gu_session", "gu_reader"}
     ga = next(c for c in analytics["cookies"] if c["name"] == "_ga")
@@ -222,16 +244,21 @@ def demo_audit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
     }
 
 
-def test_the_demo_site_as_shipped_passes_its_audit(demo_audit):
+def test_the_demo_site_as_shipped_passes_its_audit_under_each_regime(demo_audit):
     document = demo_audit["document"]
     assert demo_audit["status"] == 0, [f for f in document["findings"] if f["kind"] != "never-seen"]
     assert document["passed"] is True
     assert {f["kind"] for f in document["findings"]} <= {"never-seen", "longer-than-declared"}
+    assert document["regimes"] == ["opt-in", "opt-out"]
     visits = document["visits"]
-    assert {(v["edition"], v["state"]) for v in visits} == {
-        (edition, state) for edition in ("en", "de", "fr") for state in AUDITED_STATES
-    }
-    by_state = {(v["edition"], v["state"]): v for v in visits}
+    assert sorted((v["edition"], v["regime"], v["state"]) for v in visits) == sorted(
+        (edition, regime, state)
+        for edition in ("en", "de", "fr")
+        for regime in ("opt-in", "opt-out")
+        for state in AUDITED_STATES
+    )
+    assert all(v["regime_shown"] and not v["problems"] for v in visits)
+    by_state = {(v["edition"], v["state"]): v for v in visits if v["regime"] == "opt-in"}
     assert not by_state[("de", "no-choice")]["cookies"], "nothing is stored before a choice"
     assert {c["name"] for c in by_state[("fr", "accept-all")]["cookies"]} >= {
         "gu_session",
@@ -244,16 +271,56 @@ def test_the_demo_site_as_shipped_passes_its_audit(demo_audit):
     assert demo_audit["seconds"] < AUDIT_SECONDS
 
 
+def test_under_the_demos_opt_out_regime_analytics_runs_until_refused_and_is_not_too_early(
+    demo_audit,
+):
+    visits = {(v["edition"], v["regime"], v["state"]): v for v in demo_audit["document"]["visits"]}
+    tallyhouse = "https://cdn.tallyhouse.example"  # its script, declared under analytics
+
+    def called_before_choice(*key: str) -> bool:
+        return any(
+            r["origin"] == tallyhouse and r["before_choice"] for r in visits[key]["requests"]
+        )
+
+    assert called_before_choice("en", "opt-out", "no-choice")
+    assert not called_before_choice("en", "opt-in", "no-choice")
+    assert not called_before_choice("en", "opt-out", "gpc"), "GPC refuses it on the first request"
+
+    def cookies(*key: str) -> set[str]:
+        return {c["name"] for c in visits[key]["cookies"] if c["before_choice"]}
+
+    assert "gu_reader" in cookies("fr", "opt-out", "no-choice")
+    assert "gu_reader" not in cookies("fr", "opt-in", "no-choice")
+    assert not [f for f in demo_audit["document"]["findings"] if f["kind"] == "too-early"]
+
+
 def test_the_audits_choices_are_proof_records_left_out_of_the_figures(demo_audit):
     assert demo_audit["verify"].returncode == 0, demo_audit["verify"].stdout
     stats = demo_audit["stats"]
     assert stats.returncode == 0, stats.stderr
     groups = json.loads(stats.stdout)["groups"]
     assert [(g["group"], g["choices"]) for g in groups] == [("all", 0)], "no revision counted"
-    chosen_states = 7 * 3  # every state but no choice, in each edition
+    chosen_states = 7 * 3  # every state but no choice, in each edition, under each regime
     metrics = demo_audit["metrics"]
-    assert f"globalupdates_audit_choices_total {float(chosen_states)}" in metrics
+    assert f"globalupdates_audit_choices_total {float(2 * chosen_states)}" in metrics
     assert "globalupdates_choices_total{" not in metrics
+    regimes = demo_audit["verify"].stdout
+    assert f"opt-in {chosen_states}" in regimes and f"opt-out {chosen_states}" in regimes, regimes
+    assert 'globalupdates_audit_regime_requests_total{honoured="no"}' not in metrics
+
+
+def test_the_audit_stops_at_once_when_the_site_does_not_honour_its_regime(tmp_path):
+    settings = {**site_settings(None), "FLASK_CONSENT_AUDIT_ALLOWED": "192.0.2.0/24"}
+    with running_gunicorn(f"sqlite:///{tmp_path / 'site.sqlite3'}", tmp_path, settings) as site:
+        done = flask_command(
+            tmp_path, settings, "consent", "audit", site.base_url, "--edition", "en"
+        )
+        verify = flask_command(tmp_path, settings, "consent", "verify")
+    assert done.returncode == 1
+    assert "did not put the audit under the opt-out regime" in done.stderr
+    assert "FLASK_CONSENT_AUDIT_ALLOWED" in done.stderr
+    assert "Nothing was audited" in done.stderr
+    assert "Records checked: 0" in verify.stdout, "no choice was made"
 
 
 def owner_of(pid: int) -> int:

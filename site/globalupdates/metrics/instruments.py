@@ -150,6 +150,14 @@ AUDIT_CHOICES = Switched(
         "Consent records made by flask consent audit, left out of the choice counters",
     )
 )
+AUDIT_REGIME_REQUESTS = Switched(
+    Counter(
+        "globalupdates_audit_regime_requests",
+        "Requests naming the regime flask consent audit visits as (X-Consent-Audit-Regime), "
+        "by whether the site honoured it (only from CONSENT_AUDIT_ALLOWED, a regime it has)",
+        ["honoured"],
+    )
+)
 CHOICE_SERVICE_GRANTS = Switched(
     Counter(
         "globalupdates_choice_service_grants",

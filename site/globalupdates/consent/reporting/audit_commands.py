@@ -14,11 +14,12 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from ..proof.records import utc_text
+from ..web.audit_marks import AUDIT_REGIME_HEADER
 from ..web.engine import engine
 from .audit_browser import BrowserError, audit_browser
 from .audit_findings import findings_of
 from .audit_formats import FORMATS, AuditResult
-from .audit_plan import SiteReader, reader_states, sample_pages
+from .audit_plan import SampledPage, SiteReader, reader_states, sample_pages
 from .audit_walk import SETTLE_MS, StateVisit, walk_edition
 from .command_options import format_option, output_option, write_lines
 from .cookie_database import refresh, shipped_database
@@ -64,6 +65,10 @@ def audit_command(
     Reject All, each optional category alone, Accept All, GPC), one page of each kind, and
     compare every cookie, storage name and request to another origin with the registry.
 
+    When the registry has an opt-out regime, every state is visited once per regime, naming
+    it to the site (X-Consent-Audit-Regime, honoured only from FLASK_CONSENT_AUDIT_ALLOWED);
+    what the opt-out regime runs until refused is not too early there.
+
     Exit status 1 on any undeclared or too-early finding. The audit's choices are marked
     (X-Consent-Audit) so that the site's figures leave them out: audit a staging site when
     you can.
@@ -82,8 +87,15 @@ def audit_command(
     pages = [page for page in pages if not editions or page.edition in editions]
     if not any(page.kind == "preferences" for page in pages):
         raise click.ClickException(f"no preferences page answered at {url}: is the site up?")
+    regimes = tuple(regime.name for regime in registry.regions.regimes)
+    if len(regimes) > 1:
+        check_regimes_honoured(site, pages, regimes)
     log.info(
-        "cookie audit of %s: %d pages in %d states", url, len(pages), len(reader_states(registry))
+        "cookie audit of %s: %d pages in %d states under %s",
+        url,
+        len(pages),
+        len(reader_states(registry)),
+        ", ".join(regimes),
     )
     audited = list(dict.fromkeys(page.edition for page in pages))
     try:
@@ -95,6 +107,7 @@ def audit_command(
                     edition,
                     reader_states(registry),
                     pages,
+                    regimes=regimes,
                     insecure=insecure,
                     settle_ms=settle_ms,
                     progress=lambda line: click.echo(line, err=True),
@@ -117,6 +130,23 @@ def audit_command(
         click.echo(result.summary, err=True)
     if result.failed:
         raise SystemExit(1)
+
+
+def check_regimes_honoured(
+    site: SiteReader, pages: list[SampledPage], regimes: tuple[str, ...]
+) -> None:
+    """Before any browser starts: the site must put the audit under each regime it names, or
+    every page would be judged under the wrong one."""
+    path = next(page.path for page in pages if page.kind == "preferences")
+    for regime in regimes:
+        shown = site.regime_shown(path, regime)
+        if shown != regime:
+            raise click.ClickException(
+                f"the site did not put the audit under the {regime} regime ({path} shows "
+                f"{shown or 'no regime'}): it honours {AUDIT_REGIME_HEADER} only from the "
+                "addresses in FLASK_CONSENT_AUDIT_ALLOWED; add this machine's address as the "
+                "site sees it, or audit from one of them. Nothing was audited."
+            )
 
 
 def walk_in_own_browser(url: str, edition: str, *args: Any, **options: Any) -> list[StateVisit]:

@@ -5,7 +5,13 @@ A storage key is declared like a cookie, by a name (or pattern) in the registry'
 registry has one list of what a reader's browser may keep. An origin is declared by a script's
 ``src`` and ``origins`` or by a service's ``origins`` (an embed provider's among them), under
 their category. The necessary categories are granted in every state; before a choice nothing
-else is, and any request to another origin is too early whatever declares it.
+else is, and any request to another origin is too early whatever declares it. Except in an
+opt-out regime: there, until a choice and unless the browser sends GPC (which refuses them, as
+the site does), the categories that run until refused are granted too, and so are the origins
+declared under them.
+
+Each finding names the regime of the visits that found it (``any`` for one that is not about a
+visit: a declaration never seen).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ LONGER = "longer-than-declared"
 NEVER_SEEN = "never-seen"
 FAILING_KINDS = frozenset({UNDECLARED, TOO_EARLY})
 BEFORE_CHOICE = "before the choice"
+ANY = "any"
 # A cookie's lifetime is read a moment after it was set; this much over its max_age is slack.
 LIFETIME_SLACK_SECONDS = 120
 
@@ -37,10 +44,11 @@ class Finding:
     detail: str
     editions: list[str] = field(default_factory=list)
     suggestion: str | None = None
+    regime: str = ANY
 
     @property
-    def key(self) -> tuple[str, str, str, str]:
-        return (self.kind, self.what, self.name, self.state)
+    def key(self) -> tuple[str, str, str, str, str]:
+        return (self.kind, self.what, self.name, self.state, self.regime)
 
     def as_json(self) -> dict[str, object]:
         found: dict[str, object] = {
@@ -48,6 +56,7 @@ class Finding:
             "what": self.what,
             "name": self.name,
             "state": self.state,
+            "regime": self.regime,
             "editions": self.editions,
             "detail": self.detail,
         }
@@ -98,11 +107,13 @@ class Judge:
         self.registry = registry
         self.declared = Declarations(registry)
         self.database = database
-        self.found: dict[tuple[str, str, str, str], Finding] = {}
+        self.found: dict[tuple[str, str, str, str, str], Finding] = {}
         self.seen_names: set[str] = set()
         self.seen_origins: set[str] = set()
 
-    def add(self, finding: Finding, edition: str) -> None:
+    def add(self, finding: Finding, visit: StateVisit) -> None:
+        finding.regime = visit.regime
+        edition = visit.edition
         known = self.found.setdefault(finding.key, finding)
         if finding.detail not in known.detail:
             known.detail = f"{known.detail}; {finding.detail}"
@@ -111,10 +122,21 @@ class Judge:
 
     def granted(self, visit: StateVisit, before_choice: bool) -> frozenset[str]:
         if before_choice or visit.state.action is None:
-            return self.registry.required_keys
+            return self.registry.required_keys | self.defaults(visit)
         return visit.state.granted(self.registry)
 
+    def defaults(self, visit: StateVisit) -> frozenset[str]:
+        """The categories the visit's regime runs before any choice: in an opt-out regime those
+        that run until refused, unless the browser sends GPC, which refuses every one of them
+        there (``consent.model.choice.resolve``); under opt-in none."""
+        regime = self.registry.regions.regime(visit.regime)
+        if not regime.is_opt_out or visit.state.gpc:
+            return frozenset()
+        return regime.runs_until_refused & self.registry.optional_keys
+
     def judge(self, visit: StateVisit) -> None:
+        if not visit.regime_shown:
+            return
         for cookie in visit.cookies.values():
             self.judge_name(visit, "cookie", cookie.name, cookie.before_choice, cookie.domain)
             self.judge_lifetime(visit, cookie.name, cookie.lifetime)
@@ -132,14 +154,14 @@ class Judge:
             detail = f"{what} of {where}; the registry does not declare it"
             self.add(
                 Finding(UNDECLARED, what, name, state, detail, [], self.suggest(name)),
-                visit.edition,
+                visit,
             )
             return
         self.seen_names.add(declared.cookie.name if declared.cookie else name)
         if declared.category not in self.granted(visit, before_choice):
             when = BEFORE_CHOICE if before_choice else "in a state that does not grant it"
             detail = f"declared under {declared.category}, set {when}"
-            self.add(Finding(TOO_EARLY, what, name, state, detail), visit.edition)
+            self.add(Finding(TOO_EARLY, what, name, state, detail), visit)
 
     def judge_lifetime(self, visit: StateVisit, name: str, lifetime: int | None) -> None:
         declared = self.declared.name(name)
@@ -149,7 +171,7 @@ class Judge:
         if max_age is None or lifetime > max_age + LIFETIME_SLACK_SECONDS:
             allowed = "the browsing session" if max_age is None else f"{max_age} s"
             detail = f"lives {lifetime} s; declared for {allowed}"
-            self.add(Finding(LONGER, "cookie", name, visit.state.key, detail), visit.edition)
+            self.add(Finding(LONGER, "cookie", name, visit.state.key, detail), visit)
 
     def judge_request(
         self, visit: StateVisit, origin: str, before_choice: bool, blocked: bool
@@ -159,19 +181,20 @@ class Judge:
         attempt = "a blocked attempt to reach it" if blocked else "a request to it"
         if declared is None:
             detail = f"{attempt}; no script or provider of the registry declares it"
-            self.add(Finding(UNDECLARED, "origin", origin, state, detail), visit.edition)
+            self.add(Finding(UNDECLARED, "origin", origin, state, detail), visit)
         else:
             self.seen_origins.add(origin.lower())
-        if before_choice:
+        runs_by_default = declared is not None and declared.category in self.defaults(visit)
+        if before_choice and not runs_by_default:
             self.add(
                 Finding(TOO_EARLY, "origin", origin, state, f"{attempt} {BEFORE_CHOICE}"),
-                visit.edition,
+                visit,
             )
-        elif declared is not None and declared.category not in self.granted(visit, False):
+        elif declared is not None and declared.category not in self.granted(visit, before_choice):
             detail = (
                 f"{attempt}, declared under {declared.category}, in a state that does not grant it"
             )
-            self.add(Finding(TOO_EARLY, "origin", origin, state, detail), visit.edition)
+            self.add(Finding(TOO_EARLY, "origin", origin, state, detail), visit)
 
     def suggest(self, name: str) -> str | None:
         entry = self.database.suggest(name)
@@ -186,14 +209,14 @@ class Judge:
         for category, cookie in self.declared.cookies:
             if cookie.name not in self.seen_names:
                 detail = f"declared under {category}; no state set it"
-                self.found[(NEVER_SEEN, "cookie", cookie.name, "any")] = Finding(
-                    NEVER_SEEN, "cookie", cookie.name, "any", detail, shown
+                self.found[(NEVER_SEEN, "cookie", cookie.name, ANY, ANY)] = Finding(
+                    NEVER_SEEN, "cookie", cookie.name, ANY, detail, shown
                 )
         for origin, category in self.declared.origins.items():
             if origin not in self.seen_origins:
                 detail = f"declared under {category}; no page contacted it"
-                self.found[(NEVER_SEEN, "origin", origin, "any")] = Finding(
-                    NEVER_SEEN, "origin", origin, "any", detail, shown
+                self.found[(NEVER_SEEN, "origin", origin, ANY, ANY)] = Finding(
+                    NEVER_SEEN, "origin", origin, ANY, detail, shown
                 )
 
 

@@ -12,7 +12,7 @@ from flask import current_app
 from .audit_findings import FAILING_KINDS, Finding, fails
 from .audit_walk import StateVisit
 
-TABLE_HEADINGS = ("finding", "what", "name", "state", "editions", "detail")
+TABLE_HEADINGS = ("finding", "what", "name", "regime", "state", "editions", "detail")
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,13 @@ class AuditResult:
 
     @property
     def problems(self) -> list[str]:
-        return [f"{v.edition} {v.state.key}: {p}" for v in self.visits for p in v.problems]
+        return [
+            f"{v.edition} {v.regime} {v.state.key}: {p}" for v in self.visits for p in v.problems
+        ]
+
+    @property
+    def regimes(self) -> list[str]:
+        return list(dict.fromkeys(visit.regime for visit in self.visits))
 
     @property
     def failed(self) -> bool:
@@ -42,12 +48,18 @@ class AuditResult:
         if self.problems:
             told += f", {len(self.problems)} pages or choices that failed"
         verdict = "FAILED" if self.failed else "passed"
-        return f"Audit {verdict}: {told} ({len(self.visits)} edition and state visits)."
+        regimes = ", ".join(self.regimes) or "no regime"
+        return (
+            f"Audit {verdict}: {told} ({len(self.visits)} edition and state visits;"
+            f" regimes {regimes})."
+        )
 
 
 def visit_json(visit: StateVisit) -> dict[str, Any]:
     return {
         "edition": visit.edition,
+        "regime": visit.regime,
+        "regime_shown": visit.regime_shown,
         "state": visit.state.key,
         "gpc": visit.state.gpc,
         "pages": [{"kind": page.kind, "path": page.path} for page in visit.pages],
@@ -87,6 +99,7 @@ def as_json(result: AuditResult) -> str:
         "url": result.url,
         "made_at": result.made_at,
         "registry_revision": result.revision,
+        "regimes": result.regimes,
         "passed": not result.failed,
         "visits": [visit_json(visit) for visit in result.visits],
         "findings": [finding.as_json() for finding in result.findings],
@@ -100,6 +113,7 @@ def finding_cells(finding: Finding) -> list[str]:
         finding.kind,
         finding.what,
         finding.name,
+        finding.regime,
         finding.state,
         " ".join(finding.editions),
         detail,

@@ -24,6 +24,7 @@ from werkzeug.routing import MapAdapter
 
 from ..model.record_actions import ACCEPT_ALL, REJECT_ALL, SAVE
 from ..model.registry import Registry
+from ..web.audit_marks import AUDIT_REGIME_HEADER
 
 SITEMAP_NS = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
 LARGEST_PAGE_BYTES = 5 * 1024 * 1024
@@ -84,6 +85,24 @@ class Links(HTMLParser):
             self.hrefs.append(href)
 
 
+class ShownRegime(HTMLParser):
+    """The regime a page says its reader is under (``data-consent-regime`` on its body)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.regime: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "body" and self.regime is None:
+            self.regime = dict(attrs).get("data-consent-regime")
+
+
+def shown_regime(html: str) -> str | None:
+    parser = ShownRegime()
+    parser.feed(html)
+    return parser.regime
+
+
 class SiteReader:
     """Plain GETs to the audited site, with no cookie: they make no choice and set nothing."""
 
@@ -99,9 +118,16 @@ class SiteReader:
             self.read[path] = self.fetch(path)
         return self.read[path]
 
-    def fetch(self, path: str) -> str | None:
+    def regime_shown(self, path: str, regime: str) -> str | None:
+        """The regime the page shows when the audit names ``regime``; None when the page does
+        not answer or shows none."""
+        html = self.fetch(path, {AUDIT_REGIME_HEADER: regime})
+        return shown_regime(html) if html is not None else None
+
+    def fetch(self, path: str, headers: dict[str, str] | None = None) -> str | None:
         url = urljoin(self.base_url + "/", path.lstrip("/"))
-        request = urllib.request.Request(url, headers={"Accept": "text/html,application/xml"})
+        sent = {"Accept": "text/html,application/xml", **(headers or {})}
+        request = urllib.request.Request(url, headers=sent)
         try:
             with urllib.request.urlopen(request, timeout=FETCH_SECONDS, context=self.context) as r:
                 return r.read(LARGEST_PAGE_BYTES).decode("utf-8", "replace")

@@ -21,6 +21,7 @@ from ..model.google_consent_mode import configured_tag_id
 from ..model.regions import Regime
 from ..model.registry import Registry
 from ..model.registry_file import RegistryError, load_registry
+from .audit_marks import audit_regime
 from .edge import PlaceHeaders, place_headers, reader_regime
 from .preferences_form import PreferencesForm, preferences_form_class
 
@@ -102,7 +103,9 @@ def shown_registry() -> Registry:
 
 
 def current_consent() -> ConsentState:
-    """The reader's state, with a GPC signal applied; it never writes anything itself."""
+    """The reader's state, with a GPC signal applied, under the regime of where they are (or
+    the one the cookie audit visits as, from an allowed address); it never writes anything
+    itself."""
     if "consent" not in g:
         built = engine()
         g.consent = resolve(
@@ -111,7 +114,7 @@ def current_consent() -> ConsentState:
             now=datetime.now(UTC),
             lifetime=built.lifetime,
             gpc=gpc_signal(request.headers.get("Sec-GPC")),
-            regime=request_regime(built, request.environ),
+            regime=audit_regime() or request_regime(built, request.environ),
         )
     return g.consent
 

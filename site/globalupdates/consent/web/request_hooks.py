@@ -25,6 +25,7 @@ from ..model.google_consent_mode import consent_mode, consent_mode_script, polic
 from ..model.registry import Registry, Script
 from ..model.variant_cookie import keep_variant_cookie_right
 from . import csp
+from .audit_marks import audit_regime
 from .cookie_firewall import strip_forbidden_cookies
 from .embed_providers import allowed_once_providers, frame_origins
 from .engine import build_engine, current_consent, engine, shown_registry
@@ -152,12 +153,24 @@ def apply_consent_to_response(response: Response) -> Response:
         set_cache_policy(response)
     else:
         response.headers.setdefault("Content-Security-Policy", csp.NON_HTML_POLICY)
+        if audit_regime() is not None:
+            keep_from_every_cache(response)
     return response
+
+
+def keep_from_every_cache(response: Response) -> None:
+    """A response made under the regime the cookie audit named: no cache keys on that
+    header, so none may store it (``X-Accel-Expires`` says so to nginx, which keeps it to
+    itself; ``no-store`` to the browser and any other cache)."""
+    response.headers[sharedcache.PROXY_EXPIRES_HEADER] = "0"
+    response.headers["Cache-Control"] = "private, no-store"
+    del response.headers[sharedcache.CDN_CONTROL_HEADER]
 
 
 def set_cache_policy(response: Response) -> None:
     """``public`` only for a shared page to a reader with no session that gets no cookie,
-    and never when a proxy keyed it on another regime than the reader's.
+    and never when a proxy keyed it on another regime than the reader's, nor under the regime
+    the cookie audit named (``no-store``).
 
     The session cookie is written after this step, so a modified session counts as a cookie
     being set. A page to a reader with a session is ``private`` and revalidated by its ETag;
@@ -169,6 +182,9 @@ def set_cache_policy(response: Response) -> None:
     place_headers = engine().place_headers.names
     if place_headers and not varies_on(response.headers.get("Vary"), place_headers):
         response.vary.update(place_headers)
+    if audit_regime() is not None:
+        keep_from_every_cache(response)
+        return
     if forbids_storing(response.headers.get("Cache-Control")):
         return
     app = current_app._get_current_object()  # type: ignore[attr-defined]
