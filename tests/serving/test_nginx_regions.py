@@ -38,6 +38,7 @@ from tests.support.proxied_site import (
     Answer,
     Site,
     fresh,
+    once_stored,
     static_root_for_nginx,
 )
 
@@ -164,10 +165,12 @@ def test_a_forged_place_header_from_a_client_is_ignored(site, address, forged, o
     """Whatever place or regime a client claims, nginx's lookup decides, in the page and in
     the cache alike."""
     url = fresh(ARTICLE, f"forged-{address}")
-    answers = [site.reader_at(address).get(url, **header_args(forged)) for _ in range(2)]
-    for answer in answers:
+    reader = site.reader_at(address)
+    first = reader.get(url, **header_args(forged))
+    again = once_stored(lambda: reader.get(url, **header_args(forged)))
+    for answer in (first, again):
         assert (is_opt_out_page if opt_out else is_opt_in_first_visit)(answer), answer.text()
-    assert [answer.cache_status for answer in answers] == ["MISS", "HIT"]
+    assert [first.cache_status, again.cache_status] == ["MISS", "HIT"]
 
 
 def header_args(headers: dict[str, str]) -> dict[str, str]:
@@ -180,12 +183,12 @@ def test_no_regimes_cached_first_visit_is_ever_served_to_another(site):
     californian, german = site.reader_at(CALIFORNIA), site.reader_at(GERMANY)
     first = californian.get(url)
     assert first.cache_status == "MISS" and is_opt_out_page(first)
-    assert californian.get(url).cache_status == "HIT"
+    assert once_stored(lambda: californian.get(url)).cache_status == "HIT"
     assert site.reader_at(TEXAS).get(url).cache_status == "HIT", "one entry per regime"
     for reader in (german, site.reader_at(TOR), site.reader_at(UNKNOWN_ADDRESS)):
         answer = reader.get(url)
         assert is_opt_in_first_visit(answer), answer.text()[:500]
-    assert german.get(url).cache_status == "HIT"
+    assert once_stored(lambda: german.get(url)).cache_status == "HIT"
     again = californian.get(url)
     assert again.cache_status == "HIT" and is_opt_out_page(again)
     vary = {part.strip().lower() for part in (first.header("Vary") or "").split(",")}
@@ -207,7 +210,7 @@ def test_no_regimes_cached_returning_readers_page_is_ever_served_to_another(site
     cookie = returning_cookies(californian.choose("reject_all", **SAME_ORIGIN))
     first = californian.get(url, Cookie=cookie)
     assert first.cache_status == "MISS" and select(first.text(), "footer a.do-not-sell")
-    assert californian.get(url, Cookie=cookie).cache_status == "HIT"
+    assert once_stored(lambda: californian.get(url, Cookie=cookie)).cache_status == "HIT"
     other = returning_cookies(german.choose("reject_all", **SAME_ORIGIN))
     assert other.split("gu_variant=")[1] == cookie.split("gu_variant=")[1]
     for _ in range(2):
@@ -215,7 +218,7 @@ def test_no_regimes_cached_returning_readers_page_is_ever_served_to_another(site
         assert answer.status == 200
         assert not select(answer.text(), "a.do-not-sell"), "a Californian's page reached Germany"
         assert not select(answer.text(), "#consent-banner")
-    assert german.get(url, Cookie=other).cache_status == "HIT"
+    assert once_stored(lambda: german.get(url, Cookie=other)).cache_status == "HIT"
 
 
 @pytest.mark.slow

@@ -33,6 +33,7 @@ from tests.support.proxied_site import (
     Site,
     cookie_header,
     fresh,
+    once_stored,
     static_root_for_nginx,
 )
 from tests.support.servers import free_port
@@ -96,19 +97,9 @@ def visit(site: Site, path: str, cookies: dict[str, str] | None = None, **header
     return answer
 
 
-def visit_once_stored(
-    site: Site, path: str, cookies: dict[str, str] | None = None, tries: int = 20
-) -> Answer:
-    """A visit meant to find the entry the visit before it filled. nginx stores an answer by
-    renaming its temporary file once the upstream is done, which may come after the client
-    already holds the last byte: under load the next request can arrive first and miss. So
-    ask again, a bounded number of times, until nginx answers from its cache."""
-    for _ in range(tries):
-        answer = visit(site, path, cookies)
-        if answer.cache_status == "HIT":
-            break
-        time.sleep(0.05)
-    return answer
+def visit_once_stored(site: Site, path: str, cookies: dict[str, str] | None = None) -> Answer:
+    """A visit meant to find the entry the visit before it filled (see ``once_stored``)."""
+    return once_stored(lambda: visit(site, path, cookies))
 
 
 def scripts(answer: Answer) -> set[str]:

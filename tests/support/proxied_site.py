@@ -8,7 +8,8 @@ import http.client
 import json
 import shutil
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from email.message import Message
@@ -64,6 +65,20 @@ class Answer:
 
     def text(self) -> str:
         return self.body.decode(errors="replace")
+
+
+def once_stored(ask: Callable[[], Answer], tries: int = 20, pause: float = 0.05) -> Answer:
+    """Ask for a page the request before filled nginx's cache with. nginx stores an answer by
+    renaming its temporary file once the upstream is done, which may come after the client
+    already holds the last byte: under load the next request can arrive first and miss. So
+    ask again, a bounded number of times, until nginx answers from its cache; the last answer
+    is returned either way, for the test to judge."""
+    for _ in range(tries):
+        answer = ask()
+        if answer.cache_status == "HIT":
+            return answer
+        time.sleep(pause)
+    return answer
 
 
 @dataclass
