@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -342,6 +343,12 @@ def metrics_table(summary: dict[str, Any]) -> str:
     """--compare-metrics: each scenario's best run with the metrics on against its best run
     with them off, each run's pair, and the target."""
     runs = summary["metrics"]["runs"]
+    measured_cpu = any(
+        site_cpu(run["scenarios"][key][side]) is not None
+        for run in runs
+        for key in run["scenarios"]
+        for side in ("on", "off")
+    )
     rows = []
     for scenario in SCENARIOS:
         pairs = [run["scenarios"][scenario.key] for run in runs if scenario.key in run["scenarios"]]
@@ -356,27 +363,32 @@ def metrics_table(summary: dict[str, Any]) -> str:
         errors = any(pair[side]["errors"] for pair in pairs for side in ("on", "off"))
         best_ratio = ratio(on, off)
         met = best_ratio is not None and best_ratio >= METRICS_MIN_RATIO and not errors
-        rows.append(
-            [
-                scenario.title,
-                number(on),
-                number(off),
-                fine_ratio(best_ratio),
-                each,
-                f"≥ {METRICS_MIN_RATIO:g}",
-                met_text(met),
-            ]
-        )
-    header = [
-        "scenario",
-        "metrics on req/s",
-        "metrics off req/s",
-        "on / off",
-        "each run's on / off",
-        "target",
-        "",
-    ]
-    return table(header, rows)
+        row = [scenario.title, number(on), number(off), fine_ratio(best_ratio), each]
+        if measured_cpu:
+            row.append(cpu_cost_text(pairs))
+        rows.append([*row, f"≥ {METRICS_MIN_RATIO:g}", met_text(met)])
+    header = ["scenario", "metrics on req/s", "metrics off req/s", "on / off"]
+    header.append("each run's on / off")
+    if measured_cpu:
+        header.append("site CPU per answer, on / off (median)")
+    return table([*header, "target", ""], rows)
+
+
+def site_cpu(result: dict[str, Any]) -> float | None:
+    value = result.get("extra", {}).get("site_cpu_us_per_answer")
+    return None if value is None else float(value)
+
+
+def cpu_cost_text(pairs: list[dict[str, Any]]) -> str:
+    """The median CPU time per answer of each side over the runs, and what the metrics add."""
+    sides = {
+        side: sorted(v for pair in pairs if (v := site_cpu(pair[side])) is not None)
+        for side in ("on", "off")
+    }
+    if not sides["on"] or not sides["off"]:
+        return "n/a"
+    on, off = statistics.median(sides["on"]), statistics.median(sides["off"])
+    return f"{on:,.0f} / {off:,.0f} µs ({(on / off - 1) * 100:+.1f} %)"
 
 
 def soak_table(summary: dict[str, Any]) -> str:

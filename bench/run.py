@@ -317,6 +317,34 @@ def gunicorn_memory(server: Server) -> dict[str, Any]:
     return {"master": master, "workers": workers, "total_pss": round(total, 1)}
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """The user and system CPU time a process has used so far (``/proc/PID/stat``)."""
+    after_name = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    user, system = int(after_name[11]), int(after_name[12])
+    return (user + system) / os.sysconf("SC_CLK_TCK")
+
+
+def site_cpu_seconds(server: Server) -> dict[int, float]:
+    """The CPU time of the gunicorn master and each worker, by process id."""
+    pids = [server.master_pid, *sorted(server.worker_pids())]
+    return {pid: process_cpu_seconds(pid) for pid in pids}
+
+
+def cpu_us_per_answer(
+    before: dict[int, float], after: dict[int, float], answered: int
+) -> float | None:
+    """The site's CPU time per answer over one wrk run; None when a process came or went
+    (its time would be lost or counted from nothing) or nothing was answered.
+
+    Unlike requests per second, this hardly moves with what else the machine (or the host
+    under it) does while the bench runs, so it shows a cost of a few per cent that the
+    throughput of a shared 2-core machine hides."""
+    if set(before) != set(after) or not answered:
+        return None
+    spent = sum(after[pid] - before[pid] for pid in after)
+    return round(spent / answered * 1_000_000, 1)
+
+
 # Servers.
 
 
@@ -792,7 +820,11 @@ def compare_metrics(args: argparse.Namespace, workdir: Path, results: Path) -> N
             with gunicorn("wsgi:app", workdir / "site", env) as site_server:
                 bench = bench_on(site_server, bench, args, workdir, results, summary)
                 for key, once in METRICS_SCENARIOS.items():
+                    before = site_cpu_seconds(site_server)
                     result = bench.measure(site_server.port, key, state, run, once=once)
+                    used = cpu_us_per_answer(before, site_cpu_seconds(site_server), result.answered)
+                    result.extra["site_cpu_us_per_answer"] = used
+                    print(f"  {key:24} {state:5} site CPU {used} µs per answer", flush=True)
                     found[key][state] = result.as_json()
                 memory[state] = gunicorn_memory(site_server)
         summary["metrics"]["runs"].append(

@@ -958,3 +958,29 @@ def test_a_bench_table_typed_by_hand_or_without_its_results_is_caught(tmp_path):
     assert bench_table_problems(gone, tmp_path) == [
         "bench/results/20261207T000000Z-sqlite: no summary.json"
     ]
+
+
+def a_metrics_summary(cpu_us: dict[str, list[float | None]]) -> dict:
+    """A --compare-metrics summary of the beacon, one run per entry of each side's CPU times."""
+    base = a_bench_summary()["runs"][0]["scenarios"]["beacon"]["site"]
+    runs = []
+    for run, (on, off) in enumerate(zip(cpu_us["on"], cpu_us["off"], strict=True), start=1):
+        sides = {
+            side: {**base, "extra": {"site_cpu_us_per_answer": value}}
+            for side, value in (("on", on), ("off", off))
+        }
+        runs.append({"run": run, "scenarios": {"beacon": sides}})
+    return {"metrics": {"runs": runs}}
+
+
+def test_the_metrics_table_gives_the_median_cpu_per_answer_of_each_side():
+    summary = a_metrics_summary({"on": [520.0, 505.0, 900.0], "off": [500.0, 480.0, None]})
+    table = report.metrics_table(summary)
+    assert "site CPU per answer, on / off (median)" in table
+    assert "| 520 / 490 µs (+6.1 %) |" in table
+
+
+def test_the_metrics_table_of_a_bench_without_cpu_times_has_no_such_column():
+    table = report.metrics_table(a_metrics_summary({"on": [None], "off": [None]}))
+    assert "site CPU" not in table
+    assert "| page-view beacon | 1,000 | 1,000 | 1.000 | 1.000 |" in table
